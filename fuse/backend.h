@@ -1,0 +1,134 @@
+/*
+ * backend.h - the interface every kind of target implements.
+ *
+ * The FUSE layer speaks only to this table. A backend sees full paths from
+ * the mount root ("/" is the root, "/a/b" a file below it) and the identity
+ * of the caller; it never sees FUSE types. Every call returns 0 (or a
+ * non-negative count where documented) or -errno: no errno crosses this line.
+ *
+ * File handles are opaque 64-bit values chosen by the backend; the FUSE
+ * layer keeps them together with the target they belong to, so a handle is
+ * only ever given back to the target that made it.
+ */
+#ifndef EFSMT_BACKEND_H
+#define EFSMT_BACKEND_H
+
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+struct target;
+
+/* Who asked: backends that check permissions themselves (NFS AUTH_SYS) or
+ * create files (ownership) need it. */
+struct be_caller {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	mode_t umask;
+	int ngroups; /* -1: not known */
+	const gid_t *groups;
+};
+
+/* Which fields of be_setattr are set. */
+enum {
+	BE_SET_MODE = 1 << 0,
+	BE_SET_UID = 1 << 1,
+	BE_SET_GID = 1 << 2,
+	BE_SET_SIZE = 1 << 3,
+	BE_SET_ATIME = 1 << 4,
+	BE_SET_MTIME = 1 << 5,
+	BE_SET_ATIME_NOW = 1 << 6,
+	BE_SET_MTIME_NOW = 1 << 7,
+};
+
+struct be_setattr {
+	unsigned valid; /* BE_SET_* */
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+	off_t size;
+	struct timespec atime;
+	struct timespec mtime;
+};
+
+/* One directory entry; attr is filled when the caller asked for it (plus). */
+struct be_dirent {
+	const char *name;
+	ino_t ino;
+	mode_t type; /* S_IFMT bits, 0 if unknown */
+	off_t next;  /* cookie that resumes after this entry */
+	struct stat attr;
+};
+
+/* Return 1 to stop (the buffer is full), 0 to go on. */
+typedef int (*be_fill_fn)(void *ctx, const struct be_dirent *ent);
+
+struct backend_ops {
+	const char *scheme; /* "dir" */
+
+	/* Open the target (root directory, connections); 0 or -errno with a
+	 * one-line reason in err. */
+	int (*attach)(struct target *t, char *err, size_t errlen);
+	void (*detach)(struct target *t);
+
+	int (*getattr)(struct target *t, const char *path, struct stat *st);
+	int (*setattr)(struct target *t, const struct be_caller *c, const char *path,
+		       uint64_t fh, int has_fh, const struct be_setattr *sa, struct stat *st);
+	int (*readlink)(struct target *t, const char *path, char *buf, size_t size);
+	int (*mknod)(struct target *t, const struct be_caller *c, const char *path, mode_t mode,
+		     dev_t rdev, struct stat *st);
+	int (*mkdir)(struct target *t, const struct be_caller *c, const char *path, mode_t mode,
+		     struct stat *st);
+	int (*symlink)(struct target *t, const struct be_caller *c, const char *linkto,
+		       const char *path, struct stat *st);
+	int (*link)(struct target *t, const struct be_caller *c, const char *oldpath,
+		    const char *newpath, struct stat *st);
+	int (*unlink)(struct target *t, const char *path);
+	int (*rmdir)(struct target *t, const char *path);
+	/* flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE */
+	int (*rename)(struct target *t, const char *from, const char *to, unsigned flags);
+	int (*statfs)(struct target *t, const char *path, struct statvfs *sv);
+
+	/* Files. create returns the new file's attributes in st. */
+	int (*create)(struct target *t, const struct be_caller *c, const char *path, int flags,
+		      mode_t mode, uint64_t *fh, struct stat *st);
+	int (*open)(struct target *t, const char *path, int flags, uint64_t *fh);
+	/* read/write return the byte count. */
+	ssize_t (*read)(struct target *t, uint64_t fh, char *buf, size_t size, off_t off);
+	ssize_t (*write)(struct target *t, uint64_t fh, const char *buf, size_t size, off_t off);
+	/* A file descriptor for zero-copy (splice) I/O on fh, or -1. */
+	int (*handle_fd)(struct target *t, uint64_t fh);
+	int (*fgetattr)(struct target *t, uint64_t fh, struct stat *st);
+	int (*fsync)(struct target *t, uint64_t fh, int datasync);
+	int (*release)(struct target *t, uint64_t fh);
+	int (*fallocate)(struct target *t, uint64_t fh, int mode, off_t off, off_t len);
+	/* returns the new offset */
+	off_t (*lseek)(struct target *t, uint64_t fh, off_t off, int whence);
+	ssize_t (*copy_range)(struct target *t, uint64_t fh_in, off_t off_in, uint64_t fh_out,
+			      off_t off_out, size_t len, int flags);
+
+	/* Directories. */
+	int (*opendir)(struct target *t, const char *path, uint64_t *dh);
+	int (*readdir)(struct target *t, uint64_t dh, off_t off, int plus, be_fill_fn fill,
+		       void *ctx);
+	int (*fsyncdir)(struct target *t, uint64_t dh, int datasync);
+	int (*releasedir)(struct target *t, uint64_t dh);
+
+	/* Extended attributes; get/list return the size (or the size needed
+	 * when size is 0). */
+	ssize_t (*getxattr)(struct target *t, const char *path, const char *name, char *buf,
+			    size_t size);
+	int (*setxattr)(struct target *t, const char *path, const char *name, const char *value,
+			size_t size, int flags);
+	ssize_t (*listxattr)(struct target *t, const char *path, char *buf, size_t size);
+	int (*removexattr)(struct target *t, const char *path, const char *name);
+};
+
+/* Registered backends, found by URI scheme. */
+extern const struct backend_ops backend_dir_ops;
+
+const struct backend_ops *backend_for_scheme(const char *scheme);
+
+#endif

@@ -1,0 +1,456 @@
+/*
+ * backend_dir.c - a target that is a directory already mounted on this host
+ * (a bind mount, a kernel NFS mount, any local file system).
+ *
+ * Every call resolves the path relative to an O_PATH descriptor of the
+ * target's root. The daemon runs as root with default_permissions, so the
+ * kernel has checked access already; files we create are then given to the
+ * caller with one chown, as a kernel client would have created them.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "target.h"
+
+struct dir_target {
+	int rootfd;
+	char *root; /* absolute, for the calls that only take full paths */
+};
+
+struct dir_handle {
+	DIR *dp;
+	off_t off;
+	struct dirent *pending; /* read but not yet taken by the caller */
+};
+
+#define D(t) ((struct dir_target *)(t)->priv)
+#define NEG(x) ((x) < 0 ? -errno : 0)
+
+/* "/" -> ".", "/a/b" -> "a/b" */
+static const char *rel(const char *path)
+{
+	return path[1] ? path + 1 : ".";
+}
+
+static int full_path(struct target *t, const char *path, char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "%s%s", D(t)->root, path[1] ? path : "");
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+static int dir_attach(struct target *t, char *err, size_t errlen)
+{
+	struct dir_target *d = calloc(1, sizeof(*d));
+	struct stat st;
+	size_t len = strlen(t->path) + strlen(t->subdir) + 1;
+
+	if (!d)
+		return -ENOMEM;
+	d->root = malloc(len);
+	if (!d->root) {
+		free(d);
+		return -ENOMEM;
+	}
+	snprintf(d->root, len, "%s%s", strcmp(t->path, "/") == 0 ? "" : t->path, t->subdir);
+	if (!d->root[0])
+		strcpy(d->root, "/");
+	d->rootfd = open(d->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (d->rootfd < 0) {
+		int e = errno;
+		if (e == ENOTDIR)
+			snprintf(err, errlen, "%s is not a directory (a target must be one)",
+				 d->root);
+		else
+			snprintf(err, errlen, "%s: %s (create it, or fix target=)", d->root,
+				 strerror(e));
+		free(d->root);
+		free(d);
+		return -e;
+	}
+	if (fstat(d->rootfd, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s is not a directory", d->root);
+		close(d->rootfd);
+		free(d->root);
+		free(d);
+		return -ENOTDIR;
+	}
+	t->priv = d;
+	return 0;
+}
+
+static void dir_detach(struct target *t)
+{
+	struct dir_target *d = D(t);
+
+	if (!d)
+		return;
+	close(d->rootfd);
+	free(d->root);
+	free(d);
+	t->priv = NULL;
+}
+
+static int dir_getattr(struct target *t, const char *path, struct stat *st)
+{
+	return NEG(fstatat(D(t)->rootfd, rel(path), st, AT_SYMLINK_NOFOLLOW));
+}
+
+/* Give a new node to the caller; root's own files need nothing. */
+static int give_to_caller(struct target *t, const struct be_caller *c, const char *path)
+{
+	if (!c || geteuid() != 0 || (c->uid == 0 && c->gid == 0))
+		return 0;
+	return NEG(fchownat(D(t)->rootfd, rel(path), c->uid, c->gid, AT_SYMLINK_NOFOLLOW));
+}
+
+/* After creating: chown, then report the attributes; undo on failure. */
+static int finish_create(struct target *t, const struct be_caller *c, const char *path,
+			 struct stat *st, int is_dir)
+{
+	int rc = give_to_caller(t, c, path);
+
+	if (rc == 0)
+		rc = dir_getattr(t, path, st);
+	if (rc < 0)
+		unlinkat(D(t)->rootfd, rel(path), is_dir ? AT_REMOVEDIR : 0);
+	return rc;
+}
+
+static int dir_setattr(struct target *t, const struct be_caller *c, const char *path,
+		       uint64_t fh, int has_fh, const struct be_setattr *sa, struct stat *st)
+{
+	int fd = has_fh ? (int)fh : -1;
+	int dfd = D(t)->rootfd;
+	const char *r = rel(path);
+	int rc = 0;
+
+	if (sa->valid & BE_SET_MODE)
+		rc = NEG(fd >= 0 ? fchmod(fd, sa->mode) : fchmodat(dfd, r, sa->mode, 0));
+	if (rc == 0 && (sa->valid & (BE_SET_UID | BE_SET_GID))) {
+		uid_t u = (sa->valid & BE_SET_UID) ? sa->uid : (uid_t)-1;
+		gid_t g = (sa->valid & BE_SET_GID) ? sa->gid : (gid_t)-1;
+		rc = NEG(fd >= 0 ? fchown(fd, u, g) : fchownat(dfd, r, u, g, AT_SYMLINK_NOFOLLOW));
+	}
+	if (rc == 0 && (sa->valid & BE_SET_SIZE)) {
+		if (fd >= 0) {
+			rc = NEG(ftruncate(fd, sa->size));
+		} else {
+			char full[PATH_MAX];
+			rc = full_path(t, path, full, sizeof(full));
+			if (rc == 0)
+				rc = NEG(truncate(full, sa->size));
+		}
+	}
+	if (rc == 0 && (sa->valid & (BE_SET_ATIME | BE_SET_MTIME | BE_SET_ATIME_NOW |
+				     BE_SET_MTIME_NOW))) {
+		struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
+		if (sa->valid & BE_SET_ATIME_NOW)
+			ts[0].tv_nsec = UTIME_NOW;
+		else if (sa->valid & BE_SET_ATIME)
+			ts[0] = sa->atime;
+		if (sa->valid & BE_SET_MTIME_NOW)
+			ts[1].tv_nsec = UTIME_NOW;
+		else if (sa->valid & BE_SET_MTIME)
+			ts[1] = sa->mtime;
+		rc = NEG(fd >= 0 ? futimens(fd, ts) : utimensat(dfd, r, ts, AT_SYMLINK_NOFOLLOW));
+	}
+	if (rc == 0)
+		rc = fd >= 0 ? NEG(fstat(fd, st)) : dir_getattr(t, path, st);
+	return rc;
+}
+
+static int dir_readlink(struct target *t, const char *path, char *buf, size_t size)
+{
+	ssize_t n = readlinkat(D(t)->rootfd, rel(path), buf, size - 1);
+
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
+static int dir_mknod(struct target *t, const struct be_caller *c, const char *path, mode_t mode,
+		     dev_t rdev, struct stat *st)
+{
+	int rc = NEG(mknodat(D(t)->rootfd, rel(path), mode, rdev));
+	return rc ? rc : finish_create(t, c, path, st, 0);
+}
+
+static int dir_mkdir(struct target *t, const struct be_caller *c, const char *path, mode_t mode,
+		     struct stat *st)
+{
+	int rc = NEG(mkdirat(D(t)->rootfd, rel(path), mode));
+	return rc ? rc : finish_create(t, c, path, st, 1);
+}
+
+static int dir_symlink(struct target *t, const struct be_caller *c, const char *linkto,
+		       const char *path, struct stat *st)
+{
+	int rc = NEG(symlinkat(linkto, D(t)->rootfd, rel(path)));
+	return rc ? rc : finish_create(t, c, path, st, 0);
+}
+
+static int dir_link(struct target *t, const struct be_caller *c, const char *oldpath,
+		    const char *newpath, struct stat *st)
+{
+	int rc = NEG(linkat(D(t)->rootfd, rel(oldpath), D(t)->rootfd, rel(newpath), 0));
+	return rc ? rc : dir_getattr(t, newpath, st);
+}
+
+static int dir_unlink(struct target *t, const char *path)
+{
+	return NEG(unlinkat(D(t)->rootfd, rel(path), 0));
+}
+
+static int dir_rmdir(struct target *t, const char *path)
+{
+	return NEG(unlinkat(D(t)->rootfd, rel(path), AT_REMOVEDIR));
+}
+
+static int dir_rename(struct target *t, const char *from, const char *to, unsigned flags)
+{
+	return NEG(renameat2(D(t)->rootfd, rel(from), D(t)->rootfd, rel(to), flags));
+}
+
+static int dir_statfs(struct target *t, const char *path, struct statvfs *sv)
+{
+	return NEG(fstatvfs(D(t)->rootfd, sv));
+}
+
+static int dir_create(struct target *t, const struct be_caller *c, const char *path, int flags,
+		      mode_t mode, uint64_t *fh, struct stat *st)
+{
+	int fd = openat(D(t)->rootfd, rel(path), flags | O_CREAT | O_CLOEXEC, mode);
+	int rc;
+
+	if (fd < 0)
+		return -errno;
+	rc = give_to_caller(t, c, path);
+	if (rc == 0)
+		rc = NEG(fstat(fd, st));
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	*fh = (uint64_t)fd;
+	return 0;
+}
+
+static int dir_open(struct target *t, const char *path, int flags, uint64_t *fh)
+{
+	int fd = openat(D(t)->rootfd, rel(path), (flags & ~O_CREAT) | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	*fh = (uint64_t)fd;
+	return 0;
+}
+
+static ssize_t dir_read(struct target *t, uint64_t fh, char *buf, size_t size, off_t off)
+{
+	ssize_t n = pread((int)fh, buf, size, off);
+	return n < 0 ? -errno : n;
+}
+
+static ssize_t dir_write(struct target *t, uint64_t fh, const char *buf, size_t size, off_t off)
+{
+	ssize_t n = pwrite((int)fh, buf, size, off);
+	return n < 0 ? -errno : n;
+}
+
+static int dir_handle_fd(struct target *t, uint64_t fh)
+{
+	return (int)fh;
+}
+
+static int dir_fgetattr(struct target *t, uint64_t fh, struct stat *st)
+{
+	return NEG(fstat((int)fh, st));
+}
+
+static int dir_fsync(struct target *t, uint64_t fh, int datasync)
+{
+	return NEG(datasync ? fdatasync((int)fh) : fsync((int)fh));
+}
+
+static int dir_release(struct target *t, uint64_t fh)
+{
+	return NEG(close((int)fh));
+}
+
+static int dir_fallocate(struct target *t, uint64_t fh, int mode, off_t off, off_t len)
+{
+	return NEG(fallocate((int)fh, mode, off, len));
+}
+
+static off_t dir_lseek(struct target *t, uint64_t fh, off_t off, int whence)
+{
+	off_t r = lseek((int)fh, off, whence);
+	return r < 0 ? -errno : r;
+}
+
+static ssize_t dir_copy_range(struct target *t, uint64_t fh_in, off_t off_in, uint64_t fh_out,
+			      off_t off_out, size_t len, int flags)
+{
+	ssize_t n = copy_file_range((int)fh_in, &off_in, (int)fh_out, &off_out, len,
+				    (unsigned)flags);
+	return n < 0 ? -errno : n;
+}
+
+static int dir_opendir(struct target *t, const char *path, uint64_t *dh)
+{
+	struct dir_handle *h = calloc(1, sizeof(*h));
+	int fd;
+
+	if (!h)
+		return -ENOMEM;
+	fd = openat(D(t)->rootfd, rel(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || !(h->dp = fdopendir(fd))) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		free(h);
+		return -e;
+	}
+	*dh = (uint64_t)(uintptr_t)h;
+	return 0;
+}
+
+static int dir_readdir(struct target *t, uint64_t dh, off_t off, int plus, be_fill_fn fill,
+		       void *ctx)
+{
+	struct dir_handle *h = (struct dir_handle *)(uintptr_t)dh;
+
+	if (off != h->off) {
+		seekdir(h->dp, off);
+		h->pending = NULL;
+		h->off = off;
+	}
+	for (;;) {
+		struct be_dirent ent;
+		if (!h->pending) {
+			errno = 0;
+			h->pending = readdir(h->dp);
+			if (!h->pending)
+				return errno ? -errno : 0;
+		}
+		memset(&ent, 0, sizeof(ent));
+		ent.name = h->pending->d_name;
+		ent.ino = h->pending->d_ino;
+		ent.type = (mode_t)DTTOIF(h->pending->d_type);
+		ent.next = h->pending->d_off;
+		if (plus && fstatat(dirfd(h->dp), ent.name, &ent.attr, AT_SYMLINK_NOFOLLOW) < 0) {
+			/* Gone since readdir: list it without attributes. */
+			ent.attr.st_ino = ent.ino;
+			ent.attr.st_mode = ent.type;
+		}
+		if (fill(ctx, &ent))
+			return 0; /* full: keep the entry for the next call */
+		h->off = ent.next;
+		h->pending = NULL;
+	}
+}
+
+static int dir_fsyncdir(struct target *t, uint64_t dh, int datasync)
+{
+	struct dir_handle *h = (struct dir_handle *)(uintptr_t)dh;
+	int fd = dirfd(h->dp);
+	return NEG(datasync ? fdatasync(fd) : fsync(fd));
+}
+
+static int dir_releasedir(struct target *t, uint64_t dh)
+{
+	struct dir_handle *h = (struct dir_handle *)(uintptr_t)dh;
+
+	closedir(h->dp);
+	free(h);
+	return 0;
+}
+
+static ssize_t dir_getxattr(struct target *t, const char *path, const char *name, char *buf,
+			    size_t size)
+{
+	char full[PATH_MAX];
+	int rc = full_path(t, path, full, sizeof(full));
+	ssize_t n;
+
+	if (rc < 0)
+		return rc;
+	n = lgetxattr(full, name, buf, size);
+	return n < 0 ? -errno : n;
+}
+
+static int dir_setxattr(struct target *t, const char *path, const char *name, const char *value,
+			size_t size, int flags)
+{
+	char full[PATH_MAX];
+	int rc = full_path(t, path, full, sizeof(full));
+
+	return rc < 0 ? rc : NEG(lsetxattr(full, name, value, size, flags));
+}
+
+static ssize_t dir_listxattr(struct target *t, const char *path, char *buf, size_t size)
+{
+	char full[PATH_MAX];
+	int rc = full_path(t, path, full, sizeof(full));
+	ssize_t n;
+
+	if (rc < 0)
+		return rc;
+	n = llistxattr(full, buf, size);
+	return n < 0 ? -errno : n;
+}
+
+static int dir_removexattr(struct target *t, const char *path, const char *name)
+{
+	char full[PATH_MAX];
+	int rc = full_path(t, path, full, sizeof(full));
+
+	return rc < 0 ? rc : NEG(lremovexattr(full, name));
+}
+
+const struct backend_ops backend_dir_ops = {
+	.scheme = "dir",
+	.attach = dir_attach,
+	.detach = dir_detach,
+	.getattr = dir_getattr,
+	.setattr = dir_setattr,
+	.readlink = dir_readlink,
+	.mknod = dir_mknod,
+	.mkdir = dir_mkdir,
+	.symlink = dir_symlink,
+	.link = dir_link,
+	.unlink = dir_unlink,
+	.rmdir = dir_rmdir,
+	.rename = dir_rename,
+	.statfs = dir_statfs,
+	.create = dir_create,
+	.open = dir_open,
+	.read = dir_read,
+	.write = dir_write,
+	.handle_fd = dir_handle_fd,
+	.fgetattr = dir_fgetattr,
+	.fsync = dir_fsync,
+	.release = dir_release,
+	.fallocate = dir_fallocate,
+	.lseek = dir_lseek,
+	.copy_range = dir_copy_range,
+	.opendir = dir_opendir,
+	.readdir = dir_readdir,
+	.fsyncdir = dir_fsyncdir,
+	.releasedir = dir_releasedir,
+	.getxattr = dir_getxattr,
+	.setxattr = dir_setxattr,
+	.listxattr = dir_listxattr,
+	.removexattr = dir_removexattr,
+};

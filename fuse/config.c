@@ -1,0 +1,433 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* Options handed to the kernel/libfuse as they are. */
+static const char *const passthrough[] = {
+	"allow_other", "allow_root", "auto_unmount", "default_permissions", "ro", "rw", "dev",
+	"nodev", "suid", "nosuid", "exec", "noexec", "async", "sync", "dirsync", "atime",
+	"noatime", "diratime", "nodiratime", "relatime", "norelatime", "strictatime",
+	"nostrictatime", "lazytime", "nolazytime", NULL};
+static const char *const passthrough_prefix[] = {"fsname=", "subtype=", "max_read=",
+						 "context=", "fscontext=", "defcontext=",
+						 "rootcontext=", NULL};
+/* fstab and mount-helper options that mean nothing to the daemon. */
+static const char *const ignored[] = {"defaults", "auto", "noauto", "user", "users", "nouser",
+				      "owner", "group", "_netdev", "nofail", "nonempty", NULL};
+static const char *const ignored_prefix[] = {"x-", "comment=", NULL};
+
+static int in_list(const char *s, const char *const *list)
+{
+	for (; *list; list++)
+		if (strcmp(s, *list) == 0)
+			return 1;
+	return 0;
+}
+
+static int has_prefix(const char *s, const char *const *list)
+{
+	for (; *list; list++)
+		if (strncmp(s, *list, strlen(*list)) == 0)
+			return 1;
+	return 0;
+}
+
+static int append_opt(char **dst, const char *opt)
+{
+	size_t old = *dst ? strlen(*dst) : 0;
+	char *n = realloc(*dst, old + strlen(opt) + 2);
+
+	if (!n)
+		return -1;
+	if (old)
+		n[old++] = ',';
+	strcpy(n + old, opt);
+	*dst = n;
+	return 0;
+}
+
+static int add_target(struct efsmt_config *cfg, const char *uri, char *err, size_t errlen)
+{
+	struct target_spec *n = realloc(cfg->targets, (cfg->ntargets + 1) * sizeof(*n));
+
+	if (!n) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	cfg->targets = n;
+	if (target_parse_uri(uri, &n[cfg->ntargets], err, errlen) < 0)
+		return -1;
+	cfg->ntargets++;
+	return 0;
+}
+
+static int parse_seconds(const char *name, const char *v, double *out, char *err, size_t errlen)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(v, &end);
+	if (!*v || *end || errno || !isfinite(d) || d < 0 || d > CFG_MAX_TIMEOUT) {
+		snprintf(err, errlen, "%s=%s: expected seconds between 0 and %.0f", name, v,
+			 CFG_MAX_TIMEOUT);
+		return -1;
+	}
+	*out = d;
+	return 0;
+}
+
+static int parse_int(const char *name, const char *v, int lo, int hi, int *out, char *err,
+		     size_t errlen)
+{
+	char *end;
+	long l;
+
+	errno = 0;
+	l = strtol(v, &end, 10);
+	if (!*v || *end || errno || l < lo || l > hi) {
+		snprintf(err, errlen, "%s=%s: expected a whole number from %d to %d", name, v, lo,
+			 hi);
+		return -1;
+	}
+	*out = (int)l;
+	return 0;
+}
+
+static int parse_one_opt(struct efsmt_config *cfg, const char *o, char *err, size_t errlen)
+{
+	const char *eq = strchr(o, '=');
+	const char *v = eq ? eq + 1 : NULL;
+	size_t klen = eq ? (size_t)(eq - o) : strlen(o);
+
+#define KEY(k) (klen == strlen(k) && strncmp(o, k, klen) == 0)
+	if (!*o)
+		return 0;
+	if (KEY("target") && v)
+		return add_target(cfg, v, err, errlen);
+	if (KEY("targets_file") && v) {
+		if (!*v || cfg->targets_file) {
+			snprintf(err, errlen, "targets_file: give exactly one non-empty path");
+			return -1;
+		}
+		cfg->targets_file = strdup(v);
+		return 0;
+	}
+	if (KEY("entry_timeout") && v)
+		return parse_seconds("entry_timeout", v, &cfg->entry_timeout, err, errlen);
+	if (KEY("attr_timeout") && v)
+		return parse_seconds("attr_timeout", v, &cfg->attr_timeout, err, errlen);
+	if (KEY("negative_timeout") && v)
+		return parse_seconds("negative_timeout", v, &cfg->negative_timeout, err, errlen);
+	if (KEY("max_idle_threads") && v)
+		return parse_int("max_idle_threads", v, 1, 1024, &cfg->max_idle_threads, err,
+				 errlen);
+	if (KEY("log_level") && v) {
+		int l = log_level_parse(v);
+		if (l < 0) {
+			snprintf(err, errlen, "log_level=%s: expected error, warn, info or debug",
+				 v);
+			return -1;
+		}
+		cfg->log_level = l;
+		return 0;
+	}
+	if (KEY("debug") && !v) {
+		cfg->debug = cfg->foreground = 1;
+		return 0;
+	}
+	if ((KEY("fg") || KEY("foreground")) && !v) {
+		cfg->foreground = 1;
+		return 0;
+	}
+#undef KEY
+	if (in_list(o, ignored) || has_prefix(o, ignored_prefix))
+		return 0;
+	if (in_list(o, passthrough) || has_prefix(o, passthrough_prefix)) {
+		if (strcmp(o, "ro") == 0)
+			cfg->read_only = 1;
+		else if (strcmp(o, "rw") == 0)
+			cfg->read_only = 0;
+		if (append_opt(&cfg->fuse_opts, o) < 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		return 0;
+	}
+	snprintf(err, errlen, "unknown option '%s' (see efsmt --help)", o);
+	return -1;
+}
+
+/* Split "a,b\,c" on unescaped commas. */
+static int parse_opt_string(struct efsmt_config *cfg, const char *s, char *err, size_t errlen)
+{
+	char *buf = malloc(strlen(s) + 1);
+	size_t n = 0;
+	int rc = 0;
+
+	if (!buf) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (const char *p = s;; p++) {
+		if (*p == '\\' && p[1]) {
+			buf[n++] = *++p;
+			continue;
+		}
+		if (*p == ',' || *p == '\0') {
+			buf[n] = '\0';
+			rc = parse_one_opt(cfg, buf, err, errlen);
+			n = 0;
+			if (rc < 0 || *p == '\0')
+				break;
+			continue;
+		}
+		buf[n++] = *p;
+	}
+	free(buf);
+	return rc;
+}
+
+static int has_dotdot(const char *path)
+{
+	for (const char *p = path; (p = strstr(p, "..")) != NULL; p += 2)
+		if ((p == path || p[-1] == '/') && (p[2] == '\0' || p[2] == '/'))
+			return 1;
+	return 0;
+}
+
+static int parse_source(struct efsmt_config *cfg, const char *src, char *err, size_t errlen)
+{
+	size_t i = 3;
+
+	cfg->source = strdup(src);
+	cfg->subdir = strdup("");
+	if (!*src) {
+		snprintf(err, errlen, "empty SOURCE (give a file system id or a label)");
+		return -1;
+	}
+	if (strncmp(src, "fs-", 3) != 0)
+		return 0;
+	while (isxdigit((unsigned char)src[i]))
+		i++;
+	if (i < 3 + 8 || i > 3 + 17 || (src[i] != '\0' && src[i] != ':'))
+		return 0; /* a label that merely starts with fs- */
+	cfg->fs_id = strndup(src, i);
+	if (src[i] != ':')
+		return 0;
+	const char *sub = src + i + 1;
+	if (sub[0] != '/' || has_dotdot(sub)) {
+		snprintf(err, errlen,
+			 "source '%s': the subdirectory after ':' must be an absolute path "
+			 "without '..' (fs-12345678:/dir)",
+			 src);
+		return -1;
+	}
+	free(cfg->subdir);
+	/* "/" is the root itself: no subdirectory. */
+	cfg->subdir = strdup(strcmp(sub, "/") == 0 ? "" : sub);
+	return 0;
+}
+
+static int load_targets_file(struct efsmt_config *cfg, char *err, size_t errlen)
+{
+	struct target_spec *specs;
+	size_t n;
+
+	if (target_parse_file(cfg->targets_file, &specs, &n, &cfg->generation, err, errlen) < 0)
+		return -1;
+	struct target_spec *all = realloc(cfg->targets, (cfg->ntargets + n + 1) * sizeof(*all));
+	if (!all) {
+		for (size_t i = 0; i < n; i++)
+			target_spec_free(&specs[i]);
+		free(specs);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	memcpy(all + cfg->ntargets, specs, n * sizeof(*specs));
+	cfg->targets = all;
+	cfg->ntargets += n;
+	free(specs);
+	return 0;
+}
+
+static int check_targets(struct efsmt_config *cfg, char *err, size_t errlen)
+{
+	if (cfg->ntargets == 0) {
+		snprintf(err, errlen,
+			 "no targets: give at least one with -o target=dir:///path or "
+			 "-o targets_file=FILE");
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->ntargets; i++)
+		for (size_t j = 0; j < i; j++) {
+			const struct target_spec *a = &cfg->targets[i], *b = &cfg->targets[j];
+			if (strcmp(a->uri, b->uri) == 0) {
+				snprintf(err, errlen,
+					 "target %s is given twice: each mount target once", a->uri);
+				return -1;
+			}
+			const char *ia = a->id ? a->id : a->uri, *ib = b->id ? b->id : b->uri;
+			if (strcmp(ia, ib) == 0) {
+				snprintf(err, errlen, "target id '%s' is used twice: ids must differ",
+					 ia);
+				return -1;
+			}
+		}
+	return 0;
+}
+
+int config_parse(int argc, char **argv, struct efsmt_config *cfg, char *err, size_t errlen)
+{
+	const char *pos[2] = {NULL, NULL};
+	int npos = 0;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->entry_timeout = CFG_DEFAULT_ENTRY_TIMEOUT;
+	cfg->attr_timeout = CFG_DEFAULT_ATTR_TIMEOUT;
+	cfg->negative_timeout = CFG_DEFAULT_NEGATIVE_TIMEOUT;
+	cfg->max_idle_threads = CFG_DEFAULT_MAX_IDLE_THREADS;
+	cfg->log_level = LOG_LVL_INFO;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			cfg->show_help = 1;
+			return 0;
+		}
+		if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+			cfg->show_version = 1;
+			return 0;
+		}
+		if (strcmp(a, "-f") == 0) {
+			cfg->foreground = 1;
+		} else if (strcmp(a, "-d") == 0) {
+			cfg->debug = cfg->foreground = 1;
+		} else if (strcmp(a, "-s") == 0) {
+			cfg->single_thread = 1;
+		} else if (strncmp(a, "-o", 2) == 0) {
+			const char *o = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!o) {
+				snprintf(err, errlen, "-o needs an option list (see efsmt --help)");
+				return -1;
+			}
+			if (parse_opt_string(cfg, o, err, errlen) < 0)
+				return -1;
+		} else if (a[0] == '-' && a[1]) {
+			snprintf(err, errlen, "unknown flag '%s' (see efsmt --help)", a);
+			return -1;
+		} else if (npos < 2) {
+			pos[npos++] = a;
+		} else {
+			snprintf(err, errlen, "unexpected argument '%s': usage is efsmt SOURCE "
+					      "MOUNTPOINT [-o OPTIONS]",
+				 a);
+			return -1;
+		}
+	}
+	if (npos < 2) {
+		snprintf(err, errlen, "usage: efsmt SOURCE MOUNTPOINT -o target=URI[,...] "
+				      "(see efsmt --help)");
+		return -1;
+	}
+	if (parse_source(cfg, pos[0], err, errlen) < 0)
+		return -1;
+	char real[PATH_MAX];
+	if (!realpath(pos[1], real)) {
+		snprintf(err, errlen, "mount point %s: %s (create the directory first)", pos[1],
+			 strerror(errno));
+		return -1;
+	}
+	cfg->mountpoint = strdup(real);
+	if (cfg->targets_file && load_targets_file(cfg, err, errlen) < 0)
+		return -1;
+	return check_targets(cfg, err, errlen);
+}
+
+void config_free(struct efsmt_config *cfg)
+{
+	for (size_t i = 0; i < cfg->ntargets; i++)
+		target_spec_free(&cfg->targets[i]);
+	free(cfg->targets);
+	free(cfg->source);
+	free(cfg->fs_id);
+	free(cfg->subdir);
+	free(cfg->mountpoint);
+	free(cfg->targets_file);
+	free(cfg->fuse_opts);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+void config_usage(FILE *out)
+{
+	fprintf(out,
+"usage: efsmt SOURCE MOUNTPOINT [-f] [-d] [-s] -o target=URI[,target=URI...][,OPTIONS]\n"
+"       mount -t fuse.efsmt SOURCE MOUNTPOINT -o target=URI[,...]\n"
+"\n"
+"Mount one namespace over every mount target of a file system, routing each\n"
+"operation to one target by a rendezvous hash (XXH3) of its path. Every target\n"
+"must show the same file system: routing spreads the work, it never splits data.\n"
+"\n"
+"SOURCE       the EFS file system id, fs-12345678 or fs-12345678:/subdir (the\n"
+"             subdirectory is then the root of the mount on every target), or any\n"
+"             label when the targets are directories.\n"
+"MOUNTPOINT   an existing directory.\n"
+"\n"
+"Flags:\n"
+"  -f            stay in the foreground and log to stderr (otherwise: syslog)\n"
+"  -d            FUSE debug output (implies -f)\n"
+"  -s            single-threaded\n"
+"  -h, --help    this text\n"
+"  -V, --version the version\n"
+"\n"
+"Targets (at least one):\n"
+"  -o target=URI          repeatable. URI is dir:///abs/path or /abs/path, a\n"
+"                         directory through which the file system is reached.\n"
+"  -o targets_file=PATH   a JSON list of targets: [\"dir:///a\", ...] or\n"
+"                         [{\"id\":\"mt-1\",\"uri\":\"dir:///a\"}, ...], or\n"
+"                         {\"generation\":N,\"targets\":[...]}. A target's id seeds\n"
+"                         its hash and defaults to its URI.\n"
+"\n"
+"Caching (seconds, 0 disables):\n"
+"  -o entry_timeout=SEC     how long the kernel trusts a name lookup (default %.0f)\n"
+"  -o attr_timeout=SEC      how long the kernel trusts attributes (default %.0f)\n"
+"  -o negative_timeout=SEC  how long the kernel remembers that a name does not\n"
+"                           exist (default %.0f); changes made through this mount\n"
+"                           are seen at once, changes made by other hosts after\n"
+"                           at most these times.\n"
+"\n"
+"Daemon:\n"
+"  -o max_idle_threads=N    idle worker threads kept (default %d)\n"
+"  -o log_level=LEVEL       error, warn, info (default) or debug\n"
+"\n"
+"Mount options passed to the kernel: allow_other, allow_root, auto_unmount,\n"
+"  ro, rw, dev, nodev, suid, nosuid, exec, noexec, sync, async, dirsync,\n"
+"  atime, noatime, relatime, strictatime, lazytime (and their no- forms),\n"
+"  fsname=, subtype=, max_read=, context=, fscontext=, defcontext=, rootcontext=.\n"
+"  efsmt always adds default_permissions: the kernel checks modes and owners.\n"
+"fstab-only options are accepted and ignored: defaults, auto, noauto, user,\n"
+"  users, nouser, owner, group, _netdev, nofail, x-*, comment=.\n"
+"\n"
+"Routing: an operation on an existing file goes to the target of its path;\n"
+"creating operations to the target of the new path; readdir to the target of\n"
+"the directory; rename and link wholly to the target of the source. An open\n"
+"file stays on its target until closed. The read-only extended attribute\n"
+"user.efsmt.target names the target of any path:\n"
+"  getfattr -n user.efsmt.target --only-values MOUNTPOINT/some/file\n"
+"\n"
+"fstab:\n"
+"  fs-12345678  /mnt/efs  fuse.efsmt  _netdev,nofail,allow_other,target=/srv/a,target=/srv/b  0 0\n"
+"\n"
+"Exit status: 0 after a clean unmount or SIGTERM; 1 on bad options or targets\n"
+"(one line on stderr says which and how to fix it; nothing is left mounted).\n",
+		CFG_DEFAULT_ENTRY_TIMEOUT, CFG_DEFAULT_ATTR_TIMEOUT, CFG_DEFAULT_NEGATIVE_TIMEOUT,
+		CFG_DEFAULT_MAX_IDLE_THREADS);
+}

@@ -1,0 +1,49 @@
+/*
+ * config.h - the one place that parses efsmt's command line and -o options.
+ *
+ * config_parse() is pure (no mounting, no backends attached) so that every
+ * bad input can be unit tested; it returns 0 or -1 with a one-line reason.
+ */
+#ifndef EFSMT_CONFIG_H
+#define EFSMT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "target.h"
+
+#define CFG_DEFAULT_ENTRY_TIMEOUT 1.0    /* seconds */
+#define CFG_DEFAULT_ATTR_TIMEOUT 1.0     /* seconds */
+#define CFG_DEFAULT_NEGATIVE_TIMEOUT 1.0 /* seconds */
+#define CFG_DEFAULT_MAX_IDLE_THREADS 16
+#define CFG_MAX_TIMEOUT 86400.0 /* seconds */
+
+struct efsmt_config {
+	char *source;     /* as given */
+	char *fs_id;      /* "fs-..." when SOURCE is a file system id, else NULL */
+	char *subdir;     /* "/x/y" from "fs-...:/x/y", else "" */
+	char *mountpoint; /* absolute */
+	char *targets_file;
+	struct target_spec *targets;
+	size_t ntargets;
+	uint64_t generation;
+	double entry_timeout;
+	double attr_timeout;
+	double negative_timeout;
+	int max_idle_threads;
+	int log_level;
+	int foreground;
+	int debug;
+	int single_thread;
+	int read_only;
+	int show_help;
+	int show_version;
+	char *fuse_opts; /* comma-separated options handed to libfuse/the kernel */
+};
+
+int config_parse(int argc, char **argv, struct efsmt_config *cfg, char *err, size_t errlen);
+void config_free(struct efsmt_config *cfg);
+void config_usage(FILE *out);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * fs.c - what the operation files share: paths, routing, replies, handles.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node.h"
+
+struct efsmt_fs fs;
+
+int fs_path(fuse_ino_t ino, char *path)
+{
+	return node_path(ino, path, PATH_MAX);
+}
+
+int fs_child_path(fuse_ino_t parent, const char *name, char *path)
+{
+	return node_child_path(parent, name, path, PATH_MAX);
+}
+
+struct target *fs_route(const char *path, size_t len)
+{
+	/* The table is immutable and only replaced whole (see route.h). */
+	struct route_table *rt = atomic_load_explicit(&fs.routes, memory_order_acquire);
+	return route_pick(rt, path, len);
+}
+
+void fs_caller(fuse_req_t req, struct be_caller *c)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	c->uid = ctx->uid;
+	c->gid = ctx->gid;
+	c->pid = ctx->pid;
+	c->umask = ctx->umask;
+	c->ngroups = -1;
+	c->groups = NULL;
+}
+
+void fs_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const struct stat *st)
+{
+	struct fuse_entry_param e;
+
+	memset(&e, 0, sizeof(e));
+	e.ino = node_learn(parent, name);
+	if (!e.ino) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	e.attr = *st;
+	e.attr_timeout = fs.attr_timeout;
+	e.entry_timeout = fs.entry_timeout;
+	if (fuse_reply_entry(req, &e) != 0)
+		node_forget(e.ino, 1); /* the kernel never saw it */
+}
+
+int fs_count(struct target *t, int rc)
+{
+	atomic_fetch_add_explicit(&t->ops_count, 1, memory_order_relaxed);
+	if (rc < 0)
+		atomic_fetch_add_explicit(&t->errors, 1, memory_order_relaxed);
+	return rc;
+}
+
+struct efsmt_handle *fs_handle_new(struct target *t, uint64_t bh)
+{
+	struct efsmt_handle *h = malloc(sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->t = t;
+	h->bh = bh;
+	target_get(t);
+	return h;
+}
+
+void fs_handle_free(struct efsmt_handle *h)
+{
+	target_put(h->t);
+	free(h);
+}

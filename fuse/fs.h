@@ -1,0 +1,100 @@
+/*
+ * fs.h - state shared by the FUSE operation files (op_*.c).
+ */
+#ifndef EFSMT_FS_H
+#define EFSMT_FS_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <stdatomic.h>
+
+#include "backend.h"
+#include "route.h"
+#include "target.h"
+
+#define EFSMT_XATTR_TARGET "user.efsmt.target"
+
+struct efsmt_fs {
+	_Atomic(struct route_table *) routes;
+	double entry_timeout;
+	double attr_timeout;
+	double negative_timeout;
+	int read_only;
+};
+
+extern struct efsmt_fs fs;
+
+/* An open file or directory: the target it was opened on and the
+ * backend's handle. Holds a target reference until release. */
+struct efsmt_handle {
+	struct target *t;
+	uint64_t bh;
+};
+
+extern const struct fuse_lowlevel_ops efsmt_ops;
+
+/* Path of an inode (or of NAME under it): fills path[PATH_MAX], returns
+ * the length or -errno. */
+int fs_path(fuse_ino_t ino, char *path);
+int fs_child_path(fuse_ino_t parent, const char *name, char *path);
+/* The target a path routes to under the current table. */
+struct target *fs_route(const char *path, size_t len);
+void fs_caller(fuse_req_t req, struct be_caller *c);
+/* Reply with an entry for PARENT/NAME whose attributes are st. */
+void fs_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const struct stat *st);
+/* Count an operation and its failure on a target; returns rc. */
+int fs_count(struct target *t, int rc);
+
+struct efsmt_handle *fs_handle_new(struct target *t, uint64_t bh);
+void fs_handle_free(struct efsmt_handle *h);
+#define FS_HANDLE(fi) ((struct efsmt_handle *)(uintptr_t)(fi)->fh)
+
+/* The operation families. */
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
+void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		struct fuse_file_info *fi);
+void op_readlink(fuse_req_t req, fuse_ino_t ino);
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+	       const char *newname, unsigned int flags);
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+void op_statfs(fuse_req_t req, fuse_ino_t ino);
+
+void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
+void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	       struct fuse_file_info *fi);
+void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
+		  struct fuse_file_info *fi);
+void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+		  struct fuse_file_info *fi);
+void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
+void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			struct fuse_file_info *fi_out, size_t len, int flags);
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		 size_t size, int flags);
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+#endif

@@ -1,0 +1,200 @@
+/*
+ * main.c - efsmt: parse, attach every target, mount, serve, clean up.
+ *
+ * Everything that can be wrong with the command line or the targets is
+ * found before the mount, so a bad mount leaves nothing mounted or running.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "fs.h"
+#include "log.h"
+#include "node.h"
+
+#define EFSMT_MAX_WRITE (1024 * 1024) /* bytes per FUSE write request */
+
+static void efsmt_init(void *userdata, struct fuse_conn_info *conn)
+{
+	conn->want |= conn->capable & (FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_PARALLEL_DIROPS |
+				       FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_SPLICE_READ |
+				       FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+	/* Locks are left to the kernel: correct within this mount. */
+	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+	if (conn->max_write > EFSMT_MAX_WRITE)
+		conn->max_write = EFSMT_MAX_WRITE;
+	conn->time_gran = 1;
+}
+
+const struct fuse_lowlevel_ops efsmt_ops = {
+	.init = efsmt_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.open = op_open,
+	.read = op_read,
+	.write_buf = op_write_buf,
+	.release = op_release,
+	.fsync = op_fsync,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.create = op_create,
+	.fallocate = op_fallocate,
+	.lseek = op_lseek,
+	.copy_file_range = op_copy_file_range,
+};
+
+/* Attach every target; on failure close those already open. */
+static struct route_table *open_targets(const struct efsmt_config *cfg)
+{
+	struct target *t[cfg->ntargets];
+	char err[512];
+
+	for (size_t i = 0; i < cfg->ntargets; i++) {
+		t[i] = target_open(&cfg->targets[i], cfg->subdir, err, sizeof(err));
+		if (!t[i]) {
+			fprintf(stderr, "efsmt: %s\n", err);
+			while (i-- > 0)
+				target_put(t[i]);
+			return NULL;
+		}
+	}
+	struct route_table *rt = route_table_new(t, cfg->ntargets, cfg->generation);
+	for (size_t i = 0; i < cfg->ntargets; i++)
+		target_put(t[i]); /* the table holds them now */
+	return rt;
+}
+
+static int build_fuse_args(const struct efsmt_config *cfg, struct fuse_args *args)
+{
+	char opts[4096];
+	int n;
+
+	/* fsname and subtype first: the user's own choices, later, win. */
+	n = snprintf(opts, sizeof(opts), "fsname=%s,subtype=efsmt,default_permissions%s%s",
+		     cfg->source, cfg->fuse_opts ? "," : "", cfg->fuse_opts ? cfg->fuse_opts : "");
+	if (n < 0 || (size_t)n >= sizeof(opts))
+		return -1;
+	if (fuse_opt_add_arg(args, "efsmt") || fuse_opt_add_arg(args, "-o") ||
+	    fuse_opt_add_arg(args, opts))
+		return -1;
+	if (cfg->debug && fuse_opt_add_arg(args, "-d"))
+		return -1;
+	return 0;
+}
+
+static int serve(const struct efsmt_config *cfg)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *se = NULL;
+	int rc = 1;
+
+	if (build_fuse_args(cfg, &args) < 0) {
+		fprintf(stderr, "efsmt: mount options too long\n");
+		goto out;
+	}
+	se = fuse_session_new(&args, &efsmt_ops, sizeof(efsmt_ops), NULL);
+	if (!se) {
+		fprintf(stderr, "efsmt: cannot start a FUSE session (see the message above)\n");
+		goto out;
+	}
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_session;
+	if (fuse_session_mount(se, cfg->mountpoint) != 0) {
+		fprintf(stderr,
+			"efsmt: cannot mount on %s (is /dev/fuse there, and are you root or is "
+			"fusermount3 installed?)\n",
+			cfg->mountpoint);
+		goto out_signals;
+	}
+	log_info("msg=mounted source=%s mountpoint=%s targets=%zu", cfg->source,
+		 cfg->mountpoint, cfg->ntargets);
+	if (!cfg->foreground)
+		log_use_syslog(1);
+	fuse_daemonize(cfg->foreground);
+	if (cfg->single_thread) {
+		rc = fuse_session_loop(se);
+	} else {
+		struct fuse_loop_config *lc = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_idle_threads(lc, (unsigned)cfg->max_idle_threads);
+		rc = fuse_session_loop_mt(se, lc);
+		fuse_loop_cfg_destroy(lc);
+	}
+	rc = rc == 0 ? 0 : 1;
+	log_info("msg=unmounted mountpoint=%s", cfg->mountpoint);
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out:
+	fuse_opt_free_args(&args);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct efsmt_config cfg;
+	char err[1024];
+	int rc;
+
+	if (config_parse(argc, argv, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "efsmt: %s\n", err);
+		config_free(&cfg);
+		return 1;
+	}
+	if (cfg.show_help || cfg.show_version) {
+		if (cfg.show_help)
+			config_usage(stdout);
+		else
+			printf("efsmt %s (libfuse %s)\n", PACKAGE_VERSION, fuse_pkgversion());
+		config_free(&cfg);
+		return 0;
+	}
+	log_set_level((enum log_level)cfg.log_level);
+	/* The kernel has applied the caller's umask already. */
+	umask(0);
+	fs.entry_timeout = cfg.entry_timeout;
+	fs.attr_timeout = cfg.attr_timeout;
+	fs.negative_timeout = cfg.negative_timeout;
+	fs.read_only = cfg.read_only;
+	if (node_table_init() < 0) {
+		fprintf(stderr, "efsmt: out of memory\n");
+		config_free(&cfg);
+		return 1;
+	}
+	struct route_table *rt = open_targets(&cfg);
+	if (!rt) {
+		node_table_destroy();
+		config_free(&cfg);
+		return 1;
+	}
+	atomic_store(&fs.routes, rt);
+	rc = serve(&cfg);
+	route_table_free(atomic_exchange(&fs.routes, NULL));
+	node_table_destroy();
+	config_free(&cfg);
+	return rc;
+}

@@ -1,0 +1,207 @@
+/*
+ * op_file.c - open files: create, open, read, write, fsync, release and the
+ * range operations. A file stays on the target it was opened on.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs.h"
+#include "node.h"
+
+/* Wrap a backend handle; on failure the backend handle is released. */
+static struct efsmt_handle *wrap(fuse_req_t req, struct target *t, uint64_t bh)
+{
+	struct efsmt_handle *h = fs_handle_new(t, bh);
+
+	if (!h) {
+		t->ops->release(t, bh);
+		fuse_reply_err(req, ENOMEM);
+	}
+	return h;
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	       struct fuse_file_info *fi)
+{
+	char path[PATH_MAX];
+	int len = fs_child_path(parent, name, path);
+	struct be_caller c;
+	struct stat st;
+	uint64_t bh;
+
+	if (len < 0) {
+		fuse_reply_err(req, -len);
+		return;
+	}
+	struct target *t = fs_route(path, (size_t)len);
+	fs_caller(req, &c);
+	int rc = fs_count(t, t->ops->create(t, &c, path, fi->flags, mode, &bh, &st));
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	struct efsmt_handle *h = wrap(req, t, bh);
+	if (!h)
+		return;
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof(e));
+	e.ino = node_learn(parent, name);
+	e.attr = st;
+	e.attr_timeout = fs.attr_timeout;
+	e.entry_timeout = fs.entry_timeout;
+	fi->fh = (uint64_t)(uintptr_t)h;
+	if (!e.ino || fuse_reply_create(req, &e, fi) != 0) {
+		if (!e.ino)
+			fuse_reply_err(req, ENOMEM);
+		else
+			node_forget(e.ino, 1);
+		t->ops->release(t, bh);
+		fs_handle_free(h);
+	}
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	char path[PATH_MAX];
+	int len = fs_path(ino, path);
+	uint64_t bh;
+
+	if (len < 0) {
+		fuse_reply_err(req, -len);
+		return;
+	}
+	struct target *t = fs_route(path, (size_t)len);
+	int rc = fs_count(t, t->ops->open(t, path, fi->flags, &bh));
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	struct efsmt_handle *h = wrap(req, t, bh);
+	if (!h)
+		return;
+	fi->fh = (uint64_t)(uintptr_t)h;
+	if (fuse_reply_open(req, fi) != 0) {
+		t->ops->release(t, bh);
+		fs_handle_free(h);
+	}
+}
+
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct efsmt_handle *h = FS_HANDLE(fi);
+	struct target *t = h->t;
+	int fd = t->ops->handle_fd ? t->ops->handle_fd(t, h->bh) : -1;
+
+	fs_count(t, 0);
+	if (fd >= 0) {
+		/* libfuse reads (or splices) straight from the backing file. */
+		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		bv.buf[0].fd = fd;
+		bv.buf[0].pos = off;
+		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+		return;
+	}
+	char *buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t n = t->ops->read(t, h->bh, buf, size, off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-fs_count(t, (int)n));
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
+		  struct fuse_file_info *fi)
+{
+	struct efsmt_handle *h = FS_HANDLE(fi);
+	struct target *t = h->t;
+	int fd = t->ops->handle_fd ? t->ops->handle_fd(t, h->bh) : -1;
+	size_t size = fuse_buf_size(in);
+	ssize_t n;
+
+	if (fd >= 0) {
+		struct fuse_bufvec out = FUSE_BUFVEC_INIT(size);
+		out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		out.buf[0].fd = fd;
+		out.buf[0].pos = off;
+		n = fuse_buf_copy(&out, in, FUSE_BUF_SPLICE_NONBLOCK);
+	} else if (in->count == 1 && !(in->buf[0].flags & FUSE_BUF_IS_FD)) {
+		n = t->ops->write(t, h->bh, in->buf[0].mem, size, off);
+	} else {
+		struct fuse_bufvec mem = FUSE_BUFVEC_INIT(size);
+		mem.buf[0].mem = malloc(size ? size : 1);
+		if (!mem.buf[0].mem) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		n = fuse_buf_copy(&mem, in, 0);
+		if (n >= 0)
+			n = t->ops->write(t, h->bh, mem.buf[0].mem, (size_t)n, off);
+		free(mem.buf[0].mem);
+	}
+	if (n < 0)
+		fuse_reply_err(req, -fs_count(t, (int)n));
+	else
+		fuse_reply_write(req, (size_t)fs_count(t, 0) + (size_t)n);
+}
+
+void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct efsmt_handle *h = FS_HANDLE(fi);
+	int rc = h->t->ops->release(h->t, h->bh);
+
+	fs_handle_free(h);
+	fuse_reply_err(req, rc < 0 ? -rc : 0);
+}
+
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct efsmt_handle *h = FS_HANDLE(fi);
+
+	fuse_reply_err(req, -fs_count(h->t, h->t->ops->fsync(h->t, h->bh, datasync)));
+}
+
+void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+		  struct fuse_file_info *fi)
+{
+	struct efsmt_handle *h = FS_HANDLE(fi);
+
+	fuse_reply_err(req, -fs_count(h->t, h->t->ops->fallocate(h->t, h->bh, mode, offset,
+								  length)));
+}
+
+void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+	struct efsmt_handle *h = FS_HANDLE(fi);
+	off_t r = h->t->ops->lseek(h->t, h->bh, off, whence);
+
+	if (r < 0)
+		fuse_reply_err(req, (int)-fs_count(h->t, (int)r));
+	else
+		fuse_reply_lseek(req, r);
+}
+
+void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	struct efsmt_handle *in = FS_HANDLE(fi_in), *out = FS_HANDLE(fi_out);
+
+	/* Handles on two targets: let the kernel fall back to read and write. */
+	if (in->t != out->t) {
+		fuse_reply_err(req, EXDEV);
+		return;
+	}
+	ssize_t n = in->t->ops->copy_range(in->t, in->bh, off_in, out->bh, off_out, len, flags);
+	if (n < 0)
+		fuse_reply_err(req, (int)-fs_count(in->t, (int)n));
+	else
+		fuse_reply_write(req, (size_t)n);
+}

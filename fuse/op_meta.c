@@ -1,0 +1,246 @@
+/*
+ * op_meta.c - names and attributes: lookup, getattr, setattr, the creating
+ * operations other than create, unlink, rename, link, statfs.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fs.h"
+#include "node.h"
+
+/* Resolve PARENT/NAME to a path and its target, or reply with the error. */
+#define CHILD_OR_REPLY(req, parent, name, path, t)                                     \
+	char path[PATH_MAX];                                                           \
+	int path##_len = fs_child_path(parent, name, path);                            \
+	if (path##_len < 0) {                                                          \
+		fuse_reply_err(req, -path##_len);                                      \
+		return;                                                                \
+	}                                                                              \
+	struct target *t = fs_route(path, (size_t)path##_len)
+
+#define NODE_OR_REPLY(req, ino, path, t)                                               \
+	char path[PATH_MAX];                                                           \
+	int path##_len = fs_path(ino, path);                                           \
+	if (path##_len < 0) {                                                          \
+		fuse_reply_err(req, -path##_len);                                      \
+		return;                                                                \
+	}                                                                              \
+	struct target *t = fs_route(path, (size_t)path##_len)
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct stat st;
+	CHILD_OR_REPLY(req, parent, name, path, t);
+	int rc = t->ops->getattr(t, path, &st);
+
+	fs_count(t, rc == -ENOENT ? 0 : rc);
+	if (rc == -ENOENT && fs.negative_timeout > 0) {
+		/* A negative entry: the kernel skips the next lookup of this name. */
+		struct fuse_entry_param e;
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = fs.negative_timeout;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fs_reply_entry(req, parent, name, &st);
+}
+
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	node_forget(ino, nlookup);
+	fuse_reply_none(req);
+}
+
+void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		node_forget(forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct stat st;
+	int rc;
+
+	if (fi) {
+		/* An open file is asked on its own target: it may be unlinked. */
+		struct efsmt_handle *h = FS_HANDLE(fi);
+		rc = fs_count(h->t, h->t->ops->fgetattr(h->t, h->bh, &st));
+	} else {
+		NODE_OR_REPLY(req, ino, path, t);
+		rc = fs_count(t, t->ops->getattr(t, path, &st));
+	}
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, fs.attr_timeout);
+}
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		struct fuse_file_info *fi)
+{
+	static const struct {
+		int fuse;
+		unsigned be;
+	} bits[] = {
+		{FUSE_SET_ATTR_MODE, BE_SET_MODE},	 {FUSE_SET_ATTR_UID, BE_SET_UID},
+		{FUSE_SET_ATTR_GID, BE_SET_GID},	 {FUSE_SET_ATTR_SIZE, BE_SET_SIZE},
+		{FUSE_SET_ATTR_ATIME, BE_SET_ATIME},	 {FUSE_SET_ATTR_MTIME, BE_SET_MTIME},
+		{FUSE_SET_ATTR_ATIME_NOW, BE_SET_ATIME_NOW}, {FUSE_SET_ATTR_MTIME_NOW, BE_SET_MTIME_NOW},
+	};
+	struct be_setattr sa = {.mode = attr->st_mode, .uid = attr->st_uid, .gid = attr->st_gid,
+				.size = attr->st_size, .atime = attr->st_atim,
+				.mtime = attr->st_mtim};
+	struct be_caller c;
+	struct stat st;
+	struct target *t;
+	char path[PATH_MAX] = "";
+	int rc;
+
+	for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
+		if (to_set & bits[i].fuse)
+			sa.valid |= bits[i].be;
+	fs_caller(req, &c);
+	if (fi) {
+		struct efsmt_handle *h = FS_HANDLE(fi);
+		t = h->t;
+		rc = t->ops->setattr(t, &c, path, h->bh, 1, &sa, &st);
+	} else {
+		int len = fs_path(ino, path);
+		if (len < 0) {
+			fuse_reply_err(req, -len);
+			return;
+		}
+		t = fs_route(path, (size_t)len);
+		rc = t->ops->setattr(t, &c, path, 0, 0, &sa, &st);
+	}
+	if (fs_count(t, rc) < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, fs.attr_timeout);
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[PATH_MAX];
+	NODE_OR_REPLY(req, ino, path, t);
+	int rc = fs_count(t, t->ops->readlink(t, path, buf, sizeof(buf)));
+
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_readlink(req, buf);
+}
+
+/* Reply to a creating operation: an entry, or the error. */
+static void reply_made(fuse_req_t req, struct target *t, int rc, fuse_ino_t parent,
+		       const char *name, const struct stat *st)
+{
+	if (fs_count(t, rc) < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fs_reply_entry(req, parent, name, st);
+}
+
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct be_caller c;
+	struct stat st;
+	CHILD_OR_REPLY(req, parent, name, path, t);
+
+	fs_caller(req, &c);
+	reply_made(req, t, t->ops->mknod(t, &c, path, mode, rdev, &st), parent, name, &st);
+}
+
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct be_caller c;
+	struct stat st;
+	CHILD_OR_REPLY(req, parent, name, path, t);
+
+	fs_caller(req, &c);
+	reply_made(req, t, t->ops->mkdir(t, &c, path, mode, &st), parent, name, &st);
+}
+
+void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct be_caller c;
+	struct stat st;
+	CHILD_OR_REPLY(req, parent, name, path, t);
+
+	fs_caller(req, &c);
+	reply_made(req, t, t->ops->symlink(t, &c, link, path, &st), parent, name, &st);
+}
+
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct be_caller c;
+	struct stat st;
+	char newpath[PATH_MAX];
+	/* Done wholly on the source's target: one file system, never EXDEV. */
+	NODE_OR_REPLY(req, ino, path, t);
+	int rc = fs_child_path(newparent, newname, newpath);
+
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fs_caller(req, &c);
+	reply_made(req, t, t->ops->link(t, &c, path, newpath, &st), newparent, newname, &st);
+}
+
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	CHILD_OR_REPLY(req, parent, name, path, t);
+	int rc = fs_count(t, t->ops->unlink(t, path));
+
+	if (rc == 0)
+		node_unlinked(parent, name);
+	fuse_reply_err(req, -rc);
+}
+
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	CHILD_OR_REPLY(req, parent, name, path, t);
+	int rc = fs_count(t, t->ops->rmdir(t, path));
+
+	if (rc == 0)
+		node_unlinked(parent, name);
+	fuse_reply_err(req, -rc);
+}
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+	       const char *newname, unsigned int flags)
+{
+	char newpath[PATH_MAX];
+	CHILD_OR_REPLY(req, parent, name, path, t);
+	int rc = fs_child_path(newparent, newname, newpath);
+
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (rc >= 0)
+		rc = fs_count(t, t->ops->rename(t, path, newpath, flags));
+	if (rc >= 0)
+		node_renamed(parent, name, newparent, newname, !!(flags & RENAME_EXCHANGE));
+	fuse_reply_err(req, rc < 0 ? -rc : 0);
+}
+
+void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+	NODE_OR_REPLY(req, ino, path, t);
+	int rc = fs_count(t, t->ops->statfs(t, path, &sv));
+
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_statfs(req, &sv);
+}

@@ -1,0 +1,79 @@
+#include "route.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "target.h"
+
+uint64_t route_seed(const char *id)
+{
+	return XXH3_64bits(id, strlen(id));
+}
+
+uint64_t route_score(uint64_t seed, const char *path, size_t len)
+{
+	return XXH3_64bits_withSeed(path, len, seed);
+}
+
+struct route_table *route_table_new(struct target *const *t, size_t n, uint64_t generation)
+{
+	struct route_table *rt = malloc(sizeof(*rt) + n * sizeof(rt->t[0]));
+
+	if (!rt)
+		return NULL;
+	rt->generation = generation;
+	rt->n = n;
+	for (size_t i = 0; i < n; i++) {
+		rt->t[i] = t[i];
+		target_get(t[i]);
+	}
+	return rt;
+}
+
+void route_table_free(struct route_table *rt)
+{
+	if (!rt)
+		return;
+	for (size_t i = 0; i < rt->n; i++)
+		target_put(rt->t[i]);
+	free(rt);
+}
+
+size_t route_pick_index(const struct route_table *rt, const char *path, size_t len)
+{
+	size_t best = 0;
+	uint64_t best_score = route_score(rt->t[0]->seed, path, len);
+
+	for (size_t i = 1; i < rt->n; i++) {
+		uint64_t s = route_score(rt->t[i]->seed, path, len);
+		if (s > best_score) {
+			best = i;
+			best_score = s;
+		}
+	}
+	return best;
+}
+
+struct target *route_pick(const struct route_table *rt, const char *path, size_t len)
+{
+	return rt->t[route_pick_index(rt, path, len)];
+}
+
+void route_order(const struct route_table *rt, const char *path, size_t len, size_t *order)
+{
+	uint64_t score[rt->n];
+
+	/* Insertion sort: N is a handful of mount targets. Ties keep list order. */
+	for (size_t i = 0; i < rt->n; i++) {
+		uint64_t s = route_score(rt->t[i]->seed, path, len);
+		size_t j = i;
+		while (j > 0 && score[j - 1] < s) {
+			score[j] = score[j - 1];
+			order[j] = order[j - 1];
+			j--;
+		}
+		score[j] = s;
+		order[j] = i;
+	}
+}

@@ -1,0 +1,310 @@
+#include "target.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "route.h"
+
+#define TARGET_ID_MAX 256
+
+static const struct backend_ops *const backends[] = {&backend_dir_ops};
+
+const struct backend_ops *backend_for_scheme(const char *scheme)
+{
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (strcmp(backends[i]->scheme, scheme) == 0)
+			return backends[i];
+	return NULL;
+}
+
+/* Canonical absolute path: no empty or "." components, no trailing slash;
+ * ".." is refused so that two spellings of one directory cannot hide. */
+static char *normalize_path(const char *in, char *err, size_t errlen)
+{
+	size_t len = strlen(in);
+	char *out = malloc(len + 2);
+	size_t o = 0;
+
+	if (!out) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (const char *p = in; *p;) {
+		const char *q = p;
+		while (*q && *q != '/')
+			q++;
+		size_t n = (size_t)(q - p);
+		if (n == 2 && p[0] == '.' && p[1] == '.') {
+			snprintf(err, errlen, "'..' is not allowed in a target path");
+			free(out);
+			return NULL;
+		}
+		if (n > 0 && !(n == 1 && p[0] == '.')) {
+			out[o++] = '/';
+			memcpy(out + o, p, n);
+			o += n;
+		}
+		p = *q ? q + 1 : q;
+	}
+	if (o == 0)
+		out[o++] = '/';
+	out[o] = '\0';
+	return out;
+}
+
+static int spec_set(struct target_spec *out, const char *scheme, const char *path,
+		    char *err, size_t errlen)
+{
+	char *norm = normalize_path(path, err, errlen);
+
+	if (!norm)
+		return -1;
+	size_t ulen = strlen(scheme) + 3 + strlen(norm) + 1;
+	out->uri = malloc(ulen);
+	out->scheme = strdup(scheme);
+	out->path = norm;
+	out->id = NULL;
+	if (!out->uri || !out->scheme) {
+		target_spec_free(out);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	snprintf(out->uri, ulen, "%s://%s", scheme, norm);
+	return 0;
+}
+
+int target_parse_uri(const char *in, struct target_spec *out, char *err, size_t errlen)
+{
+	char es[200] = "";
+
+	memset(out, 0, sizeof(*out));
+	if (!in || !*in) {
+		snprintf(err, errlen, "empty target (use target=dir:///path)");
+		return -1;
+	}
+	if (in[0] == '/') {
+		if (spec_set(out, "dir", in, es, sizeof(es)) < 0)
+			goto bad;
+		return 0;
+	}
+	const char *sep = strstr(in, "://");
+	if (!sep) {
+		snprintf(err, errlen,
+			 "target '%s': not an absolute directory path, and NFS targets are not "
+			 "available in this build (use target=dir:///path)",
+			 in);
+		return -1;
+	}
+	char scheme[16];
+	size_t slen = (size_t)(sep - in);
+	if (slen == 0 || slen >= sizeof(scheme)) {
+		snprintf(err, errlen, "target '%s': bad URI scheme", in);
+		return -1;
+	}
+	memcpy(scheme, in, slen);
+	scheme[slen] = '\0';
+	for (char *c = scheme; *c; c++)
+		*c = (char)tolower((unsigned char)*c);
+	if (!backend_for_scheme(scheme)) {
+		snprintf(err, errlen,
+			 "target '%s': unsupported scheme '%s' (this build supports: dir)", in,
+			 scheme);
+		return -1;
+	}
+	const char *rest = sep + 3;
+	if (strcmp(scheme, "dir") == 0) {
+		if (rest[0] != '/') {
+			snprintf(es, sizeof(es), "a dir URI has no host part: write dir:///abs/path");
+			goto bad;
+		}
+		if (spec_set(out, "dir", rest, es, sizeof(es)) < 0)
+			goto bad;
+		return 0;
+	}
+	snprintf(es, sizeof(es), "no parser for scheme '%s'", scheme);
+bad:
+	snprintf(err, errlen, "target '%s': %s", in, es);
+	return -1;
+}
+
+static int id_valid(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n == 0 || n > TARGET_ID_MAX)
+		return 0;
+	for (const char *c = id; *c; c++)
+		if (isspace((unsigned char)*c) || iscntrl((unsigned char)*c))
+			return 0;
+	return 1;
+}
+
+static int parse_entry(json_t *e, size_t idx, struct target_spec *s, char *err, size_t errlen)
+{
+	const char *uri = NULL, *id = NULL;
+	char es[400];
+
+	if (json_is_string(e)) {
+		uri = json_string_value(e);
+	} else if (json_is_object(e)) {
+		const char *key;
+		json_t *v;
+		json_object_foreach(e, key, v)
+		{
+			if (strcmp(key, "uri") == 0 && json_is_string(v))
+				uri = json_string_value(v);
+			else if (strcmp(key, "id") == 0 && json_is_string(v))
+				id = json_string_value(v);
+			else {
+				snprintf(err, errlen,
+					 "target %zu: unexpected field \"%s\" (a target is "
+					 "{\"id\":STRING,\"uri\":STRING})",
+					 idx, key);
+				return -1;
+			}
+		}
+		if (!uri) {
+			snprintf(err, errlen, "target %zu: \"uri\" is missing", idx);
+			return -1;
+		}
+	} else {
+		snprintf(err, errlen, "target %zu: must be a URI string or an object", idx);
+		return -1;
+	}
+	if (target_parse_uri(uri, s, es, sizeof(es)) < 0) {
+		snprintf(err, errlen, "target %zu: %s", idx, es);
+		return -1;
+	}
+	if (id) {
+		if (!id_valid(id)) {
+			snprintf(err, errlen, "target %zu: id must be 1-%d characters without spaces",
+				 idx, TARGET_ID_MAX);
+			target_spec_free(s);
+			return -1;
+		}
+		s->id = strdup(id);
+	}
+	return 0;
+}
+
+int target_parse_file(const char *file, struct target_spec **specs, size_t *n,
+		      uint64_t *generation, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *root = json_load_file(file, 0, &je);
+	json_t *list = root;
+	char es[512];
+
+	*specs = NULL;
+	*n = 0;
+	*generation = 0;
+	if (!root) {
+		snprintf(err, errlen, "targets file %s: line %d: %s", file, je.line, je.text);
+		return -1;
+	}
+	if (json_is_object(root)) {
+		json_t *g = json_object_get(root, "generation");
+		list = json_object_get(root, "targets");
+		if (g && (!json_is_integer(g) || json_integer_value(g) < 0)) {
+			snprintf(err, errlen, "targets file %s: \"generation\" must be a number >= 0",
+				 file);
+			goto fail;
+		}
+		if (g)
+			*generation = (uint64_t)json_integer_value(g);
+	}
+	if (!json_is_array(list)) {
+		snprintf(err, errlen,
+			 "targets file %s: expected a JSON list of targets or "
+			 "{\"targets\":[...]}",
+			 file);
+		goto fail;
+	}
+	size_t cnt = json_array_size(list);
+	*specs = calloc(cnt ? cnt : 1, sizeof(**specs));
+	if (!*specs) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < cnt; i++) {
+		if (parse_entry(json_array_get(list, i), i, &(*specs)[i], es, sizeof(es)) < 0) {
+			snprintf(err, errlen, "targets file %s: %s", file, es);
+			for (size_t j = 0; j < i; j++)
+				target_spec_free(&(*specs)[j]);
+			free(*specs);
+			*specs = NULL;
+			goto fail;
+		}
+	}
+	*n = cnt;
+	json_decref(root);
+	return 0;
+fail:
+	json_decref(root);
+	return -1;
+}
+
+void target_spec_free(struct target_spec *s)
+{
+	free(s->id);
+	free(s->uri);
+	free(s->scheme);
+	free(s->path);
+	memset(s, 0, sizeof(*s));
+}
+
+struct target *target_open(const struct target_spec *spec, const char *subdir, char *err,
+			   size_t errlen)
+{
+	struct target *t = calloc(1, sizeof(*t));
+	char es[400] = "";
+
+	if (!t) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	t->uri = strdup(spec->uri);
+	t->id = strdup(spec->id ? spec->id : spec->uri);
+	t->path = strdup(spec->path);
+	t->subdir = strdup(subdir ? subdir : "");
+	t->ops = backend_for_scheme(spec->scheme);
+	atomic_init(&t->refs, 1);
+	if (!t->uri || !t->id || !t->path || !t->subdir || !t->ops) {
+		snprintf(err, errlen, "target %s: cannot set up", spec->uri);
+		goto fail;
+	}
+	t->seed = route_seed(t->id);
+	if (t->ops->attach(t, es, sizeof(es)) < 0) {
+		snprintf(err, errlen, "target %s: %s", t->uri, es);
+		goto fail;
+	}
+	return t;
+fail:
+	free(t->uri);
+	free(t->id);
+	free(t->path);
+	free(t->subdir);
+	free(t);
+	return NULL;
+}
+
+void target_get(struct target *t)
+{
+	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+}
+
+void target_put(struct target *t)
+{
+	if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	t->ops->detach(t);
+	free(t->uri);
+	free(t->id);
+	free(t->path);
+	free(t->subdir);
+	free(t);
+}

@@ -1,0 +1,53 @@
+/*
+ * target.h - one target: a path to the file system (a directory, later an
+ * NFS server address), its id, its backend and its counters.
+ *
+ * Targets are reference counted: the route table holds one reference and
+ * every open file handle holds one, so a target that a reload removes stays
+ * alive until its last handle is released.
+ */
+#ifndef EFSMT_TARGET_H
+#define EFSMT_TARGET_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct backend_ops;
+
+/* A parsed, canonical target description (no resources attached). */
+struct target_spec {
+	char *id;  /* defaults to the canonical URI */
+	char *uri; /* canonical: "dir:///abs/path" */
+	char *scheme;
+	char *path; /* dir: the absolute directory */
+};
+
+struct target {
+	char *id;
+	char *uri;
+	char *path;   /* scheme-specific location (dir: absolute directory) */
+	char *subdir; /* from SOURCE "fs-...:/subdir"; "" for none */
+	uint64_t seed; /* rendezvous seed, from the id */
+	const struct backend_ops *ops;
+	void *priv; /* the backend's state */
+	atomic_int refs;
+	atomic_uint_fast64_t ops_count;
+	atomic_uint_fast64_t errors;
+};
+
+/* Parse a URI ("dir:///x", "/x"); 0, or -1 with a one-line reason in err. */
+int target_parse_uri(const char *in, struct target_spec *out, char *err, size_t errlen);
+/* Parse a targets file (JSON list or {"generation":N,"targets":[...]}). On
+ * success *specs is a malloc'ed array of *n specs. */
+int target_parse_file(const char *file, struct target_spec **specs, size_t *n,
+		      uint64_t *generation, char *err, size_t errlen);
+void target_spec_free(struct target_spec *s);
+
+/* Build a target from a spec and attach its backend; NULL with err set. */
+struct target *target_open(const struct target_spec *spec, const char *subdir, char *err,
+			   size_t errlen);
+void target_get(struct target *t);
+void target_put(struct target *t);
+
+#endif

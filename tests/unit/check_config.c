@@ -1,0 +1,218 @@
+/* Command line, -o options, target URIs and targets files: good and bad. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "target.h"
+
+static char tmp[64];
+static char err[1024];
+
+static void setup(void)
+{
+	strcpy(tmp, "/tmp/efsmt-check-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmp));
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Parse "efsmt SRC TMP <opts...>". */
+static int parse(struct efsmt_config *cfg, const char *src, const char *a1, const char *a2)
+{
+	char *argv[6] = {"efsmt", (char *)src, tmp, (char *)a1, (char *)a2, NULL};
+	int argc = 3 + (a1 != NULL) + (a2 != NULL);
+	err[0] = '\0';
+	return config_parse(argc, argv, cfg, err, sizeof(err));
+}
+
+static void expect_error(const char *src, const char *a1, const char *a2, const char *needle)
+{
+	struct efsmt_config cfg;
+	int rc = parse(&cfg, src, a1, a2);
+	ck_assert_msg(rc == -1, "accepted %s %s", a1 ? a1 : "", a2 ? a2 : "");
+	ck_assert_msg(strstr(err, needle) != NULL, "error '%s' lacks '%s'", err, needle);
+	ck_assert_msg(strchr(err, '\n') == NULL, "error is not one line: '%s'", err);
+	config_free(&cfg);
+}
+
+static void write_file(const char *name, const char *text, char *path)
+{
+	sprintf(path, "%s/%s", tmp, name);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+START_TEST(test_good)
+{
+	struct efsmt_config cfg;
+	ck_assert_int_eq(parse(&cfg, "fs-12345678:/sub/dir", "-o",
+			       "target=/srv/a//,target=dir:///srv/b/.,entry_timeout=0.5,"
+			       "negative_timeout=0,allow_other,_netdev,nofail,x-systemd.automount,"
+			       "dev,suid,log_level=debug"),
+			 0);
+	ck_assert_str_eq(cfg.fs_id, "fs-12345678");
+	ck_assert_str_eq(cfg.subdir, "/sub/dir");
+	ck_assert_uint_eq(cfg.ntargets, 2);
+	ck_assert_str_eq(cfg.targets[0].uri, "dir:///srv/a");
+	ck_assert_str_eq(cfg.targets[1].uri, "dir:///srv/b");
+	ck_assert_str_eq(cfg.targets[1].path, "/srv/b");
+	ck_assert(cfg.entry_timeout == 0.5);
+	ck_assert(cfg.negative_timeout == 0);
+	ck_assert(cfg.attr_timeout == CFG_DEFAULT_ATTR_TIMEOUT);
+	ck_assert_int_eq(cfg.log_level, LOG_LVL_DEBUG);
+	ck_assert_str_eq(cfg.fuse_opts, "allow_other,dev,suid");
+	config_free(&cfg);
+
+	ck_assert_int_eq(parse(&cfg, "label:with:colons", "-otarget=/x", "-f"), 0);
+	ck_assert_ptr_null(cfg.fs_id);
+	ck_assert_str_eq(cfg.subdir, "");
+	ck_assert_int_eq(cfg.foreground, 1);
+	config_free(&cfg);
+
+	ck_assert_int_eq(parse(&cfg, "x", "--help", NULL), 0);
+	ck_assert_int_eq(cfg.show_help, 1);
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_bad_options)
+{
+	expect_error("fs-12345678", "-o", "target=/a,bogus=1", "unknown option 'bogus=1'");
+	expect_error("fs-12345678", "-o", "target=/a,nonsense", "unknown option 'nonsense'");
+	expect_error("fs-12345678", "-x", NULL, "unknown flag '-x'");
+	expect_error("fs-12345678", "-o", NULL, "-o needs");
+	expect_error("fs-12345678", "-o", "allow_other", "no targets");
+	expect_error("fs-12345678", "-o", "target=/a,target=/a/", "given twice");
+	expect_error("fs-12345678", "-o", "target=/a,entry_timeout=-1", "entry_timeout=-1");
+	expect_error("fs-12345678", "-o", "target=/a,attr_timeout=abc", "attr_timeout=abc");
+	expect_error("fs-12345678", "-o", "target=/a,max_idle_threads=0", "max_idle_threads");
+	expect_error("fs-12345678", "-o", "target=/a,log_level=loud", "log_level=loud");
+	expect_error("fs-12345678:sub", "-o", "target=/a", "must be an absolute path");
+	expect_error("fs-12345678:/a/../b", "-o", "target=/a", "without '..'");
+}
+END_TEST
+
+START_TEST(test_bad_uris)
+{
+	expect_error("x", "-o", "target=relative/path", "not an absolute directory path");
+	expect_error("x", "-o", "target=10.0.1.5", "not an absolute directory path");
+	expect_error("x", "-o", "target=nfs://10.0.1.5", "unsupported scheme 'nfs'");
+	expect_error("x", "-o", "target=dir://host/x", "no host part");
+	expect_error("x", "-o", "target=/a/../b", "'..' is not allowed");
+	expect_error("x", "-o", "target=", "empty target");
+}
+END_TEST
+
+START_TEST(test_mountpoint)
+{
+	struct efsmt_config cfg;
+	char *argv[] = {"efsmt", "src", "/nonexistent/efsmt-mnt", "-o", "target=/a", NULL};
+	ck_assert_int_eq(config_parse(5, argv, &cfg, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "create the directory first"));
+	config_free(&cfg);
+	char *argv2[] = {"efsmt", "src", NULL};
+	ck_assert_int_eq(config_parse(2, argv2, &cfg, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "usage"));
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_targets_file)
+{
+	struct efsmt_config cfg;
+	char path[256], opt[300];
+
+	write_file("list.json", "[\"/srv/a\", {\"id\": \"fsmt-1\", \"uri\": \"dir:///srv/b\"}]",
+		   path);
+	snprintf(opt, sizeof(opt), "targets_file=%s,target=/srv/c", path);
+	ck_assert_int_eq(parse(&cfg, "x", "-o", opt), 0);
+	ck_assert_uint_eq(cfg.ntargets, 3);
+	ck_assert_str_eq(cfg.targets[0].uri, "dir:///srv/c");
+	ck_assert_str_eq(cfg.targets[2].id, "fsmt-1");
+	config_free(&cfg);
+
+	write_file("obj.json", "{\"generation\": 7, \"targets\": [\"/srv/a\"]}", path);
+	snprintf(opt, sizeof(opt), "targets_file=%s", path);
+	ck_assert_int_eq(parse(&cfg, "x", "-o", opt), 0);
+	ck_assert_uint_eq(cfg.generation, 7);
+	config_free(&cfg);
+
+	static const struct {
+		const char *text, *needle;
+	} bad[] = {
+		{"[\"/srv/a\",", "line 1"},
+		{"{\"targets\": 3}", "expected a JSON list"},
+		{"[42]", "must be a URI string or an object"},
+		{"[{\"uri\": \"/a\", \"az\": \"x\"}]", "unexpected field \"az\""},
+		{"[{\"id\": \"x\"}]", "\"uri\" is missing"},
+		{"[{\"uri\": 5}]", "unexpected field \"uri\""},
+		{"[{\"uri\": \"/a\", \"id\": \"has space\"}]", "id must be"},
+		{"{\"generation\": \"x\", \"targets\": []}", "\"generation\" must be"},
+		{"[]", "no targets"},
+		{"[\"/a\", {\"uri\": \"/b\", \"id\": \"dir:///a\"}]", "used twice"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_file("bad.json", bad[i].text, path);
+		snprintf(opt, sizeof(opt), "targets_file=%s", path);
+		expect_error("x", "-o", opt, bad[i].needle);
+	}
+	snprintf(opt, sizeof(opt), "targets_file=%s/missing.json", tmp);
+	expect_error("x", "-o", opt, "missing.json");
+}
+END_TEST
+
+START_TEST(test_target_open)
+{
+	struct target_spec spec;
+	char file[256];
+	struct target *t;
+
+	/* A directory attaches; a missing one and a file do not. */
+	ck_assert_int_eq(target_parse_uri(tmp, &spec, err, sizeof(err)), 0);
+	t = target_open(&spec, "", err, sizeof(err));
+	ck_assert_ptr_nonnull(t);
+	ck_assert_str_eq(t->id, spec.uri);
+	target_put(t);
+	t = target_open(&spec, "/nope", err, sizeof(err));
+	ck_assert_ptr_null(t);
+	ck_assert_ptr_nonnull(strstr(err, "No such file or directory"));
+	target_spec_free(&spec);
+
+	write_file("plain", "x", file);
+	ck_assert_int_eq(target_parse_uri(file, &spec, err, sizeof(err)), 0);
+	t = target_open(&spec, "", err, sizeof(err));
+	ck_assert_ptr_null(t);
+	ck_assert_ptr_nonnull(strstr(err, "is not a directory"));
+	target_spec_free(&spec);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("parse");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_good);
+	tcase_add_test(tc, test_bad_options);
+	tcase_add_test(tc, test_bad_uris);
+	tcase_add_test(tc, test_mountpoint);
+	tcase_add_test(tc, test_targets_file);
+	tcase_add_test(tc, test_target_open);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
