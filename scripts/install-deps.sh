@@ -1,0 +1,16 @@
+#!/bin/sh
+# Install everything efsmt needs to build, test and benchmark on Debian 12.
+# Run as root. Used by README.md and by .ci/run.
+set -eu
+if [ "$(id -u)" != 0 ]; then
+	echo "install-deps.sh: run as root (it calls apt-get)" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+	build-essential autoconf automake pkg-config \
+	libfuse3-dev fuse3 libcurl4-openssl-dev libjansson-dev libssl-dev \
+	libxxhash-dev check \
+	python3 python3-pytest python3-xxhash attr git xz-utils \
+	mergerfs util-linux procps
