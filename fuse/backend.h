@@ -90,6 +90,8 @@ struct backend_ops {
 	/* flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE */
 	int (*rename)(struct target *t, const char *from, const char *to, unsigned flags);
 	int (*statfs)(struct target *t, const char *path, struct statvfs *sv);
+	/* access(2) for the calling thread's identity; mask as for access(2). */
+	int (*access)(struct target *t, const char *path, int mask);
 
 	/* Files. create returns the new file's attributes in st. */
 	int (*create)(struct target *t, const struct be_caller *c, const char *path, int flags,

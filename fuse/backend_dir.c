@@ -3,9 +3,8 @@
  * (a bind mount, a kernel NFS mount, any local file system).
  *
  * Every call resolves the path relative to an O_PATH descriptor of the
- * target's root. The daemon runs as root with default_permissions, so the
- * kernel has checked access already; files we create are then given to the
- * caller with one chown, as a kernel client would have created them.
+ * target's root, on a thread that has taken the caller's identity (cred.h):
+ * the target's file system checks access and owns new files to the caller.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -105,22 +104,11 @@ static int dir_getattr(struct target *t, const char *path, struct stat *st)
 	return NEG(fstatat(D(t)->rootfd, rel(path), st, AT_SYMLINK_NOFOLLOW));
 }
 
-/* Give a new node to the caller; root's own files need nothing. */
-static int give_to_caller(struct target *t, const struct be_caller *c, const char *path)
+/* After creating: report the attributes; undo on failure. */
+static int finish_create(struct target *t, const char *path, struct stat *st, int is_dir)
 {
-	if (!c || geteuid() != 0 || (c->uid == 0 && c->gid == 0))
-		return 0;
-	return NEG(fchownat(D(t)->rootfd, rel(path), c->uid, c->gid, AT_SYMLINK_NOFOLLOW));
-}
+	int rc = dir_getattr(t, path, st);
 
-/* After creating: chown, then report the attributes; undo on failure. */
-static int finish_create(struct target *t, const struct be_caller *c, const char *path,
-			 struct stat *st, int is_dir)
-{
-	int rc = give_to_caller(t, c, path);
-
-	if (rc == 0)
-		rc = dir_getattr(t, path, st);
 	if (rc < 0)
 		unlinkat(D(t)->rootfd, rel(path), is_dir ? AT_REMOVEDIR : 0);
 	return rc;
@@ -183,21 +171,21 @@ static int dir_mknod(struct target *t, const struct be_caller *c, const char *pa
 		     dev_t rdev, struct stat *st)
 {
 	int rc = NEG(mknodat(D(t)->rootfd, rel(path), mode, rdev));
-	return rc ? rc : finish_create(t, c, path, st, 0);
+	return rc ? rc : finish_create(t, path, st, 0);
 }
 
 static int dir_mkdir(struct target *t, const struct be_caller *c, const char *path, mode_t mode,
 		     struct stat *st)
 {
 	int rc = NEG(mkdirat(D(t)->rootfd, rel(path), mode));
-	return rc ? rc : finish_create(t, c, path, st, 1);
+	return rc ? rc : finish_create(t, path, st, 1);
 }
 
 static int dir_symlink(struct target *t, const struct be_caller *c, const char *linkto,
 		       const char *path, struct stat *st)
 {
 	int rc = NEG(symlinkat(linkto, D(t)->rootfd, rel(path)));
-	return rc ? rc : finish_create(t, c, path, st, 0);
+	return rc ? rc : finish_create(t, path, st, 0);
 }
 
 static int dir_link(struct target *t, const struct be_caller *c, const char *oldpath,
@@ -227,6 +215,11 @@ static int dir_statfs(struct target *t, const char *path, struct statvfs *sv)
 	return NEG(fstatvfs(D(t)->rootfd, sv));
 }
 
+static int dir_access(struct target *t, const char *path, int mask)
+{
+	return NEG(faccessat(D(t)->rootfd, rel(path), mask, AT_EACCESS));
+}
+
 static int dir_create(struct target *t, const struct be_caller *c, const char *path, int flags,
 		      mode_t mode, uint64_t *fh, struct stat *st)
 {
@@ -235,9 +228,7 @@ static int dir_create(struct target *t, const struct be_caller *c, const char *p
 
 	if (fd < 0)
 		return -errno;
-	rc = give_to_caller(t, c, path);
-	if (rc == 0)
-		rc = NEG(fstat(fd, st));
+	rc = NEG(fstat(fd, st));
 	if (rc < 0) {
 		close(fd);
 		return rc;
@@ -434,6 +425,7 @@ const struct backend_ops backend_dir_ops = {
 	.rmdir = dir_rmdir,
 	.rename = dir_rename,
 	.statfs = dir_statfs,
+	.access = dir_access,
 	.create = dir_create,
 	.open = dir_open,
 	.read = dir_read,

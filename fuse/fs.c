@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cred.h"
 #include "node.h"
 
 struct efsmt_fs fs;
@@ -19,6 +20,17 @@ int fs_path(fuse_ino_t ino, char *path)
 int fs_child_path(fuse_ino_t parent, const char *name, char *path)
 {
 	return node_child_path(parent, name, path, PATH_MAX);
+}
+
+int fs_enter(fuse_req_t req)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	return cred_become(ctx->uid, ctx->gid);
+}
+
+int fs_caller_is_root(fuse_req_t req)
+{
+	return fuse_req_ctx(req)->uid == 0;
 }
 
 struct target *fs_route(const char *path, size_t len)

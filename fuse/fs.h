@@ -38,6 +38,20 @@ extern const struct fuse_lowlevel_ops efsmt_ops;
  * the length or -errno. */
 int fs_path(fuse_ino_t ino, char *path);
 int fs_child_path(fuse_ino_t parent, const char *name, char *path);
+/* Take the caller's identity on this thread (cred.h); 0 or -errno. */
+int fs_enter(fuse_req_t req);
+#define ENTER_OR_REPLY(req)                                                            \
+	do {                                                                           \
+		int enter_rc_ = fs_enter(req);                                         \
+		if (enter_rc_ < 0) {                                                   \
+			fuse_reply_err(req, -enter_rc_);                               \
+			return;                                                        \
+		}                                                                      \
+	} while (0)
+/* Whether the caller may use privileges that identity switching does not
+ * drop (device nodes, trusted.* and security.* attributes). */
+int fs_caller_is_root(fuse_req_t req);
+
 /* The target a path routes to under the current table. */
 struct target *fs_route(const char *path, size_t len);
 void fs_caller(fuse_req_t req, struct be_caller *c);
@@ -67,6 +81,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 	       const char *newname, unsigned int flags);
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
 void op_statfs(fuse_req_t req, fuse_ino_t ino);
+void op_access(fuse_req_t req, fuse_ino_t ino, int mask);
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

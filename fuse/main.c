@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "cred.h"
 #include "fs.h"
 #include "log.h"
 #include "node.h"
@@ -21,8 +22,14 @@
 static void efsmt_init(void *userdata, struct fuse_conn_info *conn)
 {
 	conn->want |= conn->capable & (FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_PARALLEL_DIROPS |
-				       FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_SPLICE_READ |
-				       FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+				       FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_SPLICE_WRITE |
+				       FUSE_CAP_SPLICE_MOVE);
+	/* Splicing every request out of /dev/fuse costs two extra system calls
+	 * per small request; replies from a backing file are spliced (reads
+	 * measured 1.3 -> 1.8 GB/s). An open drops the file's cached pages
+	 * (no keep_cache), so data is never older than the open and
+	 * auto_inval_data would only add a GETATTR before reads. */
+	conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_READ | FUSE_CAP_AUTO_INVAL_DATA);
 	/* Locks are left to the kernel: correct within this mount. */
 	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 	if (conn->max_write > EFSMT_MAX_WRITE)
@@ -56,6 +63,7 @@ const struct fuse_lowlevel_ops efsmt_ops = {
 	.releasedir = op_releasedir,
 	.fsyncdir = op_fsyncdir,
 	.statfs = op_statfs,
+	.access = op_access,
 	.setxattr = op_setxattr,
 	.getxattr = op_getxattr,
 	.listxattr = op_listxattr,
@@ -92,9 +100,12 @@ static int build_fuse_args(const struct efsmt_config *cfg, struct fuse_args *arg
 	char opts[4096];
 	int n;
 
-	/* fsname and subtype first: the user's own choices, later, win. */
-	n = snprintf(opts, sizeof(opts), "fsname=%s,subtype=efsmt,default_permissions%s%s",
-		     cfg->source, cfg->fuse_opts ? "," : "", cfg->fuse_opts ? cfg->fuse_opts : "");
+	/* fsname and subtype first: the user's own choices, later, win. As
+	 * root, targets check permissions for the caller (cred.h); otherwise
+	 * the kernel checks them. */
+	n = snprintf(opts, sizeof(opts), "fsname=%s,subtype=efsmt%s%s%s", cfg->source,
+		     cred_enabled() ? "" : ",default_permissions", cfg->fuse_opts ? "," : "",
+		     cfg->fuse_opts ? cfg->fuse_opts : "");
 	if (n < 0 || (size_t)n >= sizeof(opts))
 		return -1;
 	if (fuse_opt_add_arg(args, "efsmt") || fuse_opt_add_arg(args, "-o") ||
@@ -142,7 +153,11 @@ static int serve(const struct efsmt_config *cfg)
 		rc = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
-	rc = rc == 0 ? 0 : 1;
+	/* The loop returns 0 on unmount, the signal number after SIGTERM,
+	 * SIGINT or SIGHUP (a clean stop too), or -errno. */
+	if (rc > 0)
+		log_info("msg=stopping signal=%d", rc);
+	rc = rc >= 0 ? 0 : 1;
 	log_info("msg=unmounted mountpoint=%s", cfg->mountpoint);
 	fuse_session_unmount(se);
 out_signals:
@@ -176,6 +191,7 @@ int main(int argc, char **argv)
 	log_set_level((enum log_level)cfg.log_level);
 	/* The kernel has applied the caller's umask already. */
 	umask(0);
+	cred_init();
 	fs.entry_timeout = cfg.entry_timeout;
 	fs.attr_timeout = cfg.attr_timeout;
 	fs.negative_timeout = cfg.negative_timeout;
@@ -195,6 +211,7 @@ int main(int argc, char **argv)
 	rc = serve(&cfg);
 	route_table_free(atomic_exchange(&fs.routes, NULL));
 	node_table_destroy();
+	cred_cleanup();
 	config_free(&cfg);
 	return rc;
 }

@@ -62,9 +62,10 @@ static int fill(void *vctx, const struct be_dirent *ent)
 void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	char path[PATH_MAX];
-	int len = fs_path(ino, path);
 	uint64_t dh;
 
+	ENTER_OR_REPLY(req);
+	int len = fs_path(ino, path);
 	if (len < 0) {
 		fuse_reply_err(req, -len);
 		return;

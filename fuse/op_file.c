@@ -26,11 +26,12 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	       struct fuse_file_info *fi)
 {
 	char path[PATH_MAX];
-	int len = fs_child_path(parent, name, path);
 	struct be_caller c;
 	struct stat st;
 	uint64_t bh;
 
+	ENTER_OR_REPLY(req);
+	int len = fs_child_path(parent, name, path);
 	if (len < 0) {
 		fuse_reply_err(req, -len);
 		return;
@@ -65,9 +66,10 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	char path[PATH_MAX];
-	int len = fs_path(ino, path);
 	uint64_t bh;
 
+	ENTER_OR_REPLY(req);
+	int len = fs_path(ino, path);
 	if (len < 0) {
 		fuse_reply_err(req, -len);
 		return;
@@ -146,10 +148,11 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t 
 			n = t->ops->write(t, h->bh, mem.buf[0].mem, (size_t)n, off);
 		free(mem.buf[0].mem);
 	}
+	fs_count(t, n < 0 ? (int)n : 0);
 	if (n < 0)
-		fuse_reply_err(req, -fs_count(t, (int)n));
+		fuse_reply_err(req, (int)-n);
 	else
-		fuse_reply_write(req, (size_t)fs_count(t, 0) + (size_t)n);
+		fuse_reply_write(req, (size_t)n);
 }
 
 void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

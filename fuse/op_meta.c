@@ -11,6 +11,7 @@
 
 /* Resolve PARENT/NAME to a path and its target, or reply with the error. */
 #define CHILD_OR_REPLY(req, parent, name, path, t)                                     \
+	ENTER_OR_REPLY(req);                                                           \
 	char path[PATH_MAX];                                                           \
 	int path##_len = fs_child_path(parent, name, path);                            \
 	if (path##_len < 0) {                                                          \
@@ -20,6 +21,7 @@
 	struct target *t = fs_route(path, (size_t)path##_len)
 
 #define NODE_OR_REPLY(req, ino, path, t)                                               \
+	ENTER_OR_REPLY(req);                                                           \
 	char path[PATH_MAX];                                                           \
 	int path##_len = fs_path(ino, path);                                           \
 	if (path##_len < 0) {                                                          \
@@ -103,6 +105,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	char path[PATH_MAX] = "";
 	int rc;
 
+	ENTER_OR_REPLY(req);
 	for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
 		if (to_set & bits[i].fuse)
 			sa.valid |= bits[i].be;
@@ -154,6 +157,11 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, 
 	struct stat st;
 	CHILD_OR_REPLY(req, parent, name, path, t);
 
+	/* CAP_MKNOD survives the identity switch: check it here. */
+	if ((S_ISCHR(mode) || S_ISBLK(mode)) && !fs_caller_is_root(req)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
 	fs_caller(req, &c);
 	reply_made(req, t, t->ops->mknod(t, &c, path, mode, rdev, &st), parent, name, &st);
 }
@@ -243,4 +251,10 @@ void op_statfs(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_err(req, -rc);
 	else
 		fuse_reply_statfs(req, &sv);
+}
+
+void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	NODE_OR_REPLY(req, ino, path, t);
+	fuse_reply_err(req, -fs_count(t, t->ops->access(t, path, mask)));
 }
