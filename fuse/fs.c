@@ -57,7 +57,7 @@ void fs_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const s
 	struct fuse_entry_param e;
 
 	memset(&e, 0, sizeof(e));
-	e.ino = node_learn(parent, name);
+	e.ino = node_learn(parent, name, st);
 	if (!e.ino) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -77,20 +77,3 @@ int fs_count(struct target *t, int rc)
 	return rc;
 }
 
-struct efsmt_handle *fs_handle_new(struct target *t, uint64_t bh)
-{
-	struct efsmt_handle *h = malloc(sizeof(*h));
-
-	if (!h)
-		return NULL;
-	h->t = t;
-	h->bh = bh;
-	target_get(t);
-	return h;
-}
-
-void fs_handle_free(struct efsmt_handle *h)
-{
-	target_put(h->t);
-	free(h);
-}

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 
 #include "backend.h"
+#include "handle.h"
 #include "route.h"
 #include "target.h"
 
@@ -24,13 +25,6 @@ struct efsmt_fs {
 };
 
 extern struct efsmt_fs fs;
-
-/* An open file or directory: the target it was opened on and the
- * backend's handle. Holds a target reference until release. */
-struct efsmt_handle {
-	struct target *t;
-	uint64_t bh;
-};
 
 extern const struct fuse_lowlevel_ops efsmt_ops;
 
@@ -60,8 +54,6 @@ void fs_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const s
 /* Count an operation and its failure on a target; returns rc. */
 int fs_count(struct target *t, int rc);
 
-struct efsmt_handle *fs_handle_new(struct target *t, uint64_t bh);
-void fs_handle_free(struct efsmt_handle *h);
 #define FS_HANDLE(fi) ((struct efsmt_handle *)(uintptr_t)(fi)->fh)
 
 /* The operation families. */

@@ -48,7 +48,7 @@ static int fill(void *vctx, const struct be_dirent *ent)
 	memset(&e, 0, sizeof(e));
 	e.attr = ent->attr;
 	if (!is_dot(ent->name) && ent->attr.st_mode) {
-		e.ino = node_learn(c->dir, ent->name);
+		e.ino = node_learn(c->dir, ent->name, &ent->attr);
 		if (e.ino) {
 			e.attr_timeout = fs.attr_timeout;
 			e.entry_timeout = fs.entry_timeout;
@@ -76,7 +76,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	struct efsmt_handle *h = fs_handle_new(t, dh);
+	struct efsmt_handle *h = handle_new(t, dh, 1);
 	if (!h) {
 		t->ops->releasedir(t, dh);
 		fuse_reply_err(req, ENOMEM);
@@ -84,10 +84,8 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->cache_readdir = 0;
-	if (fuse_reply_open(req, fi) != 0) {
-		t->ops->releasedir(t, dh);
-		fs_handle_free(h);
-	}
+	if (fuse_reply_open(req, fi) != 0)
+		handle_put(h);
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -125,10 +123,7 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct efsmt_handle *h = FS_HANDLE(fi);
-
-	h->t->ops->releasedir(h->t, h->bh);
-	fs_handle_free(h);
+	handle_put(FS_HANDLE(fi));
 	fuse_reply_err(req, 0);
 }
 

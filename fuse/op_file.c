@@ -13,7 +13,7 @@
 /* Wrap a backend handle; on failure the backend handle is released. */
 static struct efsmt_handle *wrap(fuse_req_t req, struct target *t, uint64_t bh)
 {
-	struct efsmt_handle *h = fs_handle_new(t, bh);
+	struct efsmt_handle *h = handle_new(t, bh, 0);
 
 	if (!h) {
 		t->ops->release(t, bh);
@@ -48,18 +48,21 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		return;
 	struct fuse_entry_param e;
 	memset(&e, 0, sizeof(e));
-	e.ino = node_learn(parent, name);
+	e.ino = node_learn(parent, name, &st);
 	e.attr = st;
 	e.attr_timeout = fs.attr_timeout;
 	e.entry_timeout = fs.entry_timeout;
 	fi->fh = (uint64_t)(uintptr_t)h;
-	if (!e.ino || fuse_reply_create(req, &e, fi) != 0) {
-		if (!e.ino)
-			fuse_reply_err(req, ENOMEM);
-		else
-			node_forget(e.ino, 1);
-		t->ops->release(t, bh);
-		fs_handle_free(h);
+	if (!e.ino) {
+		fuse_reply_err(req, ENOMEM);
+		handle_put(h);
+		return;
+	}
+	node_add_handle(e.ino, h);
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		node_remove_handle(e.ino, h);
+		node_forget(e.ino, 1);
+		handle_put(h);
 	}
 }
 
@@ -84,9 +87,10 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!h)
 		return;
 	fi->fh = (uint64_t)(uintptr_t)h;
+	node_add_handle(ino, h);
 	if (fuse_reply_open(req, fi) != 0) {
-		t->ops->release(t, bh);
-		fs_handle_free(h);
+		node_remove_handle(ino, h);
+		handle_put(h);
 	}
 }
 
@@ -158,10 +162,11 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t 
 void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct efsmt_handle *h = FS_HANDLE(fi);
-	int rc = h->t->ops->release(h->t, h->bh);
 
-	fs_handle_free(h);
-	fuse_reply_err(req, rc < 0 ? -rc : 0);
+	/* The backend handle closes with the last reference (node.h). */
+	node_remove_handle(ino, h);
+	handle_put(h);
+	fuse_reply_err(req, 0);
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)

@@ -70,10 +70,13 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct stat st;
 	int rc;
 
-	if (fi) {
-		/* An open file is asked on its own target: it may be unlinked. */
-		struct efsmt_handle *h = FS_HANDLE(fi);
+	/* An open file is asked through its handle, on its own target: its
+	 * name may be gone (unlinked, renamed by another host). */
+	struct efsmt_handle *h = fi ? FS_HANDLE(fi) : node_get_handle(ino);
+	if (h) {
 		rc = fs_count(h->t, h->t->ops->fgetattr(h->t, h->bh, &st));
+		if (!fi)
+			handle_put(h);
 	} else {
 		NODE_OR_REPLY(req, ino, path, t);
 		rc = fs_count(t, t->ops->getattr(t, path, &st));
@@ -116,12 +119,20 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		rc = t->ops->setattr(t, &c, path, h->bh, 1, &sa, &st);
 	} else {
 		int len = fs_path(ino, path);
-		if (len < 0) {
-			fuse_reply_err(req, -len);
+		t = len < 0 ? NULL : fs_route(path, (size_t)len);
+		rc = t ? t->ops->setattr(t, &c, path, 0, 0, &sa, &st) : len;
+		/* fchmod(2) and the like on a file whose name is gone: use
+		 * one of its open handles. */
+		struct efsmt_handle *h = rc == -ENOENT ? node_get_handle(ino) : NULL;
+		if (h) {
+			t = h->t;
+			rc = t->ops->setattr(t, &c, path, h->bh, 1, &sa, &st);
+			handle_put(h);
+		}
+		if (!t) {
+			fuse_reply_err(req, -rc);
 			return;
 		}
-		t = fs_route(path, (size_t)len);
-		rc = t->ops->setattr(t, &c, path, 0, 0, &sa, &st);
 	}
 	if (fs_count(t, rc) < 0)
 		fuse_reply_err(req, -rc);
@@ -200,7 +211,22 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
 		return;
 	}
 	fs_caller(req, &c);
-	reply_made(req, t, t->ops->link(t, &c, path, newpath, &st), newparent, newname, &st);
+	rc = fs_count(t, t->ops->link(t, &c, path, newpath, &st));
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	/* The new name is one more name of the same node: one kernel inode. */
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof(e));
+	e.ino = node_link(ino, newparent, newname);
+	e.attr = st;
+	e.attr_timeout = fs.attr_timeout;
+	e.entry_timeout = fs.entry_timeout;
+	if (!e.ino)
+		fuse_reply_err(req, ENOMEM);
+	else if (fuse_reply_entry(req, &e) != 0)
+		node_forget(e.ino, 1);
 }
 
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)

@@ -1,0 +1,29 @@
+/*
+ * handle.h - an open file or directory: the target it was opened on and the
+ * backend's handle. It holds a target reference; it is itself reference
+ * counted because an inode's open handles also answer fstat(2) and
+ * fchmod(2) on files whose name is gone (node.h).
+ */
+#ifndef EFSMT_HANDLE_H
+#define EFSMT_HANDLE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct target;
+
+struct efsmt_handle {
+	struct target *t;
+	uint64_t bh;
+	int is_dir;
+	atomic_int refs;
+	struct efsmt_handle *next; /* the node's list of open handles */
+};
+
+/* A new handle with one reference; NULL when out of memory. */
+struct efsmt_handle *handle_new(struct target *t, uint64_t bh, int is_dir);
+void handle_get(struct efsmt_handle *h);
+/* Drop a reference; the last one releases the backend handle. */
+void handle_put(struct efsmt_handle *h);
+
+#endif

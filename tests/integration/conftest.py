@@ -1,0 +1,368 @@
+"""Fixtures of the efsmt integration tests.
+
+`backend` (session scope, parametrised by BACKEND_KINDS) makes the file system
+that every target shows: for "dir" a backing directory B and three bind
+mounts T1, T2, T3 of it. `fs` (per test) empties B, mounts efsmt over the
+backend's targets in the foreground, and on teardown unmounts, checks that the
+daemon exited 0 and empties B again. Nothing is left mounted, even when a test
+fails; ./run also sweeps its scratch directory when pytest itself dies.
+
+A new kind of backend (nfs: three nfs-ganesha servers exporting B) is a new
+Backend subclass registered in BACKENDS and named in BACKEND_KINDS: every test
+that uses `backend` or `fs` then runs against it too.
+"""
+
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import threading
+
+import pytest
+
+import efsmt_testlib as lib
+
+BACKEND_KINDS = ["dir"]
+
+DEFAULT_TEST_TIME_LIMIT = 120  # seconds; @pytest.mark.time_limit(N) changes it
+
+
+# ---------------------------------------------------------------- prerequisites
+
+def _missing_requirements():
+    missing = []
+    if os.geteuid() != 0:
+        missing.append("run the tests as root (they bind-mount directories and mount FUSE)")
+    if not os.path.exists("/dev/fuse"):
+        missing.append("/dev/fuse is missing: `modprobe fuse` (in a container: --device /dev/fuse "
+                       "--cap-add SYS_ADMIN)")
+    else:
+        try:
+            os.close(os.open("/dev/fuse", os.O_RDWR))
+        except OSError as e:
+            missing.append("cannot open /dev/fuse (%s): give the test access to it" % e)
+    for prog, pkg in (("fusermount3", "fuse3"), ("mount.fuse3", "fuse3"), ("mount", "mount"),
+                      ("umount", "mount"), ("unshare", "util-linux"),
+                      ("nsenter", "util-linux")):
+        if not shutil.which(prog, path=os.environ.get("PATH", "") + ":/sbin:/usr/sbin"):
+            missing.append("%s not found: apt-get install %s" % (prog, pkg))
+    if importlib.util.find_spec("xxhash") is None:
+        missing.append("python module xxhash missing: apt-get install python3-xxhash "
+                       "(and run the tests with /usr/bin/python3)")
+    binary = lib.efsmt_binary()
+    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        missing.append("efsmt binary %s not found: build it (autoreconf -fi && ./configure && "
+                       "make in the repository) or set EFSMT=/path/to/efsmt" % binary)
+    return missing
+
+
+@pytest.fixture(scope="session", autouse=True)
+def requirements():
+    missing = _missing_requirements()
+    if missing:
+        pytest.fail("cannot run the efsmt integration tests:\n  " + "\n  ".join(missing),
+                    pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def efsmt_bin(requirements):
+    return lib.efsmt_binary()
+
+
+# ---------------------------------------------------------------- watchdog
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "time_limit(seconds): per-test watchdog limit")
+
+
+@pytest.fixture(autouse=True)
+def watchdog(request):
+    """A hung FUSE request blocks the test in the kernel, where no Python
+    signal reaches it. After the limit, kill the efsmt daemons the tests
+    started: the kernel
+    then fails the pending requests and the test fails instead of hanging."""
+    marker = request.node.get_closest_marker("time_limit")
+    limit = marker.args[0] if marker else DEFAULT_TEST_TIME_LIMIT
+    fired = []
+
+    def fire():
+        fired.append(lib.kill_ours(lib.efsmt_binary(), signal.SIGKILL))
+
+    timer = threading.Timer(limit, fire)
+    timer.daemon = True
+    timer.start()
+    yield
+    timer.cancel()
+    if fired:
+        pytest.fail("test (with its fixtures) ran longer than %d s: killed efsmt pids %s"
+                    % (limit, fired[0]), pytrace=False)
+
+
+# ---------------------------------------------------------------- backends
+
+def _clear_dir(path):
+    for entry in os.scandir(path):
+        p = entry.path
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(p)
+        else:
+            os.unlink(p)
+
+
+class Backend:
+    """One file system shown by several targets."""
+
+    kind = None
+    ntargets = 3
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.backing = os.path.join(workdir, "B")  # direct access, for checking
+
+    # what efsmt is given: -o target=<option> for each
+    target_options = []
+    # canonical ids and URIs, in the same order
+    ids = []
+    uris = []
+
+    def start(self):
+        raise NotImplementedError
+
+    def stop(self):
+        """Undo start(); returns a list of problems (empty when clean)."""
+        raise NotImplementedError
+
+    def clear(self):
+        _clear_dir(self.backing)
+
+    def open_holders(self, daemon_pid, rel):
+        """Indices of the targets through which the daemon holds rel open."""
+        raise NotImplementedError("%s backend: no way to see which target holds a file open"
+                                  % self.kind)
+
+
+class DirBackend(Backend):
+    kind = "dir"
+
+    def __init__(self, workdir):
+        super().__init__(workdir)
+        self.target_dirs = [os.path.join(workdir, "T%d" % (i + 1)) for i in range(self.ntargets)]
+        # Both spellings the spec allows; the id is always the canonical URI.
+        self.target_options = [("dir://" + d) if i % 2 == 0 else d
+                               for i, d in enumerate(self.target_dirs)]
+        self.ids = ["dir://" + d for d in self.target_dirs]
+        self.uris = list(self.ids)
+
+    def start(self):
+        os.mkdir(self.backing)
+        for d in self.target_dirs:
+            os.mkdir(d)
+            r = lib.run(["mount", "--bind", self.backing, d])
+            if r.returncode != 0:
+                self.stop()
+                pytest.fail("mount --bind %s %s failed (%s): the tests need root with "
+                            "CAP_SYS_ADMIN" % (self.backing, d, r.stderr.decode().strip()),
+                            pytrace=False)
+            assert lib.mounted_at(d), "bind mount at %s not in mountinfo" % d
+
+    def stop(self):
+        problems = []
+        for d in self.target_dirs:
+            while lib.mounted_at(d):
+                r = lib.run(["umount", d])
+                if r.returncode != 0:
+                    problems.append("umount %s: %s" % (d, r.stderr.decode().strip()))
+                    lib.run(["umount", "-l", d])
+                    break
+        left = lib.mounts_under(self.workdir)
+        if left:
+            problems.append("still mounted after teardown: %s" % left)
+            problems += lib.force_unmount(self.workdir)
+        return problems
+
+    def open_holders(self, daemon_pid, rel):
+        rel = rel.strip("/")
+        want = {os.path.join(d, rel) if rel else d: i for i, d in enumerate(self.target_dirs)}
+        return {want[link] for link in lib.fd_links(daemon_pid).values() if link in want}
+
+
+BACKENDS = {"dir": DirBackend}
+
+
+@pytest.fixture(scope="session", params=BACKEND_KINDS)
+def backend(request, efsmt_bin):
+    workdir = lib.make_workdir("efsmt-it-%s." % request.param)
+    be = BACKENDS[request.param](workdir)
+    be.start()
+    yield be
+    problems = be.stop()
+    if not lib.mounts_under(workdir):
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert not problems, "backend teardown: %s" % problems
+
+
+# ---------------------------------------------------------------- the daemon
+
+class Daemon:
+    """efsmt in the foreground: `efsmt SOURCE MNT -f ARGS...`."""
+
+    def __init__(self, binary, source, mnt, args, log_path):
+        self.binary = binary
+        self.source = source
+        self.mnt = mnt
+        self.args = list(args)
+        self.log_path = log_path
+        self.proc = None
+        self.returncode = None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return ""
+        return data[-4000:].decode(errors="replace")
+
+    def start(self, timeout=10):
+        log = open(self.log_path, "wb")
+        try:
+            self.proc = subprocess.Popen([self.binary, self.source, self.mnt, "-f"] + self.args,
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        finally:
+            log.close()
+
+        def ready():
+            return lib.FSTYPE in lib.mounted_at(self.mnt) or self.proc.poll() is not None
+
+        lib.wait_for(ready, timeout)
+        if self.proc.poll() is not None:
+            self.returncode = self.proc.returncode
+            pytest.fail("efsmt %s exited with %s before mounting; its output:\n%s"
+                        % (" ".join(self.args), self.returncode, self.log()), pytrace=False)
+        if lib.FSTYPE not in lib.mounted_at(self.mnt):
+            self.stop()
+            pytest.fail("no %s mount at %s %d s after starting efsmt (mounted there: %s); "
+                        "output:\n%s" % (lib.FSTYPE, self.mnt, timeout,
+                                         lib.mounted_at(self.mnt), self.log()), pytrace=False)
+        return self
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def wait_exit(self, timeout):
+        """The exit status, or None if still running after timeout seconds."""
+        try:
+            self.returncode = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        return self.returncode
+
+    def stop(self, exit_timeout=5):
+        """Unmount and reap; a list of problems (empty when it all went right)."""
+        problems = []
+        if lib.FSTYPE in lib.mounted_at(self.mnt):
+            r = lib.run(["fusermount3", "-u", self.mnt])
+            if r.returncode != 0:
+                problems.append("fusermount3 -u %s failed: %s" % (self.mnt,
+                                                                 r.stderr.decode().strip()))
+                lib.run(["fusermount3", "-u", "-z", self.mnt])
+        try:
+            self.returncode = self.proc.wait(exit_timeout)
+        except subprocess.TimeoutExpired:
+            problems.append("efsmt did not exit within %d s of the unmount" % exit_timeout)
+            self.proc.kill()
+            self.returncode = self.proc.wait()
+        if self.returncode != 0:
+            problems.append("efsmt exited with status %s (want 0)" % self.returncode)
+        if lib.mounts_under(self.mnt):
+            problems.append("still mounted at %s: %s" % (self.mnt, lib.mounted_at(self.mnt)))
+            problems += lib.force_unmount(self.mnt)
+        if problems:
+            problems.append("efsmt output:\n" + self.log())
+        return problems
+
+
+class Mount:
+    """What a test gets: the efsmt mount and the backing directory behind it."""
+
+    def __init__(self, backend, daemon):
+        self.backend = backend
+        self.daemon = daemon
+        self.mnt = daemon.mnt
+        self.backing = backend.backing
+        self.ids = backend.ids
+        self.uris = backend.uris
+
+    @property
+    def pid(self):
+        return self.daemon.pid
+
+    def m(self, *rel):
+        """Path through the mount."""
+        return os.path.join(self.mnt, *rel)
+
+    def b(self, *rel):
+        """Path in the backing file system."""
+        return os.path.join(self.backing, *rel)
+
+    def route(self, rel):
+        return lib.route_index(self.ids, lib.fuse_path(rel))
+
+    def target_of(self, rel):
+        """(id, uri) of the target the routing function gives rel."""
+        i = self.route(rel)
+        return self.ids[i], self.uris[i]
+
+    def target_xattr(self, rel):
+        return lib.parse_target_xattr(os.getxattr(self.m(rel) if rel else self.mnt,
+                                                  lib.XATTR_TARGET, follow_symlinks=False))
+
+    def holders(self, rel):
+        return self.backend.open_holders(self.pid, rel)
+
+
+@pytest.fixture
+def mount_efsmt(backend, efsmt_bin):
+    """Factory: mount efsmt over `backend` with extra arguments; all are
+    unmounted and checked at teardown."""
+    started = []
+
+    def start(args=None, source="efsmt-test", style="one"):
+        workdir = lib.make_workdir("efsmt-mnt.")
+        mnt = os.path.join(workdir, "mnt")
+        os.mkdir(mnt)
+        d = Daemon(efsmt_bin, source, mnt, lib.target_args(backend, style) + list(args or []),
+                   os.path.join(workdir, "efsmt.log"))
+        started.append((d, workdir))
+        d.start()
+        return Mount(backend, d)
+
+    backend.clear()
+    yield start
+    problems = []
+    for d, workdir in started:
+        if d.proc is not None and d.returncode is None:
+            problems += d.stop()
+        elif lib.mounts_under(workdir):
+            problems.append("left mounted: %s" % lib.mounts_under(workdir))
+            problems += lib.force_unmount(workdir)
+        if not lib.mounts_under(workdir):
+            shutil.rmtree(workdir, ignore_errors=True)
+    backend.clear()
+    assert not problems, "efsmt teardown:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def fs(mount_efsmt):
+    """efsmt mounted in the foreground over the three targets of `backend`."""
+    return mount_efsmt()
+
+
+def pytest_report_header(config):
+    return "efsmt binary: %s; backends: %s" % (lib.efsmt_binary(), ", ".join(BACKEND_KINDS))
+
