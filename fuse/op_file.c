@@ -10,6 +10,10 @@
 #include "fs.h"
 #include "node.h"
 
+/* Below this a read is copied: splicing a small reply costs more system
+ * calls (pipe, vmsplice, two splices) than one pread and one writev. */
+#define READ_SPLICE_MIN (64 * 1024) /* bytes */
+
 /* Wrap a backend handle; on failure the backend handle is released. */
 static struct efsmt_handle *wrap(fuse_req_t req, struct target *t, uint64_t bh)
 {
@@ -101,8 +105,8 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 	int fd = t->ops->handle_fd ? t->ops->handle_fd(t, h->bh) : -1;
 
 	fs_count(t, 0);
-	if (fd >= 0) {
-		/* libfuse reads (or splices) straight from the backing file. */
+	if (fd >= 0 && size >= READ_SPLICE_MIN) {
+		/* libfuse splices straight from the backing file. */
 		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
 		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 		bv.buf[0].fd = fd;
