@@ -127,9 +127,8 @@ static int parse_one_opt(struct efsmt_config *cfg, const char *o, char *err, siz
 		return parse_seconds("attr_timeout", v, &cfg->attr_timeout, err, errlen);
 	if (KEY("negative_timeout") && v)
 		return parse_seconds("negative_timeout", v, &cfg->negative_timeout, err, errlen);
-	if (KEY("max_idle_threads") && v)
-		return parse_int("max_idle_threads", v, 1, 1024, &cfg->max_idle_threads, err,
-				 errlen);
+	if (KEY("threads") && v)
+		return parse_int("threads", v, 1, CFG_MAX_THREADS, &cfg->threads, err, errlen);
 	if (KEY("log_level") && v) {
 		int l = log_level_parse(v);
 		if (l < 0) {
@@ -294,7 +293,6 @@ int config_parse(int argc, char **argv, struct efsmt_config *cfg, char *err, siz
 	cfg->entry_timeout = CFG_DEFAULT_ENTRY_TIMEOUT;
 	cfg->attr_timeout = CFG_DEFAULT_ATTR_TIMEOUT;
 	cfg->negative_timeout = CFG_DEFAULT_NEGATIVE_TIMEOUT;
-	cfg->max_idle_threads = CFG_DEFAULT_MAX_IDLE_THREADS;
 	cfg->log_level = LOG_LVL_INFO;
 
 	for (int i = 1; i < argc; i++) {
@@ -405,7 +403,10 @@ void config_usage(FILE *out)
 "                           at most these times.\n"
 "\n"
 "Daemon:\n"
-"  -o max_idle_threads=N    idle worker threads kept (default %d)\n"
+"  -o threads=N             worker threads (default: one per CPU, at least 2).\n"
+"                           More help only when targets block for long (slow\n"
+"                           disks, network): each extra idle thread makes every\n"
+"                           request's wake-up slower.\n"
 "  -o log_level=LEVEL       error, warn, info (default) or debug\n"
 "\n"
 "Mount options passed to the kernel: allow_other, allow_root, auto_unmount,\n"
@@ -430,6 +431,5 @@ void config_usage(FILE *out)
 "\n"
 "Exit status: 0 after a clean unmount or SIGTERM; 1 on bad options or targets\n"
 "(one line on stderr says which and how to fix it; nothing is left mounted).\n",
-		CFG_DEFAULT_ENTRY_TIMEOUT, CFG_DEFAULT_ATTR_TIMEOUT, CFG_DEFAULT_NEGATIVE_TIMEOUT,
-		CFG_DEFAULT_MAX_IDLE_THREADS);
+		CFG_DEFAULT_ENTRY_TIMEOUT, CFG_DEFAULT_ATTR_TIMEOUT, CFG_DEFAULT_NEGATIVE_TIMEOUT);
 }

@@ -16,7 +16,7 @@
 #define CFG_DEFAULT_ENTRY_TIMEOUT 1.0    /* seconds */
 #define CFG_DEFAULT_ATTR_TIMEOUT 1.0     /* seconds */
 #define CFG_DEFAULT_NEGATIVE_TIMEOUT 1.0 /* seconds */
-#define CFG_DEFAULT_MAX_IDLE_THREADS 16
+#define CFG_MAX_THREADS 1024
 #define CFG_MAX_TIMEOUT 86400.0 /* seconds */
 
 struct efsmt_config {
@@ -31,7 +31,7 @@ struct efsmt_config {
 	double entry_timeout;
 	double attr_timeout;
 	double negative_timeout;
-	int max_idle_threads;
+	int threads; /* worker threads; 0: one per CPU, at least 2 */
 	int log_level;
 	int foreground;
 	int debug;

@@ -96,7 +96,8 @@ START_TEST(test_bad_options)
 	expect_error("fs-12345678", "-o", "target=/a,target=/a/", "given twice");
 	expect_error("fs-12345678", "-o", "target=/a,entry_timeout=-1", "entry_timeout=-1");
 	expect_error("fs-12345678", "-o", "target=/a,attr_timeout=abc", "attr_timeout=abc");
-	expect_error("fs-12345678", "-o", "target=/a,max_idle_threads=0", "max_idle_threads");
+	expect_error("fs-12345678", "-o", "target=/a,threads=0", "threads=0");
+	expect_error("fs-12345678", "-o", "target=/a,threads=2x", "threads=2x");
 	expect_error("fs-12345678", "-o", "target=/a,log_level=loud", "log_level=loud");
 	expect_error("fs-12345678:sub", "-o", "target=/a", "must be an absolute path");
 	expect_error("fs-12345678:/a/../b", "-o", "target=/a", "without '..'");
