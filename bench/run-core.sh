@@ -227,7 +227,8 @@ bench_prog() {
 	[ -f "$src" ] || die "$src is missing"
 	command -v "$CC" >/dev/null || die "no C compiler '$CC' to build $name (Debian package gcc)"
 	# shellcheck disable=SC2086
-	"$CC" $CFLAGS_BENCH -o "$WORK/bin/$name" "$src" >&2 || die "building $name failed"
+	"$CC" $CFLAGS_BENCH -o "$WORK/bin/$name" "$src" "$SCRIPT_DIR/benchutil.c" >&2 ||
+		die "building $name failed"
 	echo "$WORK/bin/$name"
 }
 if has_system efsmt; then

@@ -31,18 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
+
 static const char *prog = "seqio";
-
-static double now(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
-		perror("clock_gettime");
-		exit(1);
-	}
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void usage(FILE *f)
 {
@@ -53,19 +44,6 @@ static void usage(FILE *f)
 		"  -p PHASES  comma list of write,read (default write,read)\n"
 		"  --no-drop  do not drop the page cache before reading\n",
 		prog);
-}
-
-static int parse_long(const char *s, long min, long max, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
 }
 
 static void report(const char *phase, uint64_t bytes, size_t block, double secs,
@@ -111,7 +89,7 @@ static int do_write(const char *path, uint64_t nblocks, size_t block, unsigned c
 	int fd;
 
 	sync(); /* untimed: start without other dirty data in flight */
-	t0 = now();
+	t0 = bench_now();
 	fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
 	if (fd < 0) {
 		fprintf(stderr, "%s: create %s: %s\n", prog, path, strerror(errno));
@@ -144,7 +122,7 @@ static int do_write(const char *path, uint64_t nblocks, size_t block, unsigned c
 		fprintf(stderr, "%s: close %s: %s\n", prog, path, strerror(errno));
 		return -1;
 	}
-	t1 = now();
+	t1 = bench_now();
 	report("seqwrite", nblocks * block, block, t1 - t0, -1);
 	return 0;
 }
@@ -159,7 +137,7 @@ static int do_read(const char *path, uint64_t nblocks, size_t block, unsigned ch
 
 	if (drop && drop_caches() != 0)
 		return -1;
-	t0 = now();
+	t0 = bench_now();
 	fd = open(path, O_RDONLY);
 	if (fd < 0) {
 		fprintf(stderr, "%s: open %s: %s\n", prog, path, strerror(errno));
@@ -210,7 +188,7 @@ static int do_read(const char *path, uint64_t nblocks, size_t block, unsigned ch
 		fprintf(stderr, "%s: close %s: %s\n", prog, path, strerror(errno));
 		return -1;
 	}
-	t1 = now();
+	t1 = bench_now();
 	if (b != nblocks) {
 		fprintf(stderr, "%s: %s: read %llu blocks, expected %llu\n", prog, path,
 			(unsigned long long)b, (unsigned long long)nblocks);
@@ -245,9 +223,9 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			v = argv[++i];
-			if (a[1] == 'm' && parse_long(v, 1, 1L << 20, &mib) == 0)
+			if (a[1] == 'm' && bench_parse_long(v, 1, 1L << 20, &mib) == 0)
 				continue;
-			if (a[1] == 'b' && parse_long(v, 1, 1L << 20, &kib) == 0)
+			if (a[1] == 'b' && bench_parse_long(v, 1, 1L << 20, &kib) == 0)
 				continue;
 			if (a[1] == 'p') {
 				do_w = strstr(v, "write") != NULL;

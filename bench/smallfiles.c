@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
+
 #define PAT_PERIOD 251 /* prime: neighbouring files get different contents */
 
 enum { PH_WRITE = 1, PH_READ = 2, PH_STAT = 4, PH_DELETE = 8 };
@@ -59,30 +61,6 @@ static void usage(FILE *f)
 		"  -d SUBDIRS  subdirectories the files are spread over (default 100)\n"
 		"  -p PHASES   comma list of write,read,stat,delete (default all)\n",
 		prog);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
-		perror("clock_gettime");
-		exit(1);
-	}
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int parse_long(const char *s, long min, long max, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
 }
 
 static int parse_phases(const char *s, unsigned *out)
@@ -176,7 +154,7 @@ static int make_subdirs(const struct cfg *c)
 static int phase_write(const struct cfg *c, const unsigned char *pattern)
 {
 	char path[PATH_MAX];
-	double t0 = now();
+	double t0 = bench_now();
 
 	for (long i = 0; i < c->files; i++) {
 		int fd;
@@ -197,7 +175,7 @@ static int phase_write(const struct cfg *c, const unsigned char *pattern)
 			return -1;
 		}
 	}
-	report("write", c, t0, now());
+	report("write", c, t0, bench_now());
 	return 0;
 }
 
@@ -207,7 +185,7 @@ static int phase_read(const struct cfg *c, const unsigned char *pattern,
 	char path[PATH_MAX];
 	/* one spare byte so a file longer than expected is noticed */
 	size_t cap = (size_t)c->size + 1;
-	double t0 = now();
+	double t0 = bench_now();
 
 	for (long i = 0; i < c->files; i++) {
 		size_t got = 0;
@@ -252,7 +230,7 @@ static int phase_read(const struct cfg *c, const unsigned char *pattern,
 			return -1;
 		}
 	}
-	report("read", c, t0, now());
+	report("read", c, t0, bench_now());
 	return 0;
 }
 
@@ -260,7 +238,7 @@ static int phase_stat(const struct cfg *c)
 {
 	char path[PATH_MAX];
 	struct stat st;
-	double t0 = now();
+	double t0 = bench_now();
 
 	for (long i = 0; i < c->files; i++) {
 		file_path(c, i, path, sizeof path);
@@ -276,14 +254,14 @@ static int phase_stat(const struct cfg *c)
 			return -1;
 		}
 	}
-	report("stat", c, t0, now());
+	report("stat", c, t0, bench_now());
 	return 0;
 }
 
 static int phase_delete(const struct cfg *c)
 {
 	char path[PATH_MAX];
-	double t0 = now();
+	double t0 = bench_now();
 
 	for (long i = 0; i < c->files; i++) {
 		file_path(c, i, path, sizeof path);
@@ -299,7 +277,7 @@ static int phase_delete(const struct cfg *c)
 			return -1;
 		}
 	}
-	report("delete", c, t0, now());
+	report("delete", c, t0, bench_now());
 	return 0;
 }
 
@@ -325,9 +303,9 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			v = argv[++i];
-			if ((a[1] == 'n' && parse_long(v, 1, 100000000L, &c.files) != 0) ||
-			    (a[1] == 's' && parse_long(v, 0, 1L << 30, &c.size) != 0) ||
-			    (a[1] == 'd' && parse_long(v, 1, 10000, &c.subdirs) != 0) ||
+			if ((a[1] == 'n' && bench_parse_long(v, 1, 100000000L, &c.files) != 0) ||
+			    (a[1] == 's' && bench_parse_long(v, 0, 1L << 30, &c.size) != 0) ||
+			    (a[1] == 'd' && bench_parse_long(v, 1, 10000, &c.subdirs) != 0) ||
 			    (a[1] == 'p' && parse_phases(v, &c.phases) != 0)) {
 				fprintf(stderr, "%s: bad value for %s: %s\n", prog, a, v);
 				return 2;
