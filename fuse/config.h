@@ -13,8 +13,10 @@
 
 #include "target.h"
 
-#define CFG_DEFAULT_ENTRY_TIMEOUT 1.0    /* seconds */
-#define CFG_DEFAULT_ATTR_TIMEOUT 1.0     /* seconds */
+/* The kernel NFS client that EFS users mount with today caches file
+ * attributes for at least 3 s (acregmin); efsmt keeps that bound. */
+#define CFG_DEFAULT_ENTRY_TIMEOUT 3.0    /* seconds */
+#define CFG_DEFAULT_ATTR_TIMEOUT 3.0     /* seconds */
 #define CFG_DEFAULT_NEGATIVE_TIMEOUT 1.0 /* seconds */
 #define CFG_MAX_THREADS 1024
 #define CFG_MAX_TIMEOUT 86400.0 /* seconds */
