@@ -24,6 +24,20 @@ const char *ctl_cmd_name(enum ctl_cmd cmd)
 	return (unsigned)cmd < CTL_NCMDS ? cmd_names[cmd] : "?";
 }
 
+#define CTL_ECHO_MAX 64 /* characters of a client's string quoted in an error */
+
+/* A client's string fit to quote in a one-line error: control characters
+ * become '?', and it is cut to CTL_ECHO_MAX. */
+static const char *echo(const char *in, char out[CTL_ECHO_MAX + 1])
+{
+	size_t i = 0;
+
+	for (; in[i] && i < CTL_ECHO_MAX; i++)
+		out[i] = ((unsigned char)in[i] < 0x20 || in[i] == 0x7f) ? '?' : in[i];
+	out[i] = '\0';
+	return out;
+}
+
 /* The fields each command takes besides "cmd". */
 static const char *const cmd_fields[CTL_NCMDS][3] = {
 	[CTL_SET_TARGETS] = {"generation", "targets", NULL},
@@ -94,13 +108,14 @@ static int check_targets(json_t *list, char *err, size_t errlen)
 		}
 		const char *key;
 		json_t *v;
+		char ek[CTL_ECHO_MAX + 1];
 		json_object_foreach(e, key, v)
 		{
 			if (strcmp(key, "uri") != 0 && strcmp(key, "id") != 0) {
 				snprintf(err, errlen,
-					 "target %zu: unexpected field \"%.64s\" (a target is "
+					 "target %zu: unexpected field \"%s\" (a target is "
 					 "{\"id\":STRING,\"uri\":STRING})",
-					 i, key);
+					 i, echo(key, ek));
 				return -1;
 			}
 		}
@@ -154,8 +169,23 @@ static int parse_fields(struct ctl_request *req, char *err, size_t errlen)
 	}
 }
 
+static int parse_request(const char *buf, size_t len, struct ctl_request *req, char *err,
+			 size_t errlen);
+
 int ctl_parse_request(const char *buf, size_t len, struct ctl_request *req, char *err,
 		      size_t errlen)
+{
+	int rc = parse_request(buf, len, req, err, errlen);
+
+	/* jansson quotes the input near a syntax error: keep it one line. */
+	for (char *p = err; rc < 0 && *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	return rc;
+}
+
+static int parse_request(const char *buf, size_t len, struct ctl_request *req, char *err,
+			 size_t errlen)
 {
 	json_error_t je;
 
@@ -179,15 +209,16 @@ int ctl_parse_request(const char *buf, size_t len, struct ctl_request *req, char
 		goto fail;
 	}
 	const char *name = json_string_value(c);
+	char ek[CTL_ECHO_MAX + 1];
 	req->cmd = CTL_NCMDS;
 	for (int i = 0; i < CTL_NCMDS; i++)
 		if (strlen(name) == json_string_length(c) && strcmp(name, cmd_names[i]) == 0)
 			req->cmd = (enum ctl_cmd)i;
 	if (req->cmd == CTL_NCMDS) {
 		snprintf(err, errlen,
-			 "unknown command \"%.64s\" (status, targets, set-targets, add-target, "
+			 "unknown command \"%s\" (status, targets, set-targets, add-target, "
 			 "remove-target, stats, metrics, health)",
-			 name);
+			 echo(name, ek));
 		goto fail;
 	}
 	const char *key;
@@ -195,7 +226,7 @@ int ctl_parse_request(const char *buf, size_t len, struct ctl_request *req, char
 	json_object_foreach(req->root, key, v)
 	{
 		if (strcmp(key, "cmd") != 0 && !field_allowed(req->cmd, key)) {
-			snprintf(err, errlen, "%s: unexpected field \"%.64s\"", name, key);
+			snprintf(err, errlen, "%s: unexpected field \"%s\"", name, echo(key, ek));
 			goto fail;
 		}
 	}

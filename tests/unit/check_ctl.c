@@ -92,6 +92,12 @@ START_TEST(bad_commands)
 	expect_bad("{\"cmd\":\"\"}", "unknown command");
 	expect_bad("{\"cmd\":\"status\",\"verbose\":true}", "status: unexpected field \"verbose\"");
 	expect_bad("{\"cmd\":\"targets\",\"id\":\"x\"}", "unexpected field \"id\"");
+	/* found by the fuzzer: a client's string quoted in an error stays one line */
+	expect_bad("{\"cmd\":\"status\",\"a\\nb\":1}", "unexpected field \"a?b\"");
+	expect_bad("{\"cmd\":\"st\\natus\"}", "unknown command \"st?atus\"");
+	expect_bad("{\"cmd\":\"a\\\n\n\"}", "malformed JSON");
+	expect_bad("{\"cmd\":\"set-targets\",\"generation\":1,\"targets\":[{\"uri\":\"/a\",\"\\r\":1}]}",
+		   "unexpected field \"?\"");
 }
 END_TEST
 
