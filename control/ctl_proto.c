@@ -299,11 +299,17 @@ long ctl_lb_read(struct ctl_linebuf *lb, int fd)
 	if (want <= lb->len)
 		return -ENOBUFS;
 	if (lb->cap < want + 1) {
-		char *n = realloc(lb->buf, want + 1);
+		/* Doubling: few reallocations on the way to a large line. */
+		size_t cap = lb->cap ? lb->cap * 2 : CTL_READ_CHUNK + 1;
+		if (cap < want + 1)
+			cap = want + 1;
+		if (cap > CTL_MAX_LINE + 1)
+			cap = CTL_MAX_LINE + 1;
+		char *n = realloc(lb->buf, cap);
 		if (!n)
 			return -ENOMEM;
 		lb->buf = n;
-		lb->cap = want + 1;
+		lb->cap = cap;
 	}
 	ssize_t r = read(fd, lb->buf + lb->len, want - lb->len);
 	if (r < 0)

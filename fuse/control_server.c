@@ -18,6 +18,7 @@
 
 #include "control_server.h"
 #include "ctl_proto.h"
+#include "epoch.h"
 #include "log.h"
 #include "reload.h"
 
@@ -243,7 +244,9 @@ static void *control_main(void *arg)
 		for (int i = 0; i < CTL_MAX_CLIENTS; i++)
 			p[n++] = (struct pollfd){.fd = clients[i].fd, .events = POLLIN};
 		/* Sleep for good unless a retired table waits for its readers. */
-		int timeout = reload_reclaim() ? CTL_SWEEP_MS : -1;
+		size_t waiting = reload_reclaim();
+		waiting += epoch_reclaim();
+		int timeout = waiting ? CTL_SWEEP_MS : -1;
 		if (poll(p, (nfds_t)n, timeout) < 0 && errno != EINTR)
 			break;
 		if (p[0].revents & POLLIN) {
@@ -278,6 +281,13 @@ static void on_sighup(int sig)
 	errno = saved;
 }
 
+static void wake_sweeper(void)
+{
+	char w = 'w';
+	ssize_t r = write(wake[1], &w, 1);
+	(void)r; /* a full pipe already wakes the thread */
+}
+
 int ctl_server_start(void)
 {
 	struct timespec ts;
@@ -289,6 +299,7 @@ int ctl_server_start(void)
 	if (pthread_create(&thread, NULL, control_main, NULL) != 0)
 		return -1;
 	running = 1;
+	epoch_set_wake(wake_sweeper);
 	/* Replaces libfuse's handler, which would end the session. */
 	if (ctl_cfg->targets_file) {
 		struct sigaction sa = {.sa_handler = on_sighup, .sa_flags = SA_RESTART};
@@ -302,6 +313,7 @@ int ctl_server_start(void)
 
 void ctl_server_stop(void)
 {
+	epoch_set_wake(NULL);
 	if (running) {
 		char q = 'q';
 		if (write(wake[1], &q, 1) == 1)

@@ -85,8 +85,78 @@ int epoch_passed(uint64_t e)
 	return 1;
 }
 
+struct deferred {
+	void (*fn)(void *);
+	void *p;
+	uint64_t epoch;
+	struct deferred *next;
+};
+
+static pthread_mutex_t defer_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct deferred *deferred;
+static void (*_Atomic wake_fn)(void);
+
+void epoch_set_wake(void (*wake)(void))
+{
+	atomic_store(&wake_fn, wake);
+}
+
+void epoch_defer(void (*fn)(void *), void *p)
+{
+	uint64_t e = epoch_advance();
+	struct deferred *d;
+
+	if (epoch_passed(e) || !(d = malloc(sizeof(*d)))) {
+		/* No reader (or no memory: then no safer choice is left). */
+		fn(p);
+		return;
+	}
+	*d = (struct deferred){fn, p, e, NULL};
+	pthread_mutex_lock(&defer_lock);
+	d->next = deferred;
+	deferred = d;
+	pthread_mutex_unlock(&defer_lock);
+	void (*w)(void) = atomic_load(&wake_fn);
+	if (w)
+		w();
+}
+
+size_t epoch_reclaim(void)
+{
+	struct deferred *ready = NULL;
+	size_t left = 0;
+
+	pthread_mutex_lock(&defer_lock);
+	for (struct deferred **pp = &deferred; *pp;) {
+		struct deferred *d = *pp;
+		if (epoch_passed(d->epoch)) {
+			*pp = d->next;
+			d->next = ready;
+			ready = d;
+		} else {
+			pp = &d->next;
+			left++;
+		}
+	}
+	pthread_mutex_unlock(&defer_lock);
+	while (ready) {
+		struct deferred *d = ready;
+		ready = d->next;
+		d->fn(d->p);
+		free(d);
+	}
+	return left;
+}
+
 void epoch_cleanup(void)
 {
+	/* No reader is left: everything deferred can run. */
+	while (deferred) {
+		struct deferred *d = deferred;
+		deferred = d->next;
+		d->fn(d->p);
+		free(d);
+	}
 	struct epoch_slot *s = atomic_exchange(&slots, NULL);
 
 	while (s) {

@@ -17,6 +17,7 @@
 #ifndef EFSMT_EPOCH_H
 #define EFSMT_EPOCH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 void epoch_enter(void);
@@ -25,6 +26,16 @@ void epoch_exit(void);
  * call is safe to free once epoch_passed() of the result is true. */
 uint64_t epoch_advance(void);
 int epoch_passed(uint64_t e);
+/* Call fn(p) once no reader that entered before now remains: at once when
+ * none does, else from epoch_reclaim(). For objects kept alive by a
+ * reference count that a request may still touch after its last put (a
+ * target's counters after the reply that let the kernel release its last
+ * handle). */
+void epoch_defer(void (*fn)(void *), void *p);
+/* Run the deferred calls whose readers are gone; the number still waiting. */
+size_t epoch_reclaim(void);
+/* Called (from any thread) when something is deferred: wakes the sweeper. */
+void epoch_set_wake(void (*wake)(void));
 /* Free the per-thread slots; only when no reader thread remains. */
 void epoch_cleanup(void);
 

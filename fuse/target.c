@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "epoch.h"
 #include "route.h"
 
 #define TARGET_ID_MAX 256
@@ -311,6 +312,17 @@ fail:
 	return NULL;
 }
 
+static void target_free(void *p)
+{
+	struct target *t = p;
+
+	free(t->uri);
+	free(t->id);
+	free(t->path);
+	free(t->subdir);
+	free(t);
+}
+
 void target_get(struct target *t)
 {
 	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
@@ -327,12 +339,10 @@ void target_put(struct target *t)
 			break;
 		}
 	pthread_mutex_unlock(&registry_lock);
+	/* Disconnect now; the memory waits for the requests that may still
+	 * count into t->op after replying (op_guard.c). */
 	t->ops->detach(t);
-	free(t->uri);
-	free(t->id);
-	free(t->path);
-	free(t->subdir);
-	free(t);
+	epoch_defer(target_free, t);
 }
 
 void target_foreach(void (*fn)(struct target *t, void *arg), void *arg)

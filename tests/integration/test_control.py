@@ -148,8 +148,16 @@ def test_ten_mib_request_refused(cfs):
     a = json.loads(line)
     assert a["ok"] is False and "larger than 1048576 bytes" in a["error"], a
     grown = _rss_kib(m.pid) - before
-    assert grown < 3 * 1024, "daemon grew by %d KiB for a refused request" % grown
+    # the limit is 1 MiB per connection; an ASan build keeps freed buffers
+    # in its quarantine, so it gets more room, still well under 10 MiB
+    room = 8 * 1024 if _asan(m.pid) else 3 * 1024
+    assert grown < room, "daemon grew by %d KiB for a refused request" % grown
     assert ctl.call(m.sock, {"cmd": "status"})["ok"]
+
+
+def _asan(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
 
 
 def _send_quietly(s, data):
