@@ -121,6 +121,15 @@ static int parse_one_opt(struct efsmt_config *cfg, const char *o, char *err, siz
 		cfg->targets_file = strdup(v);
 		return 0;
 	}
+	if (KEY("control") && v) {
+		if (cfg->control || (v[0] != '/' && strcmp(v, "none") != 0)) {
+			snprintf(err, errlen,
+				 "control=%s: give one absolute socket path, or none", v);
+			return -1;
+		}
+		cfg->control = strdup(v);
+		return 0;
+	}
 	if (KEY("entry_timeout") && v)
 		return parse_seconds("entry_timeout", v, &cfg->entry_timeout, err, errlen);
 	if (KEY("attr_timeout") && v)
@@ -360,6 +369,7 @@ void config_free(struct efsmt_config *cfg)
 	free(cfg->subdir);
 	free(cfg->mountpoint);
 	free(cfg->targets_file);
+	free(cfg->control);
 	free(cfg->fuse_opts);
 	memset(cfg, 0, sizeof(*cfg));
 }
@@ -408,6 +418,11 @@ void config_usage(FILE *out)
 "                           disks, network): each extra idle thread makes every\n"
 "                           request's wake-up slower.\n"
 "  -o log_level=LEVEL       error, warn, info (default) or debug\n"
+"  -o control=PATH          the control socket (efsmtctl); default\n"
+"                           /run/efsmt/NAME-HASH.sock (root) or\n"
+"                           $XDG_RUNTIME_DIR/efsmt/... (others), NAME the file\n"
+"                           system id or SOURCE, HASH from SOURCE and MOUNTPOINT;\n"
+"                           none: no socket. SIGHUP re-reads targets_file.\n"
 "\n"
 "Mount options passed to the kernel: allow_other, allow_root, auto_unmount,\n"
 "  ro, rw, dev, nodev, suid, nosuid, exec, noexec, sync, async, dirsync,\n"

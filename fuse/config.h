@@ -27,6 +27,7 @@ struct efsmt_config {
 	char *subdir;     /* "/x/y" from "fs-...:/x/y", else "" */
 	char *mountpoint; /* absolute */
 	char *targets_file;
+	char *control; /* control socket path; NULL: the default; "none": no socket */
 	struct target_spec *targets;
 	size_t ntargets;
 	uint64_t generation;

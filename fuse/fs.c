@@ -35,7 +35,9 @@ int fs_caller_is_root(fuse_req_t req)
 
 struct target *fs_route(const char *path, size_t len)
 {
-	/* The table is immutable and only replaced whole (see route.h). */
+	/* The table is immutable and only replaced whole (see route.h); the
+	 * request's epoch section (op_guard.c) keeps it and its targets alive
+	 * until the reply is sent. */
 	struct route_table *rt = atomic_load_explicit(&fs.routes, memory_order_acquire);
 	return route_pick(rt, path, len);
 }
@@ -74,6 +76,7 @@ int fs_count(struct target *t, int rc)
 	atomic_fetch_add_explicit(&t->ops_count, 1, memory_order_relaxed);
 	if (rc < 0)
 		atomic_fetch_add_explicit(&t->errors, 1, memory_order_relaxed);
+	op_guard_note(t, rc);
 	return rc;
 }
 

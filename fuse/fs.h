@@ -26,8 +26,6 @@ struct efsmt_fs {
 
 extern struct efsmt_fs fs;
 
-extern const struct fuse_lowlevel_ops efsmt_ops;
-
 /* Path of an inode (or of NAME under it): fills path[PATH_MAX], returns
  * the length or -errno. */
 int fs_path(fuse_ino_t ino, char *path);
@@ -53,6 +51,13 @@ void fs_caller(fuse_req_t req, struct be_caller *c);
 void fs_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const struct stat *st);
 /* Count an operation and its failure on a target; returns rc. */
 int fs_count(struct target *t, int rc);
+
+/* op_guard.c: every request runs in an epoch section (epoch.h) and is
+ * timed; fs_count() tells it which target served the request and
+ * op_guard_bytes() how many bytes moved. */
+extern const struct fuse_lowlevel_ops efsmt_guarded_ops;
+void op_guard_note(struct target *t, int rc);
+void op_guard_bytes(uint64_t n);
 
 #define FS_HANDLE(fi) ((struct efsmt_handle *)(uintptr_t)(fi)->fh)
 

@@ -17,6 +17,7 @@ struct efsmt_handle *handle_new(struct target *t, uint64_t bh, int is_dir)
 	h->next = NULL;
 	atomic_init(&h->refs, 1);
 	target_get(t);
+	atomic_fetch_add_explicit(&t->open_handles, 1, memory_order_relaxed);
 	return h;
 }
 
@@ -33,6 +34,7 @@ void handle_put(struct efsmt_handle *h)
 		h->t->ops->releasedir(h->t, h->bh);
 	else
 		h->t->ops->release(h->t, h->bh);
+	atomic_fetch_sub_explicit(&h->t->open_handles, 1, memory_order_relaxed);
 	target_put(h->t);
 	free(h);
 }

@@ -12,10 +12,14 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "control_server.h"
 #include "cred.h"
+#include "ctl_proto.h"
+#include "epoch.h"
 #include "fs.h"
 #include "log.h"
 #include "node.h"
+#include "reload.h"
 
 #define EFSMT_MAX_WRITE (1024 * 1024) /* bytes per FUSE write request */
 
@@ -37,42 +41,6 @@ static void efsmt_init(void *userdata, struct fuse_conn_info *conn)
 	conn->time_gran = 1;
 }
 
-const struct fuse_lowlevel_ops efsmt_ops = {
-	.init = efsmt_init,
-	.lookup = op_lookup,
-	.forget = op_forget,
-	.forget_multi = op_forget_multi,
-	.getattr = op_getattr,
-	.setattr = op_setattr,
-	.readlink = op_readlink,
-	.mknod = op_mknod,
-	.mkdir = op_mkdir,
-	.unlink = op_unlink,
-	.rmdir = op_rmdir,
-	.symlink = op_symlink,
-	.rename = op_rename,
-	.link = op_link,
-	.open = op_open,
-	.read = op_read,
-	.write_buf = op_write_buf,
-	.release = op_release,
-	.fsync = op_fsync,
-	.opendir = op_opendir,
-	.readdir = op_readdir,
-	.readdirplus = op_readdirplus,
-	.releasedir = op_releasedir,
-	.fsyncdir = op_fsyncdir,
-	.statfs = op_statfs,
-	.access = op_access,
-	.setxattr = op_setxattr,
-	.getxattr = op_getxattr,
-	.listxattr = op_listxattr,
-	.removexattr = op_removexattr,
-	.create = op_create,
-	.fallocate = op_fallocate,
-	.lseek = op_lseek,
-	.copy_file_range = op_copy_file_range,
-};
 
 /* Attach every target; on failure close those already open. */
 static struct route_table *open_targets(const struct efsmt_config *cfg)
@@ -93,6 +61,32 @@ static struct route_table *open_targets(const struct efsmt_config *cfg)
 	for (size_t i = 0; i < cfg->ntargets; i++)
 		target_put(t[i]); /* the table holds them now */
 	return rt;
+}
+
+/* The control socket is bound before the mount, so a bad path or a live
+ * daemon on it stops the start with nothing mounted. */
+static int open_control(const struct efsmt_config *cfg)
+{
+	char path[256], err[512];
+	const char *p = cfg->control;
+
+	if (p && strcmp(p, "none") == 0) {
+		p = NULL;
+	} else if (!p) {
+		if (ctl_default_socket(cfg->fs_id ? cfg->fs_id : cfg->source, cfg->mountpoint,
+				       path, sizeof(path)) < 0) {
+			fprintf(stderr, "efsmt: no room for the control socket path (give "
+					"-o control=PATH)\n");
+			return -1;
+		}
+		p = path;
+	}
+	if (ctl_server_open(cfg, p, err, sizeof(err)) < 0) {
+		fprintf(stderr, "efsmt: %s\n", err);
+		ctl_server_stop();
+		return -1;
+	}
+	return 0;
 }
 
 static int build_fuse_args(const struct efsmt_config *cfg, struct fuse_args *args)
@@ -126,7 +120,10 @@ static int serve(const struct efsmt_config *cfg)
 		fprintf(stderr, "efsmt: mount options too long\n");
 		goto out;
 	}
-	se = fuse_session_new(&args, &efsmt_ops, sizeof(efsmt_ops), NULL);
+	/* Every operation runs in an epoch section and is timed (op_guard.c). */
+	struct fuse_lowlevel_ops ops = efsmt_guarded_ops;
+	ops.init = efsmt_init;
+	se = fuse_session_new(&args, &ops, sizeof(ops), NULL);
 	if (!se) {
 		fprintf(stderr, "efsmt: cannot start a FUSE session (see the message above)\n");
 		goto out;
@@ -145,6 +142,10 @@ static int serve(const struct efsmt_config *cfg)
 	if (!cfg->foreground)
 		log_use_syslog(1);
 	fuse_daemonize(cfg->foreground);
+	/* After daemonizing (threads do not survive the fork) and after
+	 * libfuse's signal handlers, so that SIGHUP becomes a reload. */
+	if (ctl_server_start() < 0)
+		log_error("msg=control-thread-failed (the mount works, efsmtctl does not)");
 	if (cfg->single_thread) {
 		rc = fuse_session_loop(se);
 	} else {
@@ -167,6 +168,7 @@ static int serve(const struct efsmt_config *cfg)
 	 * SIGINT or SIGHUP (a clean stop too), or -errno. */
 	if (rc > 0)
 		log_info("msg=stopping signal=%d", rc);
+	ctl_server_stop();
 	rc = rc >= 0 ? 0 : 1;
 	log_info("msg=unmounted mountpoint=%s", cfg->mountpoint);
 	fuse_session_unmount(se);
@@ -217,9 +219,18 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
-	atomic_store(&fs.routes, rt);
+	reload_init(rt, cfg.subdir);
+	if (open_control(&cfg) < 0) {
+		reload_shutdown();
+		node_table_destroy();
+		config_free(&cfg);
+		return 1;
+	}
 	rc = serve(&cfg);
-	route_table_free(atomic_exchange(&fs.routes, NULL));
+	ctl_server_stop(); /* when serve() stopped before starting it */
+	/* No request runs any more: every table can go. */
+	reload_shutdown();
+	epoch_cleanup();
 	node_table_destroy();
 	cred_cleanup();
 	config_free(&cfg);

@@ -111,6 +111,8 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 		bv.buf[0].fd = fd;
 		bv.buf[0].pos = off;
+		/* Counted as asked: a splice reply does not say how much it moved. */
+		op_guard_bytes(size);
 		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 		return;
 	}
@@ -120,10 +122,12 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 		return;
 	}
 	ssize_t n = t->ops->read(t, h->bh, buf, size, off);
-	if (n < 0)
+	if (n < 0) {
 		fuse_reply_err(req, (int)-fs_count(t, (int)n));
-	else
+	} else {
+		op_guard_bytes((uint64_t)n);
 		fuse_reply_buf(req, buf, (size_t)n);
+	}
 	free(buf);
 }
 
@@ -157,10 +161,12 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t 
 		free(mem.buf[0].mem);
 	}
 	fs_count(t, n < 0 ? (int)n : 0);
-	if (n < 0)
+	if (n < 0) {
 		fuse_reply_err(req, (int)-n);
-	else
+	} else {
+		op_guard_bytes((uint64_t)n);
 		fuse_reply_write(req, (size_t)n);
+	}
 }
 
 void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -2,16 +2,23 @@
 
 #include <ctype.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
+#include "epoch.h"
 #include "route.h"
 
 #define TARGET_ID_MAX 256
 
 static const struct backend_ops *const backends[] = {&backend_dir_ops};
+
+/* Every live target, so that the control socket can show draining ones
+ * without holding a reference (which would keep them from disconnecting). */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct target *registry;
 
 const struct backend_ops *backend_for_scheme(const char *scheme)
 {
@@ -191,6 +198,34 @@ static int parse_entry(json_t *e, size_t idx, struct target_spec *s, char *err, 
 	return 0;
 }
 
+int target_parse_list(json_t *list, struct target_spec **specs, size_t *n, char *err,
+		      size_t errlen)
+{
+	*specs = NULL;
+	*n = 0;
+	if (!json_is_array(list)) {
+		snprintf(err, errlen, "expected a JSON list of targets or {\"targets\":[...]}");
+		return -1;
+	}
+	size_t cnt = json_array_size(list);
+	*specs = calloc(cnt ? cnt : 1, sizeof(**specs));
+	if (!*specs) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < cnt; i++) {
+		if (parse_entry(json_array_get(list, i), i, &(*specs)[i], err, errlen) < 0) {
+			for (size_t j = 0; j < i; j++)
+				target_spec_free(&(*specs)[j]);
+			free(*specs);
+			*specs = NULL;
+			return -1;
+		}
+	}
+	*n = cnt;
+	return 0;
+}
+
 int target_parse_file(const char *file, struct target_spec **specs, size_t *n,
 		      uint64_t *generation, char *err, size_t errlen)
 {
@@ -217,30 +252,10 @@ int target_parse_file(const char *file, struct target_spec **specs, size_t *n,
 		if (g)
 			*generation = (uint64_t)json_integer_value(g);
 	}
-	if (!json_is_array(list)) {
-		snprintf(err, errlen,
-			 "targets file %s: expected a JSON list of targets or "
-			 "{\"targets\":[...]}",
-			 file);
+	if (target_parse_list(list, specs, n, es, sizeof(es)) < 0) {
+		snprintf(err, errlen, "targets file %s: %s", file, es);
 		goto fail;
 	}
-	size_t cnt = json_array_size(list);
-	*specs = calloc(cnt ? cnt : 1, sizeof(**specs));
-	if (!*specs) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	for (size_t i = 0; i < cnt; i++) {
-		if (parse_entry(json_array_get(list, i), i, &(*specs)[i], es, sizeof(es)) < 0) {
-			snprintf(err, errlen, "targets file %s: %s", file, es);
-			for (size_t j = 0; j < i; j++)
-				target_spec_free(&(*specs)[j]);
-			free(*specs);
-			*specs = NULL;
-			goto fail;
-		}
-	}
-	*n = cnt;
 	json_decref(root);
 	return 0;
 fail:
@@ -282,6 +297,11 @@ struct target *target_open(const struct target_spec *spec, const char *subdir, c
 		snprintf(err, errlen, "target %s: %s", t->uri, es);
 		goto fail;
 	}
+	atomic_init(&t->state, TARGET_UP);
+	pthread_mutex_lock(&registry_lock);
+	t->reg_next = registry;
+	registry = t;
+	pthread_mutex_unlock(&registry_lock);
 	return t;
 fail:
 	free(t->uri);
@@ -290,6 +310,17 @@ fail:
 	free(t->subdir);
 	free(t);
 	return NULL;
+}
+
+static void target_free(void *p)
+{
+	struct target *t = p;
+
+	free(t->uri);
+	free(t->id);
+	free(t->path);
+	free(t->subdir);
+	free(t);
 }
 
 void target_get(struct target *t)
@@ -301,10 +332,36 @@ void target_put(struct target *t)
 {
 	if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	pthread_mutex_lock(&registry_lock);
+	for (struct target **p = &registry; *p; p = &(*p)->reg_next)
+		if (*p == t) {
+			*p = t->reg_next;
+			break;
+		}
+	pthread_mutex_unlock(&registry_lock);
+	/* Disconnect now; the memory waits for the requests that may still
+	 * count into t->op after replying (op_guard.c). */
 	t->ops->detach(t);
-	free(t->uri);
-	free(t->id);
-	free(t->path);
-	free(t->subdir);
-	free(t);
+	epoch_defer(target_free, t);
+}
+
+void target_foreach(void (*fn)(struct target *t, void *arg), void *arg)
+{
+	pthread_mutex_lock(&registry_lock);
+	for (struct target *t = registry; t; t = t->reg_next)
+		fn(t, arg);
+	pthread_mutex_unlock(&registry_lock);
+}
+
+const char *target_state_name(int state)
+{
+	switch (state) {
+	case TARGET_UP:
+		return "up";
+	case TARGET_DOWN:
+		return "down";
+	case TARGET_DRAINING:
+		return "draining";
+	}
+	return "?";
 }

@@ -13,7 +13,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
+#include "opstats.h"
+
 struct backend_ops;
+
+enum target_state {
+	TARGET_UP,
+	TARGET_DOWN,	 /* the last health probe failed */
+	TARGET_DRAINING, /* out of the route table; open handles finish */
+};
 
 /* A parsed, canonical target description (no resources attached). */
 struct target_spec {
@@ -34,6 +44,10 @@ struct target {
 	atomic_int refs;
 	atomic_uint_fast64_t ops_count;
 	atomic_uint_fast64_t errors;
+	atomic_int state; /* enum target_state */
+	atomic_int open_handles;
+	struct opstats op[OP_COUNT];
+	struct target *reg_next; /* the registry of live targets (target_foreach) */
 };
 
 /* Parse a URI ("dir:///x", "/x"); 0, or -1 with a one-line reason in err. */
@@ -42,6 +56,9 @@ int target_parse_uri(const char *in, struct target_spec *out, char *err, size_t 
  * success *specs is a malloc'ed array of *n specs. */
 int target_parse_file(const char *file, struct target_spec **specs, size_t *n,
 		      uint64_t *generation, char *err, size_t errlen);
+/* The same from a parsed JSON list (the control socket's set-targets). */
+int target_parse_list(json_t *list, struct target_spec **specs, size_t *n, char *err,
+		      size_t errlen);
 void target_spec_free(struct target_spec *s);
 
 /* Build a target from a spec and attach its backend; NULL with err set. */
@@ -49,5 +66,9 @@ struct target *target_open(const struct target_spec *spec, const char *subdir, c
 			   size_t errlen);
 void target_get(struct target *t);
 void target_put(struct target *t);
+/* Call fn on every live target (in the table, draining, or held by a
+ * handle) under the registry lock: fn must not take or drop references. */
+void target_foreach(void (*fn)(struct target *t, void *arg), void *arg);
+const char *target_state_name(int state);
 
 #endif
