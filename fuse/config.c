@@ -136,6 +136,8 @@ static int parse_one_opt(struct efsmt_config *cfg, const char *o, char *err, siz
 		return parse_seconds("attr_timeout", v, &cfg->attr_timeout, err, errlen);
 	if (KEY("negative_timeout") && v)
 		return parse_seconds("negative_timeout", v, &cfg->negative_timeout, err, errlen);
+	if (KEY("lanes") && v)
+		return parse_int("lanes", v, 1, CFG_MAX_LANES, &cfg->lanes, err, errlen);
 	if (KEY("threads") && v)
 		return parse_int("threads", v, 1, CFG_MAX_THREADS, &cfg->threads, err, errlen);
 	if (KEY("log_level") && v) {
@@ -204,14 +206,6 @@ static int parse_opt_string(struct efsmt_config *cfg, const char *s, char *err, 
 	return rc;
 }
 
-static int has_dotdot(const char *path)
-{
-	for (const char *p = path; (p = strstr(p, "..")) != NULL; p += 2)
-		if ((p == path || p[-1] == '/') && (p[2] == '\0' || p[2] == '/'))
-			return 1;
-	return 0;
-}
-
 static int parse_source(struct efsmt_config *cfg, const char *src, char *err, size_t errlen)
 {
 	size_t i = 3;
@@ -232,7 +226,7 @@ static int parse_source(struct efsmt_config *cfg, const char *src, char *err, si
 	if (src[i] != ':')
 		return 0;
 	const char *sub = src + i + 1;
-	if (sub[0] != '/' || has_dotdot(sub)) {
+	if (sub[0] != '/' || path_has_dotdot(sub)) {
 		snprintf(err, errlen,
 			 "source '%s': the subdirectory after ':' must be an absolute path "
 			 "without '..' (fs-12345678:/dir)",
@@ -303,6 +297,7 @@ int config_parse(int argc, char **argv, struct efsmt_config *cfg, char *err, siz
 	cfg->attr_timeout = CFG_DEFAULT_ATTR_TIMEOUT;
 	cfg->negative_timeout = CFG_DEFAULT_NEGATIVE_TIMEOUT;
 	cfg->log_level = LOG_LVL_INFO;
+	cfg->lanes = CFG_DEFAULT_LANES;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -397,8 +392,15 @@ void config_usage(FILE *out)
 "  -V, --version the version\n"
 "\n"
 "Targets (at least one):\n"
-"  -o target=URI          repeatable. URI is dir:///abs/path or /abs/path, a\n"
-"                         directory through which the file system is reached.\n"
+"  -o target=URI          repeatable. URI is one of\n"
+"                           nfs://HOST[:PORT][/PATH]  a mount target, spoken to\n"
+"                                      by efsmt's own NFSv4.1 client (port 2049,\n"
+"                                      path / by default); a bare HOST or IP too\n"
+"                           dir:///abs/path or /abs/path  a directory through\n"
+"                                      which the file system is already mounted\n"
+"  -o lanes=N             TCP connections (each its own NFSv4.1 session) per\n"
+"                         nfs:// target (default 1, at most 16); an open file\n"
+"                         stays on one connection.\n"
 "  -o targets_file=PATH   a JSON list of targets: [\"dir:///a\", ...] or\n"
 "                         [{\"id\":\"mt-1\",\"uri\":\"dir:///a\"}, ...], or\n"
 "                         {\"generation\":N,\"targets\":[...]}. A target's id seeds\n"

@@ -19,6 +19,8 @@
 #define CFG_DEFAULT_ATTR_TIMEOUT 3.0     /* seconds */
 #define CFG_DEFAULT_NEGATIVE_TIMEOUT 1.0 /* seconds */
 #define CFG_MAX_THREADS 1024
+#define CFG_DEFAULT_LANES 1
+#define CFG_MAX_LANES 16
 #define CFG_MAX_TIMEOUT 86400.0 /* seconds */
 
 struct efsmt_config {
@@ -35,6 +37,7 @@ struct efsmt_config {
 	double attr_timeout;
 	double negative_timeout;
 	int threads; /* worker threads; 0: one per CPU, at least 2 */
+	int lanes;   /* TCP connections per nfs:// target */
 	int log_level;
 	int foreground;
 	int debug;

@@ -15,6 +15,7 @@
 #include "target.h"
 
 #define EFSMT_XATTR_TARGET "user.efsmt.target"
+#define EFSMT_XATTR_OPEN "user.efsmt.open"
 
 struct efsmt_fs {
 	_Atomic(struct route_table *) routes;

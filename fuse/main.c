@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend_nfs.h"
 #include "config.h"
 #include "control_server.h"
 #include "cred.h"
@@ -213,6 +214,7 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
+	backend_nfs_set_lanes(cfg.lanes);
 	struct route_table *rt = open_targets(&cfg);
 	if (!rt) {
 		node_table_destroy();

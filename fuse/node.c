@@ -1,8 +1,11 @@
 #include "node.h"
 
+#include "target.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -495,4 +498,29 @@ struct efsmt_handle *node_get_handle(uint64_t id)
 		handle_get(h);
 	pthread_mutex_unlock(&lock);
 	return h;
+}
+
+int node_handle_targets(uint64_t id, char *buf, size_t size)
+{
+	size_t len = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&lock);
+	for (struct efsmt_handle *h = by_id(id)->handles; h; h = h->next) {
+		struct efsmt_handle *seen = by_id(id)->handles;
+		while (seen != h && seen->t != h->t)
+			seen = seen->next;
+		if (seen != h)
+			continue; /* this target is listed already */
+		size_t n = strlen(h->t->id) + (len ? 1 : 0);
+		if (len + n + 1 > size) {
+			rc = -ERANGE;
+			break;
+		}
+		len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? " " : "", h->t->id);
+	}
+	pthread_mutex_unlock(&lock);
+	if (len == 0 && size)
+		buf[0] = '\0';
+	return rc < 0 ? rc : (int)len;
 }

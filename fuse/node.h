@@ -50,6 +50,9 @@ void node_renamed(uint64_t parent, const char *name, uint64_t newparent, const c
 /* Open handles of a node (the node table holds a reference to each). */
 void node_add_handle(uint64_t id, struct efsmt_handle *h);
 void node_remove_handle(uint64_t id, struct efsmt_handle *h);
+/* Write the ids of the targets holding the node's open files into buf,
+ * space-separated, each once; returns the length or -ERANGE. */
+int node_handle_targets(uint64_t id, char *buf, size_t size);
 /* One of the node's open file handles, with a reference; NULL if none. */
 struct efsmt_handle *node_get_handle(uint64_t id);
 

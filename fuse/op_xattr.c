@@ -1,7 +1,9 @@
 /*
  * op_xattr.c - extended attributes, and user.efsmt.target: a read-only
- * attribute on every path naming the target the path routes to. It is not
- * listed, so cp -a, rsync -X and tar --xattrs never try to copy it.
+ * attribute on every path naming the target the path routes to, and
+ * user.efsmt.open naming the targets that hold the file's open handles
+ * (empty when it is not open). They are not listed, so cp -a, rsync -X and
+ * tar --xattrs never try to copy them.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -9,6 +11,7 @@
 #include <string.h>
 
 #include "fs.h"
+#include "node.h"
 
 #define XATTR_MAX (64 * 1024) /* Linux's limit on one value and on a list */
 
@@ -17,6 +20,12 @@
 static int privileged_name(const char *name)
 {
 	return strncmp(name, "trusted.", 8) == 0 || strncmp(name, "security.", 9) == 0;
+}
+
+/* efsmt's own read-only attributes. */
+static int efsmt_name(const char *name)
+{
+	return strcmp(name, EFSMT_XATTR_TARGET) == 0 || strcmp(name, EFSMT_XATTR_OPEN) == 0;
 }
 
 /* Enter as the caller and find the path and target of ino; replies and
@@ -70,6 +79,12 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 		char val[2048];
 		int n = snprintf(val, sizeof(val), "id=%s uri=%s", t->id, t->uri);
 		reply_sized(req, size, val, n < (int)sizeof(val) ? n : -ERANGE);
+		return;
+	}
+	if (strcmp(name, EFSMT_XATTR_OPEN) == 0) {
+		char val[2048];
+		int n = node_handle_targets(ino, val, sizeof(val));
+		reply_sized(req, size, val, n);
 		return;
 	}
 	if (strncmp(name, "trusted.", 8) == 0 && !fs_caller_is_root(req)) {
@@ -126,8 +141,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *v
 	char path[PATH_MAX];
 	struct target *t;
 
-	if (strcmp(name, EFSMT_XATTR_TARGET) == 0 ||
-	    (privileged_name(name) && !fs_caller_is_root(req))) {
+	if (efsmt_name(name) || (privileged_name(name) && !fs_caller_is_root(req))) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -141,8 +155,7 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	char path[PATH_MAX];
 	struct target *t;
 
-	if (strcmp(name, EFSMT_XATTR_TARGET) == 0 ||
-	    (privileged_name(name) && !fs_caller_is_root(req))) {
+	if (efsmt_name(name) || (privileged_name(name) && !fs_caller_is_root(req))) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}

@@ -8,12 +8,14 @@
 #include <string.h>
 
 #include "backend.h"
+#include "backend_nfs.h"
+#include "nfs/nfs4.h"
 #include "epoch.h"
 #include "route.h"
 
 #define TARGET_ID_MAX 256
 
-static const struct backend_ops *const backends[] = {&backend_dir_ops};
+static const struct backend_ops *const backends[] = {&backend_dir_ops, &backend_nfs_ops};
 
 /* Every live target, so that the control socket can show draining ones
  * without holding a reference (which would keep them from disconnecting). */
@@ -63,6 +65,14 @@ static char *normalize_path(const char *in, char *err, size_t errlen)
 	return out;
 }
 
+int path_has_dotdot(const char *path)
+{
+	for (const char *p = path; (p = strstr(p, "..")) != NULL; p += 2)
+		if ((p == path || p[-1] == '/') && (p[2] == '\0' || p[2] == '/'))
+			return 1;
+	return 0;
+}
+
 static int spec_set(struct target_spec *out, const char *scheme, const char *path,
 		    char *err, size_t errlen)
 {
@@ -84,6 +94,42 @@ static int spec_set(struct target_spec *out, const char *scheme, const char *pat
 	return 0;
 }
 
+/* nfs://HOST[:PORT][/PATH] or a bare HOST: canonical "nfs://HOST[:PORT]/PATH",
+ * the port only when it is not 2049. */
+static int parse_nfs(const char *in, struct target_spec *out, char *err, size_t errlen)
+{
+	char host[256], path[1024];
+	uint16_t port;
+
+	if (nfs_parse_uri(in, host, sizeof(host), &port, path, sizeof(path)) < 0) {
+		snprintf(err, errlen,
+			 "target '%s': not a directory path nor an NFS address "
+			 "(nfs://HOST[:PORT][/PATH] or dir:///PATH)",
+			 in);
+		return -1;
+	}
+	if (path_has_dotdot(path)) {
+		snprintf(err, errlen, "target '%s': '..' is not allowed in a target path", in);
+		return -1;
+	}
+	int v6 = strchr(host, ':') != NULL;
+	char portbuf[8] = "";
+	if (port != NFS_DEFAULT_PORT)
+		snprintf(portbuf, sizeof(portbuf), ":%u", port);
+	size_t ulen = strlen(host) + strlen(path) + sizeof(portbuf) + 16;
+	out->uri = malloc(ulen);
+	out->scheme = strdup("nfs");
+	out->path = strdup(path);
+	if (!out->uri || !out->scheme || !out->path) {
+		target_spec_free(out);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	snprintf(out->uri, ulen, "nfs://%s%s%s%s%s", v6 ? "[" : "", host, v6 ? "]" : "", portbuf,
+		 path);
+	return 0;
+}
+
 int target_parse_uri(const char *in, struct target_spec *out, char *err, size_t errlen)
 {
 	char es[200] = "";
@@ -99,13 +145,15 @@ int target_parse_uri(const char *in, struct target_spec *out, char *err, size_t 
 		return 0;
 	}
 	const char *sep = strstr(in, "://");
-	if (!sep) {
+	if (!sep && strchr(in, '/')) {
 		snprintf(err, errlen,
-			 "target '%s': not an absolute directory path, and NFS targets are not "
-			 "available in this build (use target=dir:///path)",
+			 "target '%s': a relative path? give an absolute directory (/abs/path) or "
+			 "nfs://HOST/PATH",
 			 in);
 		return -1;
 	}
+	if (!sep)
+		return parse_nfs(in, out, err, errlen); /* a bare host or IP */
 	char scheme[16];
 	size_t slen = (size_t)(sep - in);
 	if (slen == 0 || slen >= sizeof(scheme)) {
@@ -118,7 +166,7 @@ int target_parse_uri(const char *in, struct target_spec *out, char *err, size_t 
 		*c = (char)tolower((unsigned char)*c);
 	if (!backend_for_scheme(scheme)) {
 		snprintf(err, errlen,
-			 "target '%s': unsupported scheme '%s' (this build supports: dir)", in,
+			 "target '%s': unsupported scheme '%s' (this build supports: dir, nfs)", in,
 			 scheme);
 		return -1;
 	}
@@ -132,6 +180,8 @@ int target_parse_uri(const char *in, struct target_spec *out, char *err, size_t 
 			goto bad;
 		return 0;
 	}
+	if (strcmp(scheme, "nfs") == 0)
+		return parse_nfs(in, out, err, errlen);
 	snprintf(es, sizeof(es), "no parser for scheme '%s'", scheme);
 bad:
 	snprintf(err, errlen, "target '%s': %s", in, es);

@@ -60,6 +60,8 @@ int target_parse_file(const char *file, struct target_spec **specs, size_t *n,
 int target_parse_list(json_t *list, struct target_spec **specs, size_t *n, char *err,
 		      size_t errlen);
 void target_spec_free(struct target_spec *s);
+/* 1 when a path has a ".." component. */
+int path_has_dotdot(const char *path);
 
 /* Build a target from a spec and attach its backend; NULL with err set. */
 struct target *target_open(const struct target_spec *spec, const char *subdir, char *err,

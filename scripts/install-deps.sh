@@ -13,5 +13,5 @@ apt-get install -y -q --no-install-recommends \
 	libfuse3-dev fuse3 libcurl4-openssl-dev libjansson-dev libssl-dev \
 	libxxhash-dev check \
 	python3 python3-pytest python3-xxhash attr git xz-utils \
-	mergerfs util-linux procps \
+	mergerfs util-linux procps nfs-ganesha nfs-ganesha-vfs \
 	clang-14 libclang-rt-14-dev

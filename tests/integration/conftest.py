@@ -23,7 +23,7 @@ import pytest
 
 import efsmt_testlib as lib
 
-BACKEND_KINDS = ["dir"]
+BACKEND_KINDS = ["dir", "nfs"]
 
 DEFAULT_TEST_TIME_LIMIT = 120  # seconds; @pytest.mark.time_limit(N) changes it
 
@@ -136,10 +136,24 @@ class Backend:
     def clear(self):
         _clear_dir(self.backing)
 
-    def open_holders(self, daemon_pid, rel):
-        """Indices of the targets through which the daemon holds rel open."""
-        raise NotImplementedError("%s backend: no way to see which target holds a file open"
-                                  % self.kind)
+    # What the file system behind the targets can do. NFSv4.1 (what EFS
+    # speaks) has no extended attributes, hole punching or SEEK_HOLE: those
+    # are 4.2 operations, and the tests check for the documented errors.
+    xattrs = True
+    punch_hole = True
+    seek_hole = True
+    symlink_times = True
+
+    def target_resources(self, daemon_pid, k):
+        """What the daemon still holds of target k (descriptors, connections)."""
+        raise NotImplementedError
+
+    def open_holders(self, daemon_pid, rel, mnt):
+        """Indices of the targets through which the daemon holds rel open,
+        as the daemon reports them (user.efsmt.open)."""
+        path = os.path.join(mnt, rel) if rel else mnt
+        ids = os.getxattr(path, lib.XATTR_OPEN, follow_symlinks=False).decode().split()
+        return {self.ids.index(i) for i in ids}
 
 
 class DirBackend(Backend):
@@ -181,13 +195,63 @@ class DirBackend(Backend):
             problems += lib.force_unmount(self.workdir)
         return problems
 
-    def open_holders(self, daemon_pid, rel):
+    def target_resources(self, daemon_pid, k):
+        tdir = self.target_dirs[k]
+        return [l for l in lib.fd_links(daemon_pid).values()
+                if l == tdir or l.startswith(tdir + "/")]
+
+    def open_holders(self, daemon_pid, rel, mnt):
+        """From the daemon's open descriptors: each bind mount is a distinct
+        path, so /proc/PID/fd names the target independently of efsmt."""
+        reported = super().open_holders(daemon_pid, rel, mnt)
         rel = rel.strip("/")
         want = {os.path.join(d, rel) if rel else d: i for i, d in enumerate(self.target_dirs)}
-        return {want[link] for link in lib.fd_links(daemon_pid).values() if link in want}
+        held = {want[link] for link in lib.fd_links(daemon_pid).values() if link in want}
+        assert held == reported, "fds show targets %s, user.efsmt.open %s" % (held, reported)
+        return held
 
 
-BACKENDS = {"dir": DirBackend}
+GANESHA_SH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ganesha.sh")
+
+
+class NfsBackend(Backend):
+    """Three nfs-ganesha servers on 127.0.0.2-4 exporting B, as three mount
+    targets of one EFS file system; efsmt speaks NFSv4.1 to them itself."""
+
+    kind = "nfs"
+    xattrs = False
+    punch_hole = False
+    seek_hole = False
+    symlink_times = False  # ganesha ignores SETATTR of times on symlinks
+
+    def __init__(self, workdir):
+        super().__init__(workdir)
+        self.uris = ["nfs://127.0.0.%d/export" % (i + 2) for i in range(self.ntargets)]
+        self.ids = list(self.uris)
+        self.target_options = list(self.uris)
+        self.env = dict(os.environ, GANESHA_RUN=os.path.join(workdir, "ganesha"))
+
+    def start(self):
+        if not shutil.which("ganesha.nfsd", path=os.environ.get("PATH", "") + ":/usr/bin:/usr/sbin"):
+            pytest.fail("ganesha.nfsd not found: apt-get install nfs-ganesha nfs-ganesha-vfs",
+                        pytrace=False)
+        os.mkdir(self.backing)
+        r = lib.run([GANESHA_SH, "start", self.backing, str(self.ntargets)], env=self.env,
+                    timeout=60)
+        if r.returncode != 0:
+            self.stop()
+            pytest.fail("starting nfs-ganesha failed: %s" % r.stderr.decode().strip(),
+                        pytrace=False)
+
+    def target_resources(self, daemon_pid, k):
+        return lib.tcp_connections(daemon_pid, "127.0.0.%d" % (k + 2), 2049)
+
+    def stop(self):
+        r = lib.run([GANESHA_SH, "stop"], env=self.env, timeout=60)
+        return [] if r.returncode == 0 else ["ganesha.sh stop: %s" % r.stderr.decode().strip()]
+
+
+BACKENDS = {"dir": DirBackend, "nfs": NfsBackend}
 
 
 @pytest.fixture(scope="session", params=BACKEND_KINDS)
@@ -323,7 +387,7 @@ class Mount:
                                                   lib.XATTR_TARGET, follow_symlinks=False))
 
     def holders(self, rel):
-        return self.backend.open_holders(self.pid, rel)
+        return self.backend.open_holders(self.pid, rel, self.mnt)
 
 
 @pytest.fixture

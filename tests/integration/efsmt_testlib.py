@@ -19,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
 XATTR_TARGET = "user.efsmt.target"
+XATTR_OPEN = "user.efsmt.open"
 FSTYPE = "fuse.efsmt"
 
 # renameat2 / fallocate flags (linux/fs.h, linux/falloc.h)
@@ -323,3 +324,18 @@ def same_stat(a, b, fields=("st_ino", "st_mode", "st_nlink", "st_uid", "st_gid",
         if a.st_rdev != b.st_rdev:
             diffs.append("st_rdev: mount %r backing %r" % (a.st_rdev, b.st_rdev))
     return diffs
+
+
+def tcp_connections(pid, addr, port):
+    """The TCP connections (as "socket:[inode]") process pid has open to
+    IPv4 addr:port, from /proc/net/tcp."""
+    a = addr.split(".")
+    want = "%02X%02X%02X%02X:%04X" % (int(a[3]), int(a[2]), int(a[1]), int(a[0]), port)
+    inodes = set()
+    with open("/proc/%d/net/tcp" % pid) as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            if cols[2] == want and cols[3] == "01":  # ESTABLISHED
+                inodes.add("socket:[%s]" % cols[9])
+    return [l for l in fd_links(pid).values() if l in inodes]

@@ -236,7 +236,7 @@ def test_reloads_under_load(cfs):
             assert a["ok"] and a["changed"], a
             assert not load.errors, load.errors[:5]
     assert not load.errors, load.errors[:5]
-    assert load.ops > 1000, "the load did too little (%d ops) to test anything" % load.ops
+    assert load.ops > 500, "the load did too little (%d ops) to test anything" % load.ops
     for (t, rel), data in load.latest.items():
         assert lib.read_file(m.b("load%d" % t, rel)) == data
         assert lib.read_file(m.m("load%d" % t, rel)) == data
@@ -257,6 +257,7 @@ def test_remove_target_with_open_file(cfs):
         f.write(b"before")
         f.flush()
         assert k in m.holders(rel)
+        assert m.backend.target_resources(m.pid, k), "nothing of target %d seen" % k
         a = ctl.call(m.sock, {"cmd": "remove-target", "id": m.ids[k]})
         assert a["ok"] and a["generation"] == 1, a
         t = targets_of(m.sock)
@@ -274,8 +275,7 @@ def test_remove_target_with_open_file(cfs):
     while time.time() < deadline and m.ids[k] in targets_of(m.sock):
         time.sleep(0.05)
     assert m.ids[k] not in targets_of(m.sock), "target still there after its last close"
-    tdir = m.backend.target_dirs[k]
-    held = [l for l in lib.fd_links(m.pid).values() if l == tdir or l.startswith(tdir + "/")]
+    held = m.backend.target_resources(m.pid, k)
     assert not held, "daemon still holds %s" % held
     assert lib.read_file(m.m(rel)) == b"before after"
     r = ctl.call(m.sock, {"cmd": "remove-target", "id": m.ids[k]})

@@ -80,6 +80,18 @@ START_TEST(test_good)
 	ck_assert_int_eq(cfg.foreground, 1);
 	config_free(&cfg);
 
+	ck_assert_int_eq(parse(&cfg, "fs-12345678", "-o",
+			       "target=10.0.1.5,target=nfs://10.0.1.6:2049/export/,"
+			       "target=nfs://[fd00::1]:2050/x,lanes=4"),
+			 0);
+	ck_assert_uint_eq(cfg.ntargets, 3);
+	ck_assert_str_eq(cfg.targets[0].uri, "nfs://10.0.1.5/");
+	ck_assert_str_eq(cfg.targets[1].uri, "nfs://10.0.1.6/export");
+	ck_assert_str_eq(cfg.targets[2].uri, "nfs://[fd00::1]:2050/x");
+	ck_assert_str_eq(cfg.targets[1].scheme, "nfs");
+	ck_assert_int_eq(cfg.lanes, 4);
+	config_free(&cfg);
+
 	ck_assert_int_eq(parse(&cfg, "x", "--help", NULL), 0);
 	ck_assert_int_eq(cfg.show_help, 1);
 	config_free(&cfg);
@@ -106,9 +118,13 @@ END_TEST
 
 START_TEST(test_bad_uris)
 {
-	expect_error("x", "-o", "target=relative/path", "not an absolute directory path");
-	expect_error("x", "-o", "target=10.0.1.5", "not an absolute directory path");
-	expect_error("x", "-o", "target=nfs://10.0.1.5", "unsupported scheme 'nfs'");
+	expect_error("x", "-o", "target=relative/path", "a relative path?");
+	expect_error("x", "-o", "target=nfs://", "nor an NFS address");
+	expect_error("x", "-o", "target=nfs://10.0.1.5:99999", "nor an NFS address");
+	expect_error("x", "-o", "target=nfs://10.0.1.5/a/../b", "'..' is not allowed");
+	expect_error("x", "-o", "target=ftp://10.0.1.5", "unsupported scheme 'ftp'");
+	expect_error("x", "-o", "target=10.0.1.5,target=nfs://10.0.1.5:2049/", "given twice");
+	expect_error("x", "-o", "target=/a,lanes=17", "lanes=17");
 	expect_error("x", "-o", "target=dir://host/x", "no host part");
 	expect_error("x", "-o", "target=/a/../b", "'..' is not allowed");
 	expect_error("x", "-o", "target=", "empty target");

@@ -1,0 +1,1370 @@
+/*
+ * backend_nfs.c - a target reached with efsmt's own NFSv4.1 client
+ * (nfs/nfs4.h): nfs://HOST[:PORT][/EXPORT-PATH].
+ *
+ * Identity: every call goes out as AUTH_SYS with the identity of the
+ * process that made the request: the be_caller where the call has one, else
+ * the calling thread's fsuid, fsgid and supplementary groups (the core takes
+ * the caller's on each worker thread, see cred.h). The server thus checks
+ * permissions and owns new files as for a kernel client. AUTH_SYS carries
+ * 16 groups at most: a caller's further groups are not seen by the server.
+ * An open file keeps its opener's identity for READ, WRITE, COMMIT and
+ * CLOSE, as the kernel client uses the open file's credentials.
+ *
+ * Filehandle cache: path -> filehandle (per uid, so that a cached handle
+ * never skips a directory search permission check), each entry trusted for
+ * NFS_FH_CACHE_TTL_MS after it was learned (the same order as the default
+ * entry_timeout, so it adds little staleness to what the kernel caches
+ * anyway). Our own unlink, rmdir and rename drop the affected paths (a
+ * directory's whole subtree); a cached handle the server calls stale is
+ * dropped and the call retried once from a fresh lookup. A change made
+ * through another target can thus be unseen here for at most the TTL.
+ * Attributes are not cached: every getattr asks the server.
+ *
+ * Writes go out UNSTABLE4; fsync and release COMMIT them (release in the
+ * same round trip as CLOSE, as the kernel client commits on close; EFS
+ * answers every WRITE as FILE_SYNC4, so there it costs nothing) and a
+ * changed write verifier (the server lost uncommitted data) turns into EIO
+ * there. backend_nfs_set_commit_on_close(0) leaves it to fsync.
+ *
+ * Lanes: NFS_LANES connections (each its own client ID and session) per
+ * target; path operations take them in turn, an open file stays on the
+ * lane that opened it (its state belongs to that client ID).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fsuid.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "backend_nfs.h"
+#include "nfs/nfs4.h"
+#include "target.h"
+
+#define NFS_FH_CACHE_TTL_MS 1000
+#define NFS_FH_CACHE_BUCKETS 4096
+#define NFS_FH_CACHE_MAX 65536 /* entries; past this the cache is emptied */
+#define NFS_LANES_DEFAULT 1
+#define NFS_LANES_MAX 16
+#define NFS_HINT_UNREACHABLE "is port 2049 open in the mount target's security group?"
+#define NFS_DIR_DOT 1    /* readdir offset after "." */
+#define NFS_DIR_DOTDOT 2 /* readdir offset after ".."; NFS cookies are > 2 */
+#define NFS_THREAD_GROUPS_MAX 1024
+#define NFS_DOTDOT_INO 1 /* the parent's number is not known here */
+#define NFS_FALLOCATE_CHUNK (1u << 20) /* zeros per WRITE when allocating */
+/* A read-only OPEN also reads this much: a small file is then opened and
+ * read in one round trip (its data as of the open: close-to-open). */
+#define NFS_PREFETCH_BYTES (64u << 10)
+/* The kernel asks an open file's attributes right after opening it (its
+ * own have expired): the ones the OPEN returned answer that for this long,
+ * unless a write or setattr through the handle came in between. */
+#define NFS_OPEN_ATTR_TTL_MS 200
+
+static atomic_int nfs_lanes = NFS_LANES_DEFAULT;
+static atomic_int nfs_commit_on_close = 1;
+
+/* For the option parser: connections per target opened from now on. */
+void backend_nfs_set_lanes(int n)
+{
+	atomic_store(&nfs_lanes, n < 1 ? 1 : n > NFS_LANES_MAX ? NFS_LANES_MAX : n);
+}
+
+void backend_nfs_set_commit_on_close(int on)
+{
+	atomic_store(&nfs_commit_on_close, on ? 1 : 0);
+}
+
+struct fh_entry {
+	struct fh_entry *next;
+	long long expires_ms;
+	uint32_t uid; /* who looked it up */
+	struct nfs_fh fh;
+	char path[]; /* NUL-terminated */
+};
+
+struct nfs_target {
+	struct nfs_client *lane[NFS_LANES_MAX];
+	int nlanes;
+	atomic_uint next_lane;
+	struct nfs_fh root;
+	pthread_mutex_t cache_lock;
+	struct fh_entry *bucket[NFS_FH_CACHE_BUCKETS];
+	size_t cached;
+};
+
+struct nfs_file {
+	struct nfs_open of;
+	struct rpc_auth auth; /* the opener's */
+	int lane;
+	int append; /* O_APPEND: each write goes to the server's end of file */
+	struct stat open_attr; /* from the OPEN, for an fgetattr right after it */
+	long long open_attr_ms; /* when; 0 once a change through us made it stale */
+	uint8_t *pre;	/* read-only opens: the file's start, read with the OPEN */
+	size_t pre_len;
+	int pre_eof;
+	pthread_mutex_t append_lock;
+	pthread_mutex_t lock;
+	int unstable; /* writes not yet committed */
+	int have_verf;
+	uint8_t verf[NFS4_VERIFIER_SIZE];
+	int lost; /* the verifier changed: uncommitted data is gone */
+};
+
+struct dir_entry {
+	char *name;
+	uint64_t cookie;
+	struct nfs_attr attr;
+};
+
+struct nfs_dir {
+	struct nfs_fh fh;
+	struct stat self;
+	struct rpc_auth auth; /* the opener's */
+	int lane;
+	pthread_mutex_t lock;
+	uint8_t verf[NFS4_VERIFIER_SIZE];
+	/* The last READDIR's entries, so a small FUSE buffer does not cost a
+	 * READDIR per call. */
+	struct dir_entry *ents;
+	size_t n, cap;
+	uint64_t batch_cookie; /* the cookie this batch was read from */
+	int batch_valid;
+	int batch_eof;
+};
+
+#define NT(t) ((struct nfs_target *)(t)->priv)
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct nfs_client *pick_lane(struct nfs_target *nt, int *lane)
+{
+	unsigned i = atomic_fetch_add(&nt->next_lane, 1) % (unsigned)nt->nlanes;
+	if (lane)
+		*lane = (int)i;
+	return nt->lane[i];
+}
+
+/* ---- credentials ---- */
+
+/* Supplementary groups of pid from /proc. */
+static void proc_groups(pid_t pid, struct rpc_auth *a)
+{
+	char fn[64], line[4096];
+	snprintf(fn, sizeof fn, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(fn, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, "Groups:", 7) != 0)
+			continue;
+		char *p = line + 7, *end;
+		while (a->ngroups < RPC_AUTH_SYS_MAX_GROUPS) {
+			unsigned long g = strtoul(p, &end, 10);
+			if (end == p)
+				break;
+			a->groups[a->ngroups++] = (uint32_t)g;
+			p = end;
+		}
+		break;
+	}
+	fclose(f);
+}
+
+/* The identity this thread acts as: fsuid, fsgid and groups (per thread
+ * when set with raw syscalls, as cred.c does). */
+static void thread_auth(struct rpc_auth *a)
+{
+	static __thread gid_t list[NFS_THREAD_GROUPS_MAX];
+	memset(a, 0, sizeof *a);
+	a->uid = (uint32_t)setfsuid((uid_t)-1);
+	a->gid = (uint32_t)setfsgid((gid_t)-1);
+	long n = syscall(SYS_getgroups, NFS_THREAD_GROUPS_MAX, list);
+	for (long i = 0; i < n && a->ngroups < RPC_AUTH_SYS_MAX_GROUPS; i++)
+		if (list[i] != a->gid)
+			a->groups[a->ngroups++] = list[i];
+}
+
+/* Who this request runs as: the thread's identity, or the be_caller's
+ * when the thread did not take it (the daemon runs unprivileged). */
+static const struct rpc_auth *req_auth(const struct be_caller *c, struct rpc_auth *a)
+{
+	thread_auth(a);
+	if (!c || (a->uid == c->uid && a->gid == c->gid))
+		return a;
+	memset(a, 0, sizeof *a);
+	a->uid = c->uid;
+	a->gid = c->gid;
+	if (c->ngroups >= 0) {
+		for (int i = 0; i < c->ngroups && a->ngroups < RPC_AUTH_SYS_MAX_GROUPS; i++)
+			a->groups[a->ngroups++] = c->groups[i];
+	} else if (c->pid > 0 && c->uid != 0) {
+		proc_groups(c->pid, a);
+	}
+	return a;
+}
+
+/* ---- filehandle cache ---- */
+
+static unsigned path_hash(const char *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
+	return (unsigned)(h % NFS_FH_CACHE_BUCKETS);
+}
+
+static void cache_clear_locked(struct nfs_target *nt)
+{
+	for (int b = 0; b < NFS_FH_CACHE_BUCKETS; b++) {
+		struct fh_entry *e = nt->bucket[b];
+		while (e) {
+			struct fh_entry *n = e->next;
+			free(e);
+			e = n;
+		}
+		nt->bucket[b] = NULL;
+	}
+	nt->cached = 0;
+}
+
+static int cache_get(struct nfs_target *nt, uint32_t uid, const char *path, size_t n,
+		     struct nfs_fh *fh)
+{
+	int hit = 0;
+	long long now = now_ms();
+	pthread_mutex_lock(&nt->cache_lock);
+	for (struct fh_entry *e = nt->bucket[path_hash(path, n)]; e; e = e->next) {
+		if (strncmp(e->path, path, n) == 0 && e->path[n] == '\0') {
+			if (e->expires_ms > now && e->uid == uid) {
+				*fh = e->fh;
+				hit = 1;
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&nt->cache_lock);
+	return hit;
+}
+
+static void cache_put(struct nfs_target *nt, uint32_t uid, const char *path,
+		      const struct nfs_fh *fh)
+{
+	size_t n = strlen(path);
+	unsigned b = path_hash(path, n);
+	pthread_mutex_lock(&nt->cache_lock);
+	struct fh_entry *e;
+	for (e = nt->bucket[b]; e; e = e->next)
+		if (strcmp(e->path, path) == 0)
+			break;
+	if (!e) {
+		if (nt->cached >= NFS_FH_CACHE_MAX)
+			cache_clear_locked(nt);
+		e = malloc(sizeof *e + n + 1);
+		if (!e) {
+			pthread_mutex_unlock(&nt->cache_lock);
+			return;
+		}
+		memcpy(e->path, path, n + 1);
+		e->next = nt->bucket[b];
+		nt->bucket[b] = e;
+		nt->cached++;
+	}
+	e->fh = *fh;
+	e->uid = uid;
+	e->expires_ms = now_ms() + NFS_FH_CACHE_TTL_MS;
+	pthread_mutex_unlock(&nt->cache_lock);
+}
+
+/* Drop path and, if subtree, everything below it. */
+static void cache_forget(struct nfs_target *nt, const char *path, int subtree)
+{
+	size_t n = strlen(path);
+	pthread_mutex_lock(&nt->cache_lock);
+	if (subtree) {
+		for (int b = 0; b < NFS_FH_CACHE_BUCKETS; b++) {
+			struct fh_entry **pp = &nt->bucket[b];
+			while (*pp) {
+				struct fh_entry *e = *pp;
+				if (strncmp(e->path, path, n) == 0 &&
+				    (e->path[n] == '\0' || e->path[n] == '/')) {
+					*pp = e->next;
+					free(e);
+					nt->cached--;
+				} else {
+					pp = &e->next;
+				}
+			}
+		}
+	} else {
+		struct fh_entry **pp = &nt->bucket[path_hash(path, n)];
+		while (*pp) {
+			struct fh_entry *e = *pp;
+			if (strcmp(e->path, path) == 0) {
+				*pp = e->next;
+				free(e);
+				nt->cached--;
+				break;
+			}
+			pp = &e->next;
+		}
+	}
+	pthread_mutex_unlock(&nt->cache_lock);
+}
+
+/* Drop path and all its ancestors (one of them went stale). */
+static void cache_forget_chain(struct nfs_target *nt, const char *path)
+{
+	char buf[PATH_MAX];
+	snprintf(buf, sizeof buf, "%s", path);
+	for (;;) {
+		cache_forget(nt, buf, 0);
+		char *slash = strrchr(buf, '/');
+		if (!slash || slash == buf)
+			break;
+		*slash = '\0';
+	}
+}
+
+/* ---- path resolution ---- */
+
+/* path -> filehandle: the cache, else one COMPOUND of LOOKUPs from the
+ * nearest cached ancestor. attr (may be NULL) is filled only when a lookup
+ * was made (*fresh set). */
+static int resolve(struct nfs_target *nt, struct nfs_client *cl, const struct rpc_auth *cr,
+		   const char *path, struct nfs_fh *fh, struct nfs_attr *attr, int *fresh)
+{
+	size_t len = strlen(path);
+	*fresh = 0;
+	if (len >= PATH_MAX)
+		return -ENAMETOOLONG;
+	if (len <= 1) {
+		*fh = nt->root;
+		return 0;
+	}
+	if (cache_get(nt, cr->uid, path, len, fh))
+		return 0;
+	/* Nearest cached ancestor. */
+	struct nfs_fh base = nt->root;
+	size_t cut = 0;
+	for (size_t i = len; i > 1; i--) {
+		if (path[i - 1] != '/' || i - 1 == 0)
+			continue;
+		if (cache_get(nt, cr->uid, path, i - 1, &base)) {
+			cut = i - 1;
+			break;
+		}
+	}
+	struct nfs_attr tmp;
+	int err = nfs_resolve(cl, cr, &base, path + cut, fh, attr ? attr : &tmp);
+	if (err == -ESTALE && cut) {
+		cache_forget_chain(nt, path);
+		err = nfs_resolve(cl, cr, &nt->root, path, fh, attr ? attr : &tmp);
+	}
+	if (err)
+		return err;
+	*fresh = 1;
+	cache_put(nt, cr->uid, path, fh);
+	return 0;
+}
+
+/* The parent directory's handle and the last component of path. */
+static int resolve_parent(struct nfs_target *nt, struct nfs_client *cl,
+			  const struct rpc_auth *cr, const char *path, struct nfs_fh *dir,
+			  const char **name)
+{
+	char buf[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int fresh;
+	if (!slash || !slash[1])
+		return -EINVAL;
+	size_t n = (size_t)(slash - path);
+	if (n >= sizeof buf)
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n);
+	buf[n] = '\0';
+	*name = slash + 1;
+	return resolve(nt, cl, cr, n ? buf : "/", dir, NULL, &fresh);
+}
+
+static void forget_parent(struct nfs_target *nt, const char *path)
+{
+	char buf[PATH_MAX];
+	snprintf(buf, sizeof buf, "%s", path);
+	char *slash = strrchr(buf, '/');
+	if (slash && slash != buf) {
+		*slash = '\0';
+		cache_forget_chain(nt, buf);
+	}
+}
+
+/* ---- attach / detach ---- */
+
+static void close_lanes(struct nfs_target *nt)
+{
+	for (int i = 0; i < nt->nlanes; i++)
+		nfs_client_close(nt->lane[i]);
+	nt->nlanes = 0;
+}
+
+static int nfs_attach(struct target *t, char *err, size_t errlen)
+{
+	char host[256], path[PATH_MAX], why[256];
+	uint16_t port;
+	if (nfs_parse_uri(t->uri, host, sizeof host, &port, path, sizeof path)) {
+		snprintf(err, errlen, "not an nfs://HOST[:PORT][/PATH] URI");
+		return -EINVAL;
+	}
+	if (t->subdir && t->subdir[0]) {
+		size_t pl = strlen(path);
+		int n = snprintf(path + (pl == 1 ? 0 : pl), sizeof path - pl, "%s", t->subdir);
+		if (n < 0 || (size_t)n >= sizeof path - pl) {
+			snprintf(err, errlen, "path too long");
+			return -ENAMETOOLONG;
+		}
+	}
+	struct nfs_target *nt = calloc(1, sizeof *nt);
+	if (!nt)
+		return -ENOMEM;
+	pthread_mutex_init(&nt->cache_lock, NULL);
+	struct nfs_opts o = { .port = port };
+	int lanes = atomic_load(&nfs_lanes);
+	int e = 0;
+	for (int i = 0; i < lanes && !e; i++) {
+		e = nfs_client_open(host, &o, &nt->lane[i], why, sizeof why);
+		if (!e)
+			nt->nlanes++;
+	}
+	if (e) {
+		int refused = e == -ECONNREFUSED || e == -ETIMEDOUT || e == -EHOSTUNREACH ||
+			      e == -ENETUNREACH;
+		snprintf(err, errlen, "%s%s%s%s", why, refused ? " (" : "",
+			 refused ? NFS_HINT_UNREACHABLE : "", refused ? ")" : "");
+		goto fail;
+	}
+	struct nfs_attr a;
+	e = nfs_resolve(nt->lane[0], NULL, NULL, path, &nt->root, &a);
+	if (!e && !S_ISDIR(a.st.st_mode))
+		e = -ENOTDIR;
+	if (e) {
+		snprintf(err, errlen, "export path %s: %s (the export's pseudo path, e.g. /)", path,
+			 strerror(-e));
+		goto fail;
+	}
+	t->priv = nt;
+	return 0;
+fail:
+	close_lanes(nt);
+	pthread_mutex_destroy(&nt->cache_lock);
+	free(nt);
+	return e;
+}
+
+static void nfs_detach(struct target *t)
+{
+	struct nfs_target *nt = NT(t);
+	if (!nt)
+		return;
+	close_lanes(nt);
+	pthread_mutex_lock(&nt->cache_lock);
+	cache_clear_locked(nt);
+	pthread_mutex_unlock(&nt->cache_lock);
+	pthread_mutex_destroy(&nt->cache_lock);
+	free(nt);
+	t->priv = NULL;
+}
+
+/* ---- attributes ---- */
+
+static void to_stat(const struct nfs_attr *a, struct stat *st)
+{
+	*st = a->st;
+}
+
+static int nfs_be_getattr(struct target *t, const char *path, struct stat *st)
+{
+	struct nfs_target *nt = NT(t);
+	struct nfs_client *cl = pick_lane(nt, NULL);
+	struct rpc_auth au;
+	const struct rpc_auth *cr = req_auth(NULL, &au);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct nfs_fh fh;
+		struct nfs_attr a;
+		int fresh;
+		int e = resolve(nt, cl, cr, path, &fh, &a, &fresh);
+		if (!e && !fresh)
+			e = nfs_getattr(cl, cr, &fh, &a);
+		if (e == -ESTALE && !fresh && attempt == 0) {
+			cache_forget_chain(nt, path);
+			continue;
+		}
+		if (!e)
+			to_stat(&a, st);
+		return e;
+	}
+	return -ESTALE;
+}
+
+static void to_sattr(const struct be_setattr *in, struct nfs_sattr *out)
+{
+	memset(out, 0, sizeof *out);
+	if (in->valid & BE_SET_MODE) {
+		out->valid |= NFS_SA_MODE;
+		out->mode = in->mode & 07777;
+	}
+	if (in->valid & BE_SET_UID) {
+		out->valid |= NFS_SA_UID;
+		out->uid = in->uid;
+	}
+	if (in->valid & BE_SET_GID) {
+		out->valid |= NFS_SA_GID;
+		out->gid = in->gid;
+	}
+	if (in->valid & BE_SET_SIZE) {
+		out->valid |= NFS_SA_SIZE;
+		out->size = (uint64_t)in->size;
+	}
+	if (in->valid & BE_SET_ATIME_NOW) {
+		out->valid |= NFS_SA_ATIME_NOW;
+	} else if (in->valid & BE_SET_ATIME) {
+		out->valid |= NFS_SA_ATIME;
+		out->atime = in->atime;
+	}
+	if (in->valid & BE_SET_MTIME_NOW) {
+		out->valid |= NFS_SA_MTIME_NOW;
+	} else if (in->valid & BE_SET_MTIME) {
+		out->valid |= NFS_SA_MTIME;
+		out->mtime = in->mtime;
+	}
+}
+
+static int nfs_be_setattr(struct target *t, const struct be_caller *c, const char *path,
+			  uint64_t fh, int has_fh, const struct be_setattr *sa, struct stat *st)
+{
+	struct nfs_target *nt = NT(t);
+	struct rpc_auth au;
+	const struct rpc_auth *cr = req_auth(c, &au);
+	struct nfs_sattr s;
+	struct nfs_attr a;
+	to_sattr(sa, &s);
+	if (has_fh) {
+		struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
+		pthread_mutex_lock(&f->lock);
+		f->open_attr_ms = 0;
+		pthread_mutex_unlock(&f->lock);
+		int e = nfs_setattr(nt->lane[f->lane], cr, &f->of.fh, &f->of.stateid, &s, &a);
+		if (!e)
+			to_stat(&a, st);
+		return e;
+	}
+	struct nfs_client *cl = pick_lane(nt, NULL);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct nfs_fh nfh;
+		int fresh;
+		int e = resolve(nt, cl, cr, path, &nfh, NULL, &fresh);
+		if (!e)
+			e = nfs_setattr(cl, cr, &nfh, NULL, &s, &a);
+		if (e == -ESTALE && attempt == 0) {
+			cache_forget_chain(nt, path);
+			continue;
+		}
+		if (!e)
+			to_stat(&a, st);
+		return e;
+	}
+	return -ESTALE;
+}
+
+static int nfs_be_readlink(struct target *t, const char *path, char *buf, size_t size)
+{
+	struct nfs_target *nt = NT(t);
+	struct nfs_client *cl = pick_lane(nt, NULL);
+	struct nfs_fh fh;
+	struct rpc_auth au;
+	const struct rpc_auth *cr = req_auth(NULL, &au);
+	int fresh;
+	if (size == 0)
+		return -EINVAL;
+	int e = resolve(nt, cl, cr, path, &fh, NULL, &fresh);
+	if (e)
+		return e;
+	ssize_t n = nfs_readlink(cl, cr, &fh, buf, size);
+	if (n == -ESTALE) {
+		cache_forget_chain(nt, path);
+		if (!(e = resolve(nt, cl, cr, path, &fh, NULL, &fresh)))
+			n = nfs_readlink(cl, cr, &fh, buf, size);
+		else
+			n = e;
+	}
+	return n < 0 ? (int)n : 0;
+}
+
+static int nfs_be_access(struct target *t, const char *path, int mask)
+{
+	struct nfs_target *nt = NT(t);
+	struct nfs_client *cl = pick_lane(nt, NULL);
+	struct rpc_auth au;
+	const struct rpc_auth *cr = req_auth(NULL, &au);
+	uint32_t want = 0, got = 0;
+	if (mask & R_OK)
+		want |= ACCESS4_READ;
+	if (mask & W_OK)
+		want |= ACCESS4_MODIFY;
+	if (mask & X_OK)
+		want |= ACCESS4_EXECUTE | ACCESS4_LOOKUP; /* a file's or a directory's */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct nfs_fh fh;
+		int fresh;
+		int e = resolve(nt, cl, cr, path, &fh, NULL, &fresh);
+		if (!e && want)
+			e = nfs_access(cl, cr, &fh, want, &got);
+		if (e == -ESTALE && attempt == 0) {
+			cache_forget_chain(nt, path);
+			continue;
+		}
+		if (e)
+			return e;
+		if (((mask & R_OK) && !(got & ACCESS4_READ)) ||
+		    ((mask & W_OK) && !(got & ACCESS4_MODIFY)) ||
+		    ((mask & X_OK) && !(got & (ACCESS4_EXECUTE | ACCESS4_LOOKUP))))
+			return -EACCES;
+		return 0;
+	}
+	return -ESTALE;
+}
+
+static int nfs_be_statfs(struct target *t, const char *path, struct statvfs *sv)
+{
+	(void)path;
+	struct nfs_target *nt = NT(t);
+	struct rpc_auth au;
+	return nfs_statfs(pick_lane(nt, NULL), req_auth(NULL, &au), &nt->root, sv);
+}
+
+/* ---- creating ---- */
+
+/* CREATE of a non-regular object under path's parent; retried once when the
+ * cached parent went stale. */
+static int make_node(struct target *t, const struct be_caller *c, const char *path,
+		     uint32_t type, const char *linkdata, dev_t rdev, mode_t mode, struct stat *st)
+{
+	struct nfs_target *nt = NT(t);
+	struct nfs_client *cl = pick_lane(nt, NULL);
+	struct rpc_auth au;
+	const struct rpc_auth *cr = req_auth(c, &au);
+	mode_t um = c ? c->umask : 0;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct nfs_fh dir, fh;
+		struct nfs_attr a;
+		const char *name;
+		int e = resolve_parent(nt, cl, cr, path, &dir, &name);
+		if (!e)
+			e = nfs_create(cl, cr, &dir, name, type, linkdata, rdev,
+				       type == NF4LNK ? 0777 : (uint32_t)(mode & ~um & 07777), &fh, &a);
+		if (e == -ESTALE && attempt == 0) {
+			forget_parent(nt, path);
+			continue;
+		}
+		if (e)
+			return e;
+		cache_put(nt, cr->uid, path, &fh);
+		to_stat(&a, st);
+		return 0;
+	}
+	return -ESTALE;
+}
+
+static int nfs_be_mkdir(struct target *t, const struct be_caller *c, const char *path,
+			mode_t mode, struct stat *st)
+{
+	return make_node(t, c, path, NF4DIR, NULL, 0, mode, st);
+}
+
+static int nfs_be_symlink(struct target *t, const struct be_caller *c, const char *linkto,
+			  const char *path, struct stat *st)
+{
+	return make_node(t, c, path, NF4LNK, linkto, 0, 0777, st);
+}
+
+static int open_at(struct target *t, const struct rpc_auth *cr, const char *path, int flags,
+		   mode_t mode, struct nfs_file **out, struct stat *st);
+
+static int nfs_be_mknod(struct target *t, const struct be_caller *c, const char *path,
+			mode_t mode, dev_t rdev, struct stat *st)
+{
+	switch (mode & S_IFMT) {
+	case S_IFIFO:
+		return make_node(t, c, path, NF4FIFO, NULL, 0, mode, st);
+	case S_IFSOCK:
+		return make_node(t, c, path, NF4SOCK, NULL, 0, mode, st);
+	case S_IFCHR:
+		return make_node(t, c, path, NF4CHR, NULL, rdev, mode, st);
+	case S_IFBLK:
+		return make_node(t, c, path, NF4BLK, NULL, rdev, mode, st);
+	case S_IFREG:
+	case 0: {
+		struct rpc_auth au;
+		struct nfs_file *f;
+		mode_t um = c ? c->umask : 0;
+		int e = open_at(t, req_auth(c, &au), path, O_CREAT | O_EXCL | O_WRONLY,
+				mode & ~um, &f, st);
+		if (e)
+			return e;
+		(void)nfs_close(NT(t)->lane[f->lane], &f->auth, &f->of);
+		pthread_mutex_destroy(&f->lock);
+		pthread_mutex_destroy(&f->append_lock);
+		free(f->pre);
+		free(f);
+		return 0;
+	}
+	default:
+		return -EINVAL;
+	}
+}
+
+static int nfs_be_link(struct target *t, const struct be_caller *c, const char *oldpath,
+		       const char *newpath, struct stat *st)
+{
+	struct nfs_target *nt = NT(t);
+	struct nfs_client *cl = pick_lane(nt, NULL);
+	struct rpc_auth au;
+	const struct rpc_auth *cr = req_auth(c, &au);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct nfs_fh fh, dir;
+		struct nfs_attr a;
+		const char *name;
+		int fresh;
+		int e = resolve(nt, cl, cr, oldpath, &fh, NULL, &fresh);
+		if (!e)
+			e = resolve_parent(nt, cl, cr, newpath, &dir, &name);
+		if (!e)
+			e = nfs_link(cl, cr, &fh, &dir, name, &a);
+		if (e == -ESTALE && attempt == 0) {
+			cache_forget_chain(nt, oldpath);
+			forget_parent(nt, newpath);
+			continue;
+		}
+		if (e)
+			return e;
+		cache_put(nt, cr->uid, newpath, &fh);
+		to_stat(&a, st);
+		return 0;
+	}
+	return -ESTALE;
+}
+
+/* ---- removing and renaming ---- */
+
+static int remove_kind(struct target *t, const char *path, int kind)
+{
+	struct nfs_target *nt = NT(t);
+	struct nfs_client *cl = pick_lane(nt, NULL);
+	struct rpc_auth au;
+	const struct rpc_auth *cr = req_auth(NULL, &au);
+	if (strcmp(path, "/") == 0)
+		return -EBUSY;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct nfs_fh dir;
+		const char *name;
+		int e = resolve_parent(nt, cl, cr, path, &dir, &name);
+		if (!e)
+			e = nfs_remove(cl, cr, &dir, name, kind);
+		if (e == -ESTALE && attempt == 0) {
+			forget_parent(nt, path);
+			continue;
+		}
+		if (!e || e == -ENOENT)
+			cache_forget(nt, path, kind == NFS_RM_DIR);
+		return e;
+	}
+	return -ESTALE;
+}
+
+static int nfs_be_unlink(struct target *t, const char *path)
+{
+	return remove_kind(t, path, NFS_RM_NONDIR);
+}
+
+static int nfs_be_rmdir(struct target *t, const char *path)
+{
+	return remove_kind(t, path, NFS_RM_DIR);
+}
+
+static int nfs_be_rename(struct target *t, const char *from, const char *to, unsigned flags)
+{
+	struct nfs_target *nt = NT(t);
+	struct nfs_client *cl = pick_lane(nt, NULL);
+	struct rpc_auth au;
+	const struct rpc_auth *cr = req_auth(NULL, &au);
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE) ||
+	    (flags & RENAME_NOREPLACE && flags & RENAME_EXCHANGE))
+		return -EINVAL;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct nfs_fh fdir, tdir;
+		const char *fname, *tname;
+		int e = resolve_parent(nt, cl, cr, from, &fdir, &fname);
+		if (!e)
+			e = resolve_parent(nt, cl, cr, to, &tdir, &tname);
+		if (!e && (flags & RENAME_NOREPLACE)) {
+			/* Not atomic: NFSv4 RENAME always replaces. */
+			struct nfs_fh x;
+			struct nfs_attr xa;
+			int le = nfs_lookup(cl, cr, &tdir, tname, &x, &xa);
+			e = le == 0 ? -EEXIST : le == -ENOENT ? 0 : le;
+		}
+		if (!e && (flags & RENAME_EXCHANGE))
+			e = nfs_rename_exchange(cl, cr, &fdir, fname, &tdir, tname);
+		else if (!e)
+			e = nfs_rename(cl, cr, &fdir, fname, &tdir, tname);
+		if (e == -ESTALE && attempt == 0) {
+			forget_parent(nt, from);
+			forget_parent(nt, to);
+			continue;
+		}
+		if (!e) {
+			cache_forget(nt, from, 1);
+			cache_forget(nt, to, 1);
+		}
+		return e;
+	}
+	return -ESTALE;
+}
+
+/* ---- files ---- */
+
+static int open_at(struct target *t, const struct rpc_auth *cr, const char *path, int flags,
+		   mode_t mode, struct nfs_file **out, struct stat *st)
+{
+	struct nfs_target *nt = NT(t);
+	struct nfs_file *f = calloc(1, sizeof *f);
+	if (!f)
+		return -ENOMEM;
+	struct nfs_client *cl = pick_lane(nt, &f->lane);
+	f->auth = *cr;
+	if ((flags & O_ACCMODE) == O_RDONLY && !(flags & O_CREAT))
+		f->pre = malloc(NFS_PREFETCH_BYTES); /* none if short of memory */
+	int e = -ESTALE;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct nfs_fh dir;
+		struct nfs_attr a;
+		const char *name;
+		e = resolve_parent(nt, cl, cr, path, &dir, &name);
+		if (!e && f->pre)
+			e = nfs_open_read(cl, cr, &dir, name, flags, (uint32_t)mode, &f->of, &a, f->pre,
+					  NFS_PREFETCH_BYTES, &f->pre_len, &f->pre_eof);
+		else if (!e)
+			e = nfs_open(cl, cr, &dir, name, flags, (uint32_t)mode, &f->of, &a);
+		if (e == -ESTALE && attempt == 0) {
+			forget_parent(nt, path);
+			continue;
+		}
+		if (!e) {
+			cache_put(nt, cr->uid, path, &f->of.fh);
+			if (st)
+				to_stat(&a, st);
+			to_stat(&a, &f->open_attr);
+			f->open_attr_ms = now_ms();
+		}
+		break;
+	}
+	if (e) {
+		free(f->pre);
+		free(f);
+		return e;
+	}
+	if (f->pre && f->pre_len == 0 && !f->pre_eof) {
+		free(f->pre);
+		f->pre = NULL;
+	} else if (f->pre && f->pre_len < NFS_PREFETCH_BYTES) {
+		uint8_t *small = realloc(f->pre, f->pre_len ? f->pre_len : 1);
+		if (small)
+			f->pre = small;
+	}
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_mutex_init(&f->append_lock, NULL);
+	f->append = (flags & O_APPEND) != 0;
+	*out = f;
+	return 0;
+}
+
+static int nfs_be_create(struct target *t, const struct be_caller *c, const char *path,
+			 int flags, mode_t mode, uint64_t *fh, struct stat *st)
+{
+	struct rpc_auth au;
+	struct nfs_file *f;
+	mode_t um = c ? c->umask : 0;
+	int e = open_at(t, req_auth(c, &au), path, flags | O_CREAT, mode & ~um, &f, st);
+	if (e)
+		return e;
+	*fh = (uint64_t)(uintptr_t)f;
+	return 0;
+}
+
+static int nfs_be_open(struct target *t, const char *path, int flags, uint64_t *fh)
+{
+	struct nfs_file *f;
+	struct rpc_auth au;
+	int e = open_at(t, req_auth(NULL, &au), path, flags & ~(O_CREAT | O_EXCL), 0, &f, NULL);
+	if (e)
+		return e;
+	*fh = (uint64_t)(uintptr_t)f;
+	return 0;
+}
+
+static ssize_t nfs_be_read(struct target *t, uint64_t fh, char *buf, size_t size, off_t off)
+{
+	struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
+	int eof;
+	if (off < 0)
+		return -EINVAL;
+	if (f->pre) {
+		/* Served from what the OPEN read, when it covers the request. */
+		uint64_t o = (uint64_t)off;
+		if (o + size <= f->pre_len) {
+			memcpy(buf, f->pre + o, size);
+			return (ssize_t)size;
+		}
+		if (f->pre_eof) {
+			size_t n = o < f->pre_len ? f->pre_len - (size_t)o : 0;
+			memcpy(buf, f->pre + (n ? o : 0), n);
+			return (ssize_t)n;
+		}
+	}
+	return nfs_read(NT(t)->lane[f->lane], &f->auth, &f->of.fh, &f->of.stateid, buf, size,
+			(uint64_t)off, &eof);
+}
+
+static ssize_t nfs_be_write(struct target *t, uint64_t fh, const char *buf, size_t size,
+			    off_t off)
+{
+	struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
+	uint8_t verf[NFS4_VERIFIER_SIZE];
+	int how;
+	if (off < 0)
+		return -EINVAL;
+	struct nfs_client *cl = NT(t)->lane[f->lane];
+	pthread_mutex_lock(&f->lock);
+	f->open_attr_ms = 0;
+	pthread_mutex_unlock(&f->lock);
+	if (f->append) {
+		/* The kernel's offset is its cached size; another client may
+		 * have grown the file since. Like the kernel NFS client: the
+		 * server's size, then the write (not atomic across clients). */
+		struct nfs_attr a;
+		pthread_mutex_lock(&f->append_lock);
+		int e = nfs_getattr(cl, &f->auth, &f->of.fh, &a);
+		if (e) {
+			pthread_mutex_unlock(&f->append_lock);
+			return e;
+		}
+		off = a.st.st_size;
+	}
+	ssize_t n = nfs_write(cl, &f->auth, &f->of.fh, &f->of.stateid, buf, size, (uint64_t)off,
+			      UNSTABLE4, &how, verf);
+	if (f->append)
+		pthread_mutex_unlock(&f->append_lock);
+	if (n > 0 && how != FILE_SYNC4) {
+		pthread_mutex_lock(&f->lock);
+		if (f->have_verf && memcmp(f->verf, verf, sizeof verf) != 0)
+			f->lost = 1;
+		memcpy(f->verf, verf, sizeof verf);
+		f->have_verf = 1;
+		f->unstable = 1;
+		pthread_mutex_unlock(&f->lock);
+	}
+	return n;
+}
+
+static int nfs_be_handle_fd(struct target *t, uint64_t fh)
+{
+	(void)t;
+	(void)fh;
+	return -1;
+}
+
+static int nfs_be_fgetattr(struct target *t, uint64_t fh, struct stat *st)
+{
+	struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
+	struct nfs_attr a;
+	pthread_mutex_lock(&f->lock);
+	long long at = f->open_attr_ms;
+	if (at && now_ms() - at < NFS_OPEN_ATTR_TTL_MS) {
+		*st = f->open_attr;
+		pthread_mutex_unlock(&f->lock);
+		return 0;
+	}
+	f->open_attr_ms = 0;
+	pthread_mutex_unlock(&f->lock);
+	int e = nfs_getattr(NT(t)->lane[f->lane], &f->auth, &f->of.fh, &a);
+	if (!e)
+		to_stat(&a, st);
+	return e;
+}
+
+/* COMMIT what was written unstable; -EIO if the server lost some of it. */
+static int commit_file(struct target *t, struct nfs_file *f)
+{
+	pthread_mutex_lock(&f->lock);
+	int need = f->unstable, lost = f->lost;
+	uint8_t verf[NFS4_VERIFIER_SIZE];
+	memcpy(verf, f->verf, sizeof verf);
+	f->unstable = 0;
+	pthread_mutex_unlock(&f->lock);
+	if (lost)
+		return -EIO;
+	if (!need)
+		return 0;
+	uint8_t cverf[NFS4_VERIFIER_SIZE];
+	int e = nfs_commit(NT(t)->lane[f->lane], &f->auth, &f->of.fh, 0, 0, cverf);
+	if (!e && memcmp(cverf, verf, sizeof verf) != 0)
+		e = -EIO; /* the server restarted: uncommitted writes are gone */
+	if (e) {
+		pthread_mutex_lock(&f->lock);
+		f->unstable = 1;
+		if (e == -EIO)
+			f->lost = 1;
+		pthread_mutex_unlock(&f->lock);
+	}
+	return e;
+}
+
+static int nfs_be_fsync(struct target *t, uint64_t fh, int datasync)
+{
+	(void)datasync;
+	return commit_file(t, (struct nfs_file *)(uintptr_t)fh);
+}
+
+static int nfs_be_release(struct target *t, uint64_t fh)
+{
+	struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
+	uint8_t cverf[NFS4_VERIFIER_SIZE];
+	int e = f->lost ? -EIO : 0;
+	/* COMMIT and CLOSE in one round trip. */
+	int commit = f->unstable && atomic_load(&nfs_commit_on_close);
+	int ce = nfs_commit_close(NT(t)->lane[f->lane], &f->auth, &f->of, commit, cverf);
+	if (!ce && commit && !e && memcmp(cverf, f->verf, sizeof cverf) != 0)
+		e = -EIO; /* the server restarted: uncommitted writes are gone */
+	pthread_mutex_destroy(&f->lock);
+	pthread_mutex_destroy(&f->append_lock);
+	free(f->pre);
+	free(f);
+	return e ? e : ce;
+}
+
+/* ALLOCATE and DEALLOCATE are NFSv4.2 (EFS speaks 4.1). Mode 0 past the
+ * end of file is done by writing zeros there, which allocates as well; the
+ * rest (keep-size, punching, allocating inside the file) is EOPNOTSUPP. */
+static int nfs_be_fallocate(struct target *t, uint64_t fh, int mode, off_t off, off_t len)
+{
+	struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
+	struct nfs_client *cl = NT(t)->lane[f->lane];
+	struct nfs_attr a;
+	if (mode != 0)
+		return -EOPNOTSUPP;
+	if (off < 0 || len <= 0 || off > INT64_MAX - len)
+		return -EINVAL;
+	pthread_mutex_lock(&f->lock);
+	f->open_attr_ms = 0;
+	pthread_mutex_unlock(&f->lock);
+	int e = nfs_getattr(cl, &f->auth, &f->of.fh, &a);
+	if (e)
+		return e;
+	uint64_t from = (uint64_t)a.st.st_size > (uint64_t)off ? (uint64_t)a.st.st_size : (uint64_t)off;
+	uint64_t end = (uint64_t)off + (uint64_t)len;
+	if (from >= end)
+		return 0;
+	if (from > (uint64_t)a.st.st_size)
+		from = (uint64_t)a.st.st_size; /* fill the gap too: no holes to allocate later */
+	size_t chunk = NFS_FALLOCATE_CHUNK;
+	char *zeros = calloc(1, chunk);
+	if (!zeros)
+		return -ENOMEM;
+	while (!e && from < end) {
+		size_t n = end - from < chunk ? (size_t)(end - from) : chunk;
+		ssize_t w = nfs_write(cl, &f->auth, &f->of.fh, &f->of.stateid, zeros, n, from,
+				      FILE_SYNC4, NULL, NULL);
+		if (w <= 0)
+			e = w < 0 ? (int)w : -EIO;
+		else
+			from += (uint64_t)w;
+	}
+	free(zeros);
+	return e;
+}
+
+static off_t nfs_be_lseek(struct target *t, uint64_t fh, off_t off, int whence)
+{
+	(void)t, (void)fh, (void)off, (void)whence;
+	return -ENOSYS; /* SEEK is NFSv4.2; the kernel falls back to its own */
+}
+
+static ssize_t nfs_be_copy_range(struct target *t, uint64_t fh_in, off_t off_in, uint64_t fh_out,
+				 off_t off_out, size_t len, int flags)
+{
+	(void)t, (void)fh_in, (void)off_in, (void)fh_out, (void)off_out, (void)len, (void)flags;
+	return -ENOSYS; /* COPY is NFSv4.2; the kernel copies through read/write */
+}
+
+/* ---- directories ---- */
+
+static void dir_drop_batch(struct nfs_dir *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->ents[i].name);
+	d->n = 0;
+	d->batch_valid = 0;
+}
+
+static int nfs_be_opendir(struct target *t, const char *path, uint64_t *dh)
+{
+	struct nfs_target *nt = NT(t);
+	struct nfs_dir *d = calloc(1, sizeof *d);
+	if (!d)
+		return -ENOMEM;
+	struct nfs_client *cl = pick_lane(nt, &d->lane);
+	const struct rpc_auth *cr = req_auth(NULL, &d->auth);
+	int e = -ESTALE;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct nfs_attr a;
+		int fresh;
+		uint32_t allowed = 0;
+		e = resolve(nt, cl, cr, path, &d->fh, &a, &fresh);
+		/* Listing needs read permission, as opendir(3) checks locally. */
+		if (!e)
+			e = nfs_getattr_access(cl, cr, &d->fh, ACCESS4_READ, &allowed, &a);
+		if (e == -ESTALE && attempt == 0) {
+			cache_forget_chain(nt, path);
+			continue;
+		}
+		if (!e && !S_ISDIR(a.st.st_mode))
+			e = -ENOTDIR;
+		if (!e && !(allowed & ACCESS4_READ))
+			e = -EACCES;
+		if (!e)
+			to_stat(&a, &d->self);
+		break;
+	}
+	if (e) {
+		free(d);
+		return e;
+	}
+	pthread_mutex_init(&d->lock, NULL);
+	*dh = (uint64_t)(uintptr_t)d;
+	return 0;
+}
+
+static int batch_add(void *ctx, const char *name, uint64_t cookie, const struct nfs_attr *a)
+{
+	struct nfs_dir *d = ctx;
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 256;
+		struct dir_entry *ne = realloc(d->ents, cap * sizeof *ne);
+		if (!ne)
+			return 1;
+		d->ents = ne;
+		d->cap = cap;
+	}
+	char *nm = strdup(name);
+	if (!nm)
+		return 1;
+	d->ents[d->n++] = (struct dir_entry){ nm, cookie, *a };
+	return 0;
+}
+
+/* Make the batch hold the entries after cookie; *start gets the index of
+ * the first of them. */
+static int dir_fetch(struct target *t, struct nfs_dir *d, uint64_t cookie, size_t *start)
+{
+	if (d->batch_valid) {
+		if (d->batch_cookie == cookie) {
+			*start = 0;
+			return 0;
+		}
+		for (size_t i = 0; i < d->n; i++) {
+			if (d->ents[i].cookie == cookie) {
+				if (i + 1 < d->n || d->batch_eof) {
+					*start = i + 1;
+					return 0;
+				}
+				break;
+			}
+		}
+	}
+	dir_drop_batch(d);
+	if (cookie == 0)
+		memset(d->verf, 0, sizeof d->verf);
+	int eof = 0;
+	int e = nfs_readdir(NT(t)->lane[d->lane], &d->auth, &d->fh, cookie, d->verf, 0, batch_add, d,
+			    &eof);
+	if (e) {
+		dir_drop_batch(d);
+		return e;
+	}
+	d->batch_valid = 1;
+	d->batch_cookie = cookie;
+	d->batch_eof = eof;
+	*start = 0;
+	return 0;
+}
+
+static int emit_dot(struct nfs_dir *d, const char *name, off_t next, int plus,
+		    be_fill_fn fill, void *ctx)
+{
+	struct be_dirent ent;
+	memset(&ent, 0, sizeof ent);
+	ent.name = name;
+	ent.type = S_IFDIR;
+	ent.next = next;
+	/* readdir(3) hides entries of inode 0: ".." needs some number. */
+	ent.ino = NFS_DOTDOT_INO;
+	if (name[1] == '\0' && d->self.st_ino)
+		ent.ino = d->self.st_ino;
+	if (plus && name[1] == '\0')
+		ent.attr = d->self;
+	/* readdirplus takes the number from the attributes. */
+	ent.attr.st_ino = ent.ino;
+	ent.attr.st_mode |= S_IFDIR;
+	return fill(ctx, &ent);
+}
+
+static int nfs_be_readdir(struct target *t, uint64_t dh, off_t off, int plus, be_fill_fn fill,
+			  void *ctx)
+{
+	struct nfs_dir *d = (struct nfs_dir *)(uintptr_t)dh;
+	int e = 0;
+	pthread_mutex_lock(&d->lock);
+	if (off == 0) {
+		if (emit_dot(d, ".", NFS_DIR_DOT, plus, fill, ctx))
+			goto out;
+		off = NFS_DIR_DOT;
+	}
+	if (off == NFS_DIR_DOT) {
+		if (emit_dot(d, "..", NFS_DIR_DOTDOT, plus, fill, ctx))
+			goto out;
+		off = NFS_DIR_DOTDOT;
+	}
+	uint64_t cookie = off == NFS_DIR_DOTDOT ? 0 : (uint64_t)off;
+	for (;;) {
+		size_t i;
+		e = dir_fetch(t, d, cookie, &i);
+		if (e)
+			break;
+		for (; i < d->n; i++) {
+			struct dir_entry *de = &d->ents[i];
+			struct be_dirent ent;
+			memset(&ent, 0, sizeof ent);
+			ent.name = de->name;
+			ent.ino = de->attr.st.st_ino;
+			ent.type = de->attr.st.st_mode & S_IFMT;
+			ent.next = (off_t)de->cookie;
+			if (plus && !de->attr.rdattr_error)
+				ent.attr = de->attr.st;
+			if (fill(ctx, &ent))
+				goto out;
+			cookie = de->cookie;
+		}
+		if (d->batch_eof || d->n == 0)
+			break;
+	}
+out:
+	pthread_mutex_unlock(&d->lock);
+	return e;
+}
+
+static int nfs_be_fsyncdir(struct target *t, uint64_t dh, int datasync)
+{
+	(void)t, (void)dh, (void)datasync;
+	return 0; /* directory changes are synchronous on the server */
+}
+
+static int nfs_be_releasedir(struct target *t, uint64_t dh)
+{
+	(void)t;
+	struct nfs_dir *d = (struct nfs_dir *)(uintptr_t)dh;
+	dir_drop_batch(d);
+	free(d->ents);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+	return 0;
+}
+
+/* ---- extended attributes: NFSv4.1 has none (they came in 4.2): files
+ * list none and setting one fails with EOPNOTSUPP ---- */
+
+static ssize_t nfs_be_getxattr(struct target *t, const char *path, const char *name, char *buf,
+			       size_t size)
+{
+	(void)t, (void)path, (void)name, (void)buf, (void)size;
+	return -ENODATA; /* every file has none */
+}
+
+static int nfs_be_setxattr(struct target *t, const char *path, const char *name,
+			   const char *value, size_t size, int flags)
+{
+	(void)t, (void)path, (void)name, (void)value, (void)size, (void)flags;
+	return -EOPNOTSUPP;
+}
+
+static ssize_t nfs_be_listxattr(struct target *t, const char *path, char *buf, size_t size)
+{
+	(void)t, (void)path, (void)buf, (void)size;
+	return 0; /* an empty list */
+}
+
+static int nfs_be_removexattr(struct target *t, const char *path, const char *name)
+{
+	(void)t, (void)path, (void)name;
+	return -EOPNOTSUPP;
+}
+
+const struct backend_ops backend_nfs_ops = {
+	.scheme = "nfs",
+	.attach = nfs_attach,
+	.detach = nfs_detach,
+	.getattr = nfs_be_getattr,
+	.setattr = nfs_be_setattr,
+	.readlink = nfs_be_readlink,
+	.mknod = nfs_be_mknod,
+	.mkdir = nfs_be_mkdir,
+	.symlink = nfs_be_symlink,
+	.link = nfs_be_link,
+	.unlink = nfs_be_unlink,
+	.rmdir = nfs_be_rmdir,
+	.rename = nfs_be_rename,
+	.statfs = nfs_be_statfs,
+	.access = nfs_be_access,
+	.create = nfs_be_create,
+	.open = nfs_be_open,
+	.read = nfs_be_read,
+	.write = nfs_be_write,
+	.handle_fd = nfs_be_handle_fd,
+	.fgetattr = nfs_be_fgetattr,
+	.fsync = nfs_be_fsync,
+	.release = nfs_be_release,
+	.fallocate = nfs_be_fallocate,
+	.lseek = nfs_be_lseek,
+	.copy_range = nfs_be_copy_range,
+	.opendir = nfs_be_opendir,
+	.readdir = nfs_be_readdir,
+	.fsyncdir = nfs_be_fsyncdir,
+	.releasedir = nfs_be_releasedir,
+	.getxattr = nfs_be_getxattr,
+	.setxattr = nfs_be_setxattr,
+	.listxattr = nfs_be_listxattr,
+	.removexattr = nfs_be_removexattr,
+};

@@ -1,0 +1,147 @@
+#!/bin/bash
+# ganesha.sh - nfs-ganesha instances standing in for EFS mount targets.
+#
+#   tests/ganesha.sh start DIR N   start N servers on 127.0.0.2 .. 127.0.0.(N+1),
+#                                  each exporting DIR as nfs://127.0.0.K/export
+#   tests/ganesha.sh stop          stop every server this script started (by pid)
+#   tests/ganesha.sh status        list the servers and whether they run
+#
+# State (configs, logs, pid files, recovery dirs) lives in $GANESHA_RUN
+# (default /tmp/efsmt-ganesha). Needs root and the nfs-ganesha and
+# nfs-ganesha-vfs packages. See DESIGN.md for why each setting is there.
+set -u
+
+RUN=${GANESHA_RUN:-/tmp/efsmt-ganesha}
+PLUGINS=${GANESHA_PLUGINS:-/usr/lib/x86_64-linux-gnu/ganesha}
+START_WAIT_S=10     # per instance, until it accepts TCP on 2049
+STOP_WAIT_S=10      # until SIGTERM'd servers exit; then SIGKILL
+
+die() { echo "ganesha.sh: $*" >&2; exit 1; }
+
+write_conf() { # DIR ADDR NAME
+	cat >"$RUN/$3.conf" <<CONF
+NFS_CORE_PARAM {
+	Bind_addr = $2;
+	NFS_Port = 2049;
+	Protocols = 4;
+	Enable_NLM = false;
+	Enable_RQUOTA = false;
+	Enable_UDP = false;
+	Plugins_Dir = "$PLUGINS";
+	Dbus_Name_Prefix = "$3";
+}
+NFSV4 {
+	Graceless = true;
+	Lease_Lifetime = 10;
+	RecoveryBackend = fs;
+	RecoveryRoot = "$RUN/$3.recovery";
+	Minor_Versions = 0, 1, 2;
+	Only_Numeric_Owners = true;
+}
+NFS_KRB5 { Active_krb5 = false; }
+MDCACHE {
+	Use_Getattr_Directory_Invalidation = true;
+	Dir_Chunk = 0;
+}
+EXPORT {
+	Export_Id = 1;
+	Path = "$1";
+	Pseudo = "/export";
+	Access_Type = RW;
+	Squash = No_Root_Squash;
+	SecType = sys;
+	Protocols = 4;
+	Transports = TCP;
+	Attr_Expiration_Time = 0;
+	FSAL { Name = VFS; }
+}
+CONF
+}
+
+port_open() { # ADDR
+	(exec 3<>"/dev/tcp/$1/2049") 2>/dev/null
+}
+
+pid_alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
+
+do_stop() {
+	local f pid pids=()
+	[ -d "$RUN" ] || return 0
+	for f in "$RUN"/*.pid; do
+		[ -e "$f" ] || continue
+		pid=$(cat "$f" 2>/dev/null)
+		if pid_alive "$pid"; then
+			kill -TERM "$pid" 2>/dev/null
+			pids+=("$pid")
+		fi
+		rm -f "$f"
+	done
+	local deadline=$((SECONDS + STOP_WAIT_S))
+	for pid in "${pids[@]}"; do
+		while pid_alive "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+		pid_alive "$pid" && kill -KILL "$pid" 2>/dev/null
+	done
+	return 0
+}
+
+do_start() { # DIR N
+	local dir=$1 n=$2 i addr name pid
+	[ -d "$dir" ] || die "start: $dir is not a directory"
+	if ! [[ "$n" =~ ^[0-9]+$ ]] || [ "$n" -lt 1 ] || [ "$n" -gt 250 ]; then
+		die "start: bad count $n (1 to 250)"
+	fi
+	command -v ganesha.nfsd >/dev/null || die "ganesha.nfsd not found (apt-get install -y nfs-ganesha nfs-ganesha-vfs)"
+	dir=$(cd "$dir" && pwd -P)
+	do_stop
+	mkdir -p "$RUN"
+	for ((i = 2; i < n + 2; i++)); do
+		addr=127.0.0.$i
+		name=efsmt_ganesha_$i
+		port_open "$addr" && die "start: something already listens on $addr:2049"
+		mkdir -p "$RUN/$name.recovery"
+		write_conf "$dir" "$addr" "$name"
+		ganesha.nfsd -F -f "$RUN/$name.conf" -L "$RUN/$name.log" \
+			-p "$RUN/$name.pid" -N NIV_EVENT </dev/null >>"$RUN/$name.out" 2>&1 &
+		echo $! >"$RUN/$name.pid.launch"
+	done
+	for ((i = 2; i < n + 2; i++)); do
+		addr=127.0.0.$i
+		name=efsmt_ganesha_$i
+		pid=$(cat "$RUN/$name.pid.launch")
+		rm -f "$RUN/$name.pid.launch"
+		echo "$pid" >"$RUN/$name.pid"
+		local deadline=$((SECONDS + START_WAIT_S))
+		until port_open "$addr"; do
+			if ! pid_alive "$pid" || [ $SECONDS -ge $deadline ]; then
+				tail -5 "$RUN/$name.log" >&2 2>/dev/null
+				do_stop
+				die "start: ganesha on $addr did not come up (log: $RUN/$name.log)"
+			fi
+			sleep 0.05
+		done
+	done
+	# A lone survivor can answer on several addresses: check every pid.
+	sleep 0.2
+	for ((i = 2; i < n + 2; i++)); do
+		pid=$(cat "$RUN/efsmt_ganesha_$i.pid")
+		pid_alive "$pid" || { do_stop; die "start: ganesha on 127.0.0.$i died after start"; }
+	done
+	echo "ganesha: $n servers exporting $dir as nfs://127.0.0.{2..$((n + 1))}/export"
+}
+
+do_status() {
+	local f pid
+	for f in "$RUN"/*.pid; do
+		[ -e "$f" ] || continue
+		pid=$(cat "$f")
+		if pid_alive "$pid"; then echo "$(basename "$f" .pid) pid=$pid running"
+		else echo "$(basename "$f" .pid) pid=$pid dead"; fi
+	done
+}
+
+case "${1:-}" in
+start) [ $# -eq 3 ] || die "usage: $0 start DIR N"; do_start "$2" "$3" ;;
+stop) do_stop ;;
+status) do_status ;;
+*) die "usage: $0 start DIR N | stop | status" ;;
+esac
