@@ -234,6 +234,7 @@ int main(int argc, char **argv)
 	reload_shutdown();
 	epoch_cleanup();
 	node_table_destroy();
+	handle_release_all();
 	cred_cleanup();
 	config_free(&cfg);
 	return rc;
