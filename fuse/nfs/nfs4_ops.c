@@ -683,18 +683,34 @@ static int chunk_count(size_t *size, uint32_t chunk)
 	return (int)((*size + chunk - 1) / chunk);
 }
 
-ssize_t nfs_read(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_fh *fh,
-		 const struct nfs_stateid *sid, void *buf, size_t size, uint64_t off, int *eof)
+/* One large READ or WRITE as a batch of COMPOUNDs in flight together, one
+ * piece of at most `chunk` bytes each. The op fills in its part of piece i
+ * and decodes its reply; the driver keeps the rest: allocation, the
+ * PUTFH/op status, and stopping at the first error or short piece (the
+ * count is what succeeded before it, or the error when nothing did). */
+struct io_batch {
+	int op;				 /* NFS4_OP_READ or NFS4_OP_WRITE */
+	const struct nfs_stateid *sid;
+	uint64_t off;
+	size_t size;
+	uint32_t chunk;
+	/* Encode piece i's arguments after its stateid and offset. */
+	void (*encode)(struct io_batch *b, struct nfs_compound *cp, size_t o, size_t len);
+	/* Decode piece i's result: bytes done, -errno; *stop after a short one. */
+	ssize_t (*decode)(struct io_batch *b, struct nfs_res *r, int i, size_t o, size_t want,
+			  int *stop);
+};
+
+static ssize_t io_batch_run(struct nfs_client *c, const struct rpc_auth *cr,
+			    const struct nfs_fh *fh, struct io_batch *b)
 {
-	uint32_t chunk = nfs_io_read(c);
-	if (eof)
-		*eof = 0;
-	if (size == 0)
-		return 0;
-	int n = chunk_count(&size, chunk);
+	int n = chunk_count(&b->size, b->chunk);
 	struct nfs_compound *cps = calloc((size_t)n, sizeof *cps);
 	struct nfs_res *res = calloc((size_t)n, sizeof *res);
 	int *errs = calloc((size_t)n, sizeof *errs);
+	ssize_t total = 0;
+	int stop = 0;
+
 	if (!cps || !res || !errs) {
 		free(cps);
 		free(res);
@@ -702,53 +718,44 @@ ssize_t nfs_read(struct nfs_client *c, const struct rpc_auth *cr, const struct n
 		return -ENOMEM;
 	}
 	for (int i = 0; i < n; i++) {
-		size_t o = (size_t)i * chunk;
-		size_t len = size - o < chunk ? size - o : chunk;
+		size_t o = (size_t)i * b->chunk;
 		comp_init(&cps[i]);
+		if (b->op == NFS4_OP_WRITE)
+			cps[i].cachethis = 0; /* WRITE is idempotent at a given offset */
 		put_fh(&cps[i], fh);
-		comp_op(&cps[i], NFS4_OP_READ);
-		put_stateid(&cps[i].x, sid);
-		xdr_put_u64(&cps[i].x, off + o);
-		xdr_put_u32(&cps[i].x, (uint32_t)len);
+		comp_op(&cps[i], b->op);
+		put_stateid(&cps[i].x, b->sid);
+		xdr_put_u64(&cps[i].x, b->off + o);
+		b->encode(b, &cps[i], o, b->size - o < b->chunk ? b->size - o : b->chunk);
 	}
 	nfs_compound_batch(c, cr, cps, res, errs, n);
-	ssize_t total = 0;
-	int stop = 0;
 	for (int i = 0; i < n; i++) {
+		size_t o = (size_t)i * b->chunk;
 		comp_free(&cps[i]);
-		if (errs[i]) {
-			if (!stop && total == 0)
-				total = errs[i];
-			stop = 1;
-			continue;
+		int st = errs[i];
+		if (!st) {
+			st = res_op(&res[i], NFS4_OP_PUTFH);
+			if (!st)
+				st = res_op(&res[i], b->op);
+			st = st ? st_err(st) : 0;
 		}
-		int st = res_op(&res[i], NFS4_OP_PUTFH);
-		if (!st)
-			st = res_op(&res[i], NFS4_OP_READ);
-		if (!stop && st) {
+		if (!stop && st < 0) {
 			if (total == 0)
-				total = st_err(st);
+				total = st;
 			stop = 1;
-		}
-		if (!stop) {
-			size_t want = size - (size_t)i * chunk < chunk ? size - (size_t)i * chunk : chunk;
-			size_t got;
-			int e = xdr_get_bool(&res[i].d);
-			const uint8_t *p = xdr_get_opaque(&res[i].d, &got, want);
-			if (!p) {
+		} else if (!stop) {
+			size_t want = b->size - o < b->chunk ? b->size - o : b->chunk;
+			ssize_t got = b->decode(b, &res[i], i, o, want, &stop);
+			if (got < 0) {
 				if (total == 0)
-					total = -EBADMSG;
+					total = got;
 				stop = 1;
 			} else {
-				memcpy((uint8_t *)buf + (size_t)i * chunk, p, got);
-				total += (ssize_t)got;
-				if (e && eof)
-					*eof = 1;
-				if (e || got < want)
-					stop = 1; /* the rest is past a hole in the reply */
+				total += got;
 			}
 		}
-		res_free(&res[i]);
+		if (!errs[i])
+			res_free(&res[i]);
 	}
 	free(cps);
 	free(res);
@@ -756,81 +763,101 @@ ssize_t nfs_read(struct nfs_client *c, const struct rpc_auth *cr, const struct n
 	return total;
 }
 
+struct read_batch {
+	struct io_batch b;
+	void *buf;
+	int *eof;
+};
+
+static void read_encode(struct io_batch *b, struct nfs_compound *cp, size_t o, size_t len)
+{
+	xdr_put_u32(&cp->x, (uint32_t)len);
+}
+
+static ssize_t read_decode(struct io_batch *b, struct nfs_res *r, int i, size_t o, size_t want,
+			   int *stop)
+{
+	struct read_batch *rb = (struct read_batch *)b;
+	size_t got;
+	int e = xdr_get_bool(&r->d);
+	const uint8_t *p = xdr_get_opaque(&r->d, &got, want);
+
+	if (!p)
+		return -EBADMSG;
+	memcpy((uint8_t *)rb->buf + o, p, got);
+	if (e && rb->eof)
+		*rb->eof = 1;
+	if (e || got < want)
+		*stop = 1; /* the rest is past a hole in the reply */
+	return (ssize_t)got;
+}
+
+ssize_t nfs_read(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_fh *fh,
+		 const struct nfs_stateid *sid, void *buf, size_t size, uint64_t off, int *eof)
+{
+	struct read_batch rb = {
+		.b = {.op = NFS4_OP_READ, .sid = sid, .off = off, .size = size,
+		      .chunk = nfs_io_read(c), .encode = read_encode, .decode = read_decode},
+		.buf = buf,
+		.eof = eof,
+	};
+
+	if (eof)
+		*eof = 0;
+	return size == 0 ? 0 : io_batch_run(c, cr, fh, &rb.b);
+}
+
+struct write_batch {
+	struct io_batch b;
+	const void *buf;
+	int stable;
+	int *committed;
+	uint8_t *verf;
+};
+
+static void write_encode(struct io_batch *b, struct nfs_compound *cp, size_t o, size_t len)
+{
+	struct write_batch *wb = (struct write_batch *)b;
+
+	xdr_put_u32(&cp->x, (uint32_t)wb->stable);
+	comp_payload(cp, (const uint8_t *)wb->buf + o, len);
+}
+
+static ssize_t write_decode(struct io_batch *b, struct nfs_res *r, int i, size_t o, size_t want,
+			    int *stop)
+{
+	struct write_batch *wb = (struct write_batch *)b;
+	uint32_t cnt = xdr_get_u32(&r->d);
+	uint32_t how = xdr_get_u32(&r->d);
+	const uint8_t *v = xdr_get_fixed(&r->d, NFS4_VERIFIER_SIZE);
+
+	if (!v || cnt > want || how > FILE_SYNC4)
+		return -EBADMSG;
+	if (wb->committed && (int)how < *wb->committed)
+		*wb->committed = (int)how;
+	if (wb->verf && i == 0)
+		memcpy(wb->verf, v, NFS4_VERIFIER_SIZE);
+	if (cnt < want)
+		*stop = 1;
+	return (ssize_t)cnt;
+}
+
 ssize_t nfs_write(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_fh *fh,
 		  const struct nfs_stateid *sid, const void *buf, size_t size, uint64_t off,
 		  int stable, int *committed, uint8_t verf[NFS4_VERIFIER_SIZE])
 {
-	uint32_t chunk = nfs_io_write(c);
+	struct write_batch wb = {
+		.b = {.op = NFS4_OP_WRITE, .sid = sid, .off = off, .size = size,
+		      .chunk = nfs_io_write(c), .encode = write_encode, .decode = write_decode},
+		.buf = buf,
+		.stable = stable,
+		.committed = committed,
+		.verf = verf,
+	};
+
 	if (committed)
 		*committed = FILE_SYNC4;
-	if (size == 0)
-		return 0;
-	int n = chunk_count(&size, chunk);
-	struct nfs_compound *cps = calloc((size_t)n, sizeof *cps);
-	struct nfs_res *res = calloc((size_t)n, sizeof *res);
-	int *errs = calloc((size_t)n, sizeof *errs);
-	if (!cps || !res || !errs) {
-		free(cps);
-		free(res);
-		free(errs);
-		return -ENOMEM;
-	}
-	for (int i = 0; i < n; i++) {
-		size_t o = (size_t)i * chunk;
-		size_t len = size - o < chunk ? size - o : chunk;
-		comp_init(&cps[i]);
-		cps[i].cachethis = 0; /* WRITE is idempotent at a given offset */
-		put_fh(&cps[i], fh);
-		comp_op(&cps[i], NFS4_OP_WRITE);
-		put_stateid(&cps[i].x, sid);
-		xdr_put_u64(&cps[i].x, off + o);
-		xdr_put_u32(&cps[i].x, (uint32_t)stable);
-		comp_payload(&cps[i], (const uint8_t *)buf + o, len);
-	}
-	nfs_compound_batch(c, cr, cps, res, errs, n);
-	ssize_t total = 0;
-	int stop = 0;
-	for (int i = 0; i < n; i++) {
-		comp_free(&cps[i]);
-		if (errs[i]) {
-			if (!stop && total == 0)
-				total = errs[i];
-			stop = 1;
-			continue;
-		}
-		int st = res_op(&res[i], NFS4_OP_PUTFH);
-		if (!st)
-			st = res_op(&res[i], NFS4_OP_WRITE);
-		if (!stop && st) {
-			if (total == 0)
-				total = st_err(st);
-			stop = 1;
-		}
-		if (!stop) {
-			size_t want = size - (size_t)i * chunk < chunk ? size - (size_t)i * chunk : chunk;
-			uint32_t cnt = xdr_get_u32(&res[i].d);
-			uint32_t how = xdr_get_u32(&res[i].d);
-			const uint8_t *v = xdr_get_fixed(&res[i].d, NFS4_VERIFIER_SIZE);
-			if (!v || cnt > want || how > FILE_SYNC4) {
-				if (total == 0)
-					total = -EBADMSG;
-				stop = 1;
-			} else {
-				total += cnt;
-				if (committed && (int)how < *committed)
-					*committed = (int)how;
-				if (verf && i == 0)
-					memcpy(verf, v, NFS4_VERIFIER_SIZE);
-				if (cnt < want)
-					stop = 1;
-			}
-		}
-		res_free(&res[i]);
-	}
-	free(cps);
-	free(res);
-	free(errs);
-	return total;
+	return size == 0 ? 0 : io_batch_run(c, cr, fh, &wb.b);
 }
 
 int nfs_commit(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_fh *fh,
