@@ -279,41 +279,17 @@ int nfs_setattr(struct nfs_client *c, const struct rpc_auth *cr, const struct nf
 	return err;
 }
 
-int nfs_access(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_fh *fh,
-	       uint32_t want, uint32_t *allowed)
+/* ACCESS, with the attributes in the same COMPOUND when attr is given. */
+static int access_compound(struct nfs_client *c, const struct rpc_auth *cr,
+			   const struct nfs_fh *fh, uint32_t want, uint32_t *allowed,
+			   struct nfs_attr *attr)
 {
 	struct nfs_compound cp;
 	struct nfs_res r;
 	comp_init(&cp);
 	put_fh(&cp, fh);
-	comp_op(&cp, NFS4_OP_ACCESS);
-	xdr_put_u32(&cp.x, want);
-	int err = nfs_compound_run(c, cr, &cp, &r);
-	comp_free(&cp);
-	if (err)
-		return err;
-	int st = res_op(&r, fh ? NFS4_OP_PUTFH : NFS4_OP_PUTROOTFH);
-	if (!st)
-		st = res_op(&r, NFS4_OP_ACCESS);
-	err = st_err(st);
-	if (!err) {
-		(void)xdr_get_u32(&r.d); /* supported */
-		*allowed = xdr_get_u32(&r.d);
-		if (r.d.err)
-			err = -EBADMSG;
-	}
-	res_free(&r);
-	return err;
-}
-
-int nfs_getattr_access(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_fh *fh,
-		       uint32_t want, uint32_t *allowed, struct nfs_attr *attr)
-{
-	struct nfs_compound cp;
-	struct nfs_res r;
-	comp_init(&cp);
-	put_fh(&cp, fh);
-	put_stat_getattr(&cp);
+	if (attr)
+		put_stat_getattr(&cp);
 	comp_op(&cp, NFS4_OP_ACCESS);
 	xdr_put_u32(&cp.x, want);
 	int err = nfs_compound_run(c, cr, &cp, &r);
@@ -321,7 +297,7 @@ int nfs_getattr_access(struct nfs_client *c, const struct rpc_auth *cr, const st
 	if (err)
 		return err;
 	err = st_err(res_op(&r, fh ? NFS4_OP_PUTFH : NFS4_OP_PUTROOTFH));
-	if (!err)
+	if (!err && attr)
 		err = res_fh_attr(&r, NULL, attr);
 	if (!err)
 		err = st_err(res_op(&r, NFS4_OP_ACCESS));
@@ -333,6 +309,18 @@ int nfs_getattr_access(struct nfs_client *c, const struct rpc_auth *cr, const st
 	}
 	res_free(&r);
 	return err;
+}
+
+int nfs_access(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_fh *fh,
+	       uint32_t want, uint32_t *allowed)
+{
+	return access_compound(c, cr, fh, want, allowed, NULL);
+}
+
+int nfs_getattr_access(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_fh *fh,
+		       uint32_t want, uint32_t *allowed, struct nfs_attr *attr)
+{
+	return access_compound(c, cr, fh, want, allowed, attr);
 }
 
 int nfs_statfs(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_fh *fh,
