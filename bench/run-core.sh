@@ -20,6 +20,8 @@ set -euo pipefail
 
 PROG="run-core.sh"
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=bench/common.sh
+. "$SCRIPT_DIR/common.sh"
 
 FILES=10000
 FILE_SIZE=4096
@@ -61,19 +63,6 @@ usage: $PROG [options]
   --keep-logs DIR      copy the daemons' logs to DIR before cleaning up
   -h, --help           this text
 EOF
-}
-
-die() {
-	echo "$PROG: error: $*" >&2
-	exit 1
-}
-
-note() {
-	echo "$PROG: $*" >&2
-}
-
-need_value() {
-	[ $# -ge 2 ] || die "option $1 needs a value"
 }
 
 while [ $# -gt 0 ]; do
@@ -137,34 +126,6 @@ DAEMON_PID=""
 DAEMON_MNT=""
 TRACE_INST=""
 
-unmount_daemon() {
-	# Unmount the FUSE file system of the daemon we started and wait for it.
-	local pid=$DAEMON_PID mnt=$DAEMON_MNT
-	[ -n "$pid" ] || return 0
-	if [ -n "$mnt" ] && is_mounted "$mnt"; then
-		fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt" 2>/dev/null ||
-			umount -l "$mnt" 2>/dev/null || true
-	fi
-	for _ in $(seq 100); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		note "daemon $pid did not exit after unmount; sending SIGTERM"
-		kill "$pid" 2>/dev/null || true
-		sleep 1
-		kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
-	fi
-	DAEMON_STATUS=0
-	wait "$pid" 2>/dev/null || DAEMON_STATUS=$?
-	DAEMON_PID=""
-	DAEMON_MNT=""
-}
-
-is_mounted() {
-	awk -v m="$1" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo
-}
-
 cleanup() {
 	local rc=$? t left=""
 	trap - EXIT INT TERM HUP
@@ -217,20 +178,6 @@ MNT="$WORK/mnt"
 
 CC=${CC:-cc}
 CFLAGS_BENCH="-std=c11 -O2 -Wall -Wextra -Werror"
-bench_prog() {
-	# Use the build system's binary if it is up to date, else build our own.
-	local name=$1 src="$SCRIPT_DIR/$1.c"
-	if [ -x "$SCRIPT_DIR/$name" ] && [ ! "$src" -nt "$SCRIPT_DIR/$name" ]; then
-		echo "$SCRIPT_DIR/$name"
-		return
-	fi
-	[ -f "$src" ] || die "$src is missing"
-	command -v "$CC" >/dev/null || die "no C compiler '$CC' to build $name (Debian package gcc)"
-	# shellcheck disable=SC2086
-	"$CC" $CFLAGS_BENCH -o "$WORK/bin/$name" "$src" "$SCRIPT_DIR/benchutil.c" >&2 ||
-		die "building $name failed"
-	echo "$WORK/bin/$name"
-}
 if has_system efsmt; then
 	# a private copy, so that every run uses the same binary even if the
 	# build replaces the original meanwhile
@@ -240,45 +187,7 @@ fi
 SMALLFILES=$(bench_prog smallfiles)
 SEQIO=$(bench_prog seqio)
 
-run_bench() {
-	# run_bench OUT CMD...: runs CMD in the background with stdout to OUT and
-	# waits for it, so a signal to this script is handled at once (and the
-	# cleanup stops CMD) instead of after CMD has finished
-	local out=$1 rc=0
-	shift
-	"$@" >"$out" &
-	BENCH_PID=$!
-	wait "$BENCH_PID" || rc=$?
-	BENCH_PID=""
-	return "$rc"
-}
-
-drop_caches() {
-	sync
-	echo 3 >/proc/sys/vm/drop_caches
-}
-
 # ---------------------------------------------------------------- mounting
-
-wait_mounted() {
-	# wait_mounted MNT PID LOG: the FUSE mount appears, or the daemon died.
-	local mnt=$1 pid=$2 log=$3
-	for _ in $(seq 200); do
-		if awk -v m="$mnt" '$5 == m { for (i = 6; i <= NF; i++) if ($i == "-") { print $(i + 1); exit } }' \
-			/proc/self/mountinfo | grep -q '^fuse'; then
-			return 0
-		fi
-		if ! kill -0 "$pid" 2>/dev/null; then
-			note "daemon exited before mounting; its log:"
-			sed 's/^/    /' "$log" >&2
-			return 1
-		fi
-		sleep 0.05
-	done
-	note "no FUSE mount at $mnt after 10 s; daemon log:"
-	sed 's/^/    /' "$log" >&2
-	return 1
-}
 
 MERGERFS_VERSION=""
 MERGERFS_EFFECTIVE=""
@@ -371,13 +280,6 @@ run_system() {
 		[ "$DAEMON_STATUS" -eq 0 ] || note "warning: $sys exited with status $DAEMON_STATUS after unmount"
 		;;
 	esac
-}
-
-median() {
-	# median of the numbers given as arguments
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-		if (NR == 0) exit
-		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 # ---------------------------------------------------------------- FUSE request counting
@@ -540,19 +442,6 @@ if has_system efsmt; then
 	[ -n "$EFSMT_OPTS" ] || echo "  options: none beyond the targets, efsmt defaults"
 fi
 echo
-
-fmt() {
-	# fmt PHASE VALUE: files/s without decimals, MB/s with one
-	[ -n "$2" ] || { echo "-"; return; }
-	case "$1" in
-	seq*) awk -v v="$2" 'BEGIN { printf "%.1f", v }' ;;
-	*) awk -v v="$2" 'BEGIN { printf "%.0f", v }' ;;
-	esac
-}
-ratio() {
-	[ -n "$1" ] && [ -n "$2" ] || { echo "-"; return; }
-	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'
-}
 
 printf '%-9s %-8s %10s %10s %10s %15s %10s  %s\n' phase unit raw mergerfs efsmt efsmt/mergerfs efsmt/raw goal
 for phase in $PHASES; do

@@ -18,45 +18,8 @@ STOP_WAIT_S=10      # until SIGTERM'd servers exit; then SIGKILL
 
 die() { echo "ganesha.sh: $*" >&2; exit 1; }
 
-write_conf() { # DIR ADDR NAME
-	cat >"$RUN/$3.conf" <<CONF
-NFS_CORE_PARAM {
-	Bind_addr = $2;
-	NFS_Port = 2049;
-	Protocols = 4;
-	Enable_NLM = false;
-	Enable_RQUOTA = false;
-	Enable_UDP = false;
-	Plugins_Dir = "$PLUGINS";
-	Dbus_Name_Prefix = "$3";
-}
-NFSV4 {
-	Graceless = true;
-	Lease_Lifetime = 10;
-	RecoveryBackend = fs;
-	RecoveryRoot = "$RUN/$3.recovery";
-	Minor_Versions = 0, 1, 2;
-	Only_Numeric_Owners = true;
-}
-NFS_KRB5 { Active_krb5 = false; }
-MDCACHE {
-	Use_Getattr_Directory_Invalidation = true;
-	Dir_Chunk = 0;
-}
-EXPORT {
-	Export_Id = 1;
-	Path = "$1";
-	Pseudo = "/export";
-	Access_Type = RW;
-	Squash = No_Root_Squash;
-	SecType = sys;
-	Protocols = 4;
-	Transports = TCP;
-	Attr_Expiration_Time = 0;
-	FSAL { Name = VFS; }
-}
-CONF
-}
+# shellcheck source=tests/ganesha-conf.sh
+. "$(dirname "${BASH_SOURCE[0]}")/ganesha-conf.sh"
 
 port_open() { # ADDR
 	(exec 3<>"/dev/tcp/$1/2049") 2>/dev/null
@@ -99,7 +62,7 @@ do_start() { # DIR N
 		name=efsmt_ganesha_$i
 		port_open "$addr" && die "start: something already listens on $addr:2049"
 		mkdir -p "$RUN/$name.recovery"
-		write_conf "$dir" "$addr" "$name"
+		ganesha_conf "$RUN/$name.conf" "$dir" "$addr" "$name" "$RUN/$name.recovery" "$PLUGINS"
 		ganesha.nfsd -F -f "$RUN/$name.conf" -L "$RUN/$name.log" \
 			-p "$RUN/$name.pid" -N NIV_EVENT </dev/null >>"$RUN/$name.out" 2>&1 &
 		echo $! >"$RUN/$name.pid.launch"
