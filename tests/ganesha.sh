@@ -1,8 +1,9 @@
 #!/bin/bash
 # ganesha.sh - nfs-ganesha instances standing in for EFS mount targets.
 #
-#   tests/ganesha.sh start DIR N   start N servers on 127.0.0.2 .. 127.0.0.(N+1),
-#                                  each exporting DIR as nfs://127.0.0.K/export
+#   tests/ganesha.sh start DIR N   start N servers on NET.2 .. NET.(N+1),
+#                                  each exporting DIR as nfs://NET.K/export
+#                                  (NET: $GANESHA_NET, default 127.0.0)
 #   tests/ganesha.sh stop          stop every server this script started (by pid)
 #   tests/ganesha.sh status        list the servers and whether they run
 #
@@ -12,6 +13,7 @@
 set -u
 
 RUN=${GANESHA_RUN:-/tmp/efsmt-ganesha}
+NET=${GANESHA_NET:-127.0.0}
 PLUGINS=${GANESHA_PLUGINS:-/usr/lib/x86_64-linux-gnu/ganesha}
 START_WAIT_S=10     # per instance, until it accepts TCP on 2049
 STOP_WAIT_S=10      # until SIGTERM'd servers exit; then SIGKILL
@@ -58,7 +60,7 @@ do_start() { # DIR N
 	do_stop
 	mkdir -p "$RUN"
 	for ((i = 2; i < n + 2; i++)); do
-		addr=127.0.0.$i
+		addr=$NET.$i
 		name=efsmt_ganesha_$i
 		port_open "$addr" && die "start: something already listens on $addr:2049"
 		mkdir -p "$RUN/$name.recovery"
@@ -68,7 +70,7 @@ do_start() { # DIR N
 		echo $! >"$RUN/$name.pid.launch"
 	done
 	for ((i = 2; i < n + 2; i++)); do
-		addr=127.0.0.$i
+		addr=$NET.$i
 		name=efsmt_ganesha_$i
 		pid=$(cat "$RUN/$name.pid.launch")
 		rm -f "$RUN/$name.pid.launch"
@@ -87,9 +89,9 @@ do_start() { # DIR N
 	sleep 0.2
 	for ((i = 2; i < n + 2; i++)); do
 		pid=$(cat "$RUN/efsmt_ganesha_$i.pid")
-		pid_alive "$pid" || { do_stop; die "start: ganesha on 127.0.0.$i died after start"; }
+		pid_alive "$pid" || { do_stop; die "start: ganesha on $NET.$i died after start"; }
 	done
-	echo "ganesha: $n servers exporting $dir as nfs://127.0.0.{2..$((n + 1))}/export"
+	echo "ganesha: $n servers exporting $dir as nfs://$NET.{2..$((n + 1))}/export"
 }
 
 do_status() {

@@ -14,8 +14,10 @@ that uses `backend` or `fs` then runs against it too.
 
 import importlib.util
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 
@@ -211,11 +213,25 @@ class DirBackend(Backend):
         return held
 
 
+def _free_loopback_net():
+    """127.X.Y with nothing listening on port 2049 at .2-.4."""
+    for _ in range(50):
+        net = "127.%d.%d" % (random.randint(1, 254), random.randint(0, 254))
+        busy = False
+        for i in (2, 3, 4):
+            with socket.socket() as s:
+                s.settimeout(0.2)
+                busy = busy or s.connect_ex(("%s.%d" % (net, i), 2049)) == 0
+        if not busy:
+            return net
+    pytest.fail("no free loopback address block for the nfs-ganesha servers", pytrace=False)
+
+
 GANESHA_SH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ganesha.sh")
 
 
 class NfsBackend(Backend):
-    """Three nfs-ganesha servers on 127.0.0.2-4 exporting B, as three mount
+    """Three nfs-ganesha servers on 127.X.Y.2-4 exporting B, as three mount
     targets of one EFS file system; efsmt speaks NFSv4.1 to them itself."""
 
     kind = "nfs"
@@ -226,10 +242,14 @@ class NfsBackend(Backend):
 
     def __init__(self, workdir):
         super().__init__(workdir)
-        self.uris = ["nfs://127.0.0.%d/export" % (i + 2) for i in range(self.ntargets)]
+        # A loopback /24 of its own, so that concurrent runs (and a real NFS
+        # server on 127.0.0.x) never meet.
+        self.net = _free_loopback_net()
+        self.uris = ["nfs://%s.%d/export" % (self.net, i + 2) for i in range(self.ntargets)]
         self.ids = list(self.uris)
         self.target_options = list(self.uris)
-        self.env = dict(os.environ, GANESHA_RUN=os.path.join(workdir, "ganesha"))
+        self.env = dict(os.environ, GANESHA_RUN=os.path.join(workdir, "ganesha"),
+                        GANESHA_NET=self.net)
 
     def start(self):
         if not shutil.which("ganesha.nfsd", path=os.environ.get("PATH", "") + ":/usr/bin:/usr/sbin"):
@@ -244,7 +264,7 @@ class NfsBackend(Backend):
                         pytrace=False)
 
     def target_resources(self, daemon_pid, k):
-        return lib.tcp_connections(daemon_pid, "127.0.0.%d" % (k + 2), 2049)
+        return lib.tcp_connections(daemon_pid, "%s.%d" % (self.net, k + 2), 2049)
 
     def stop(self):
         r = lib.run([GANESHA_SH, "stop"], env=self.env, timeout=60)
