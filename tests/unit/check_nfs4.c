@@ -23,6 +23,7 @@
 
 #include "nfs/nfs4.h"
 #include "nfs/xdr.h"
+#include "fdio.h"
 
 static const uint8_t SESSION[16] = "sessionsession!!";
 
@@ -45,19 +46,6 @@ static atomic_int connections; /* accepted so far */
 static int listen_fd;
 static uint16_t listen_port;
 static pthread_t server_thread;
-
-static int read_full(int fd, void *buf, size_t n)
-{
-	uint8_t *p = buf;
-	while (n) {
-		ssize_t r = read(fd, p, n);
-		if (r <= 0)
-			return -1;
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
 
 static void send_reply(int fd, uint32_t xid, struct xdr_enc *body)
 {

@@ -18,21 +18,9 @@
 #include <unistd.h>
 
 #include "nfs/rpc.h"
+#include "fdio.h"
 
 #define SHORT_TIMEOUT_MS 300
-
-static int read_full(int fd, void *buf, size_t n)
-{
-	uint8_t *p = buf;
-	while (n) {
-		ssize_t r = read(fd, p, n);
-		if (r <= 0)
-			return -1;
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
 
 static void write_full(int fd, const void *buf, size_t n)
 {
