@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define METADATA_CONNECT_TIMEOUT_MS 1000
 #define METADATA_REQUEST_TIMEOUT_MS 3000

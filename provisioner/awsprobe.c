@@ -5,15 +5,81 @@
  *   awsprobe wait FS_ID MT_ID DEADLINE_MS
  *   awsprobe get NAME | put NAME VALUE
  *   awsprobe repeat N describe FS_ID       (for leak checks)
+ *   awsprobe sign < JSON lines             (signer only, for comparison tests:
+ *     {"method","path","query","headers":[[name,value]...],"body","date",
+ *      "region","service","access_key","secret_key","token"} in,
+ *     {"creq","sts","authz","signature"} out, one line each)
  * On failure: one line "awsprobe: CODE: message (HTTP n, k attempts)", exit 1. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "aws_efs.h"
+#include "aws_sigv4.h"
 
 #define WAIT_POLL_MS 200
 #define MAX_SGS 5
+#define SIGN_MAX_HEADERS 64
+
+static const char *jstr(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static int sign_one(json_t *j)
+{
+	struct aws_hdr h[SIGN_MAX_HEADERS];
+	json_t *hs = json_object_get(j, "headers"), *pair;
+	size_t i, n = 0;
+	json_array_foreach(hs, i, pair)
+	{
+		if (n == SIGN_MAX_HEADERS)
+			return -1;
+		h[n].name = json_string_value(json_array_get(pair, 0));
+		h[n++].value = json_string_value(json_array_get(pair, 1));
+	}
+	const char *body = jstr(j, "body");
+	struct aws_sigv4_in in = {
+		.method = jstr(j, "method"), .path = jstr(j, "path"), .query = jstr(j, "query"),
+		.hdrs = h, .nhdrs = n, .body = body, .body_len = body ? strlen(body) : 0,
+		.amz_date = jstr(j, "date"), .region = jstr(j, "region"),
+		.service = jstr(j, "service"), .access_key = jstr(j, "access_key"),
+		.secret_key = jstr(j, "secret_key"), .session_token = jstr(j, "token"),
+	};
+	struct aws_sigv4_out out;
+	if (!in.path || aws_sigv4_sign(&in, &out))
+		return -1;
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "creq", out.creq, "sts", out.sts, "authz",
+			      out.authz, "signature", out.signature);
+	aws_sigv4_out_free(&out);
+	if (!o)
+		return -1;
+	json_dumpf(o, stdout, JSON_COMPACT);
+	putchar('\n');
+	json_decref(o);
+	return 0;
+}
+
+/* Signs each JSON line of stdin; no client, no network. */
+static int sign_lines(void)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	int rc = 0;
+	while (rc == 0 && getline(&line, &cap, stdin) > 0) {
+		json_t *j = json_loads(line, 0, NULL);
+		rc = j ? sign_one(j) : -1;
+		json_decref(j);
+	}
+	free(line);
+	fflush(stdout);
+	if (rc)
+		fprintf(stderr, "awsprobe: sign: bad input line\n");
+	return rc ? 1 : 0;
+}
 
 static void print_mt(const struct aws_mount_target *m)
 {
@@ -111,6 +177,8 @@ static int run(struct aws_client *c, int argc, char **argv, struct aws_error *er
 int main(int argc, char **argv)
 {
 	struct aws_error err;
+	if (argc == 2 && strcmp(argv[1], "sign") == 0)
+		return sign_lines();
 	if (argc < 2) {
 		fprintf(stderr, "usage: awsprobe creds|region|describe|fs|create|delete|wait|get|put ...\n");
 		return 2;
