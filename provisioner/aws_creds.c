@@ -273,6 +273,30 @@ static char *read_token_file(const char *path)
 	return t;
 }
 
+/* As the AWS SDKs do: a full URI over plain http may only name a loopback
+ * or the ECS/EKS link-local address, so the token never crosses a network. */
+static int full_uri_allowed(const char *url)
+{
+	static const char *const hosts[] = {"localhost", "[::1]", "169.254.170.2", "169.254.170.23",
+					    "[fd00:ec2::23]"};
+	if (strncmp(url, "https://", 8) == 0)
+		return 1;
+	if (strncmp(url, "http://", 7) != 0)
+		return 0;
+	const char *h = url + 7;
+	size_t l = strcspn(h, "/?#");
+	const char *br = memchr(h, ']', l);
+	size_t hl = br ? (size_t)(br - h) + 1 : strcspn(h, ":/?#");
+	if (hl > l)
+		hl = l;
+	if (hl > 4 && strncmp(h, "127.", 4) == 0 && strspn(h, "0123456789.") >= hl)
+		return 1;
+	for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++)
+		if (strlen(hosts[i]) == hl && strncasecmp(h, hosts[i], hl) == 0)
+			return 1;
+	return 0;
+}
+
 static int from_ecs(struct aws_creds_provider *p, struct aws_creds *out, struct aws_error *err)
 {
 	const char *rel = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
@@ -288,6 +312,11 @@ static int from_ecs(struct aws_creds_provider *p, struct aws_creds *out, struct 
 		const char *base = env("EFSMT_ECS_ENDPOINT");
 		if (asprintf(&url, "%s%s", base ? base : AWS_ECS_DEFAULT, rel) < 0)
 			return -ENOMEM;
+	} else if (!full_uri_allowed(full)) {
+		aws_error_set(err, 0, AWS_ERR_CREDENTIALS,
+			      "AWS_CONTAINER_CREDENTIALS_FULL_URI %s: http only to a loopback or the "
+			      "ECS/EKS link-local address (or use https)", full);
+		return -EACCES;
 	} else {
 		url = strdup(full);
 	}

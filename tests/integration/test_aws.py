@@ -300,6 +300,17 @@ def test_ecs_full_uri_with_token_file(fake, tmp_path):
     assert source(fake)["source"] == "ecs"
 
 
+@pytest.mark.parametrize("uri", ["http://10.1.2.3/ecs/creds", "http://127.0.0.1.evil.example/x",
+                                 "http://169.254.170.2.example/x", "ftp://127.0.0.1/x"])
+def test_ecs_full_uri_must_stay_local(fake, uri):
+    fake.env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = uri
+    fake.env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = "secret-ecs-token"
+    r = fake.run("creds", ok=False)
+    assert "NoCredentials: AWS_CONTAINER_CREDENTIALS_FULL_URI" in r.stderr
+    assert "secret-ecs-token" not in r.stderr
+    assert not [e for e in fake.log()["log"] if e["service"] == "ecs"]
+
+
 def test_imds_credentials_and_region(fake):
     s = source(fake)
     assert s["source"] == "imds" and s["access_key"].startswith("ASIAIMDS")
