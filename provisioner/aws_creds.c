@@ -13,9 +13,9 @@
 
 #define METADATA_CONNECT_TIMEOUT_MS 1000
 #define METADATA_REQUEST_TIMEOUT_MS 3000
-#define IMDS_TOKEN_MARGIN_S 60
-#define TOKEN_FILE_MAX 4096
-#define INI_LINE_MAX 4096
+#define IMDS_TOKEN_MARGIN_S	    60
+#define TOKEN_FILE_MAX		    4096
+#define INI_LINE_MAX		    4096
 
 struct aws_creds_provider {
 	pthread_mutex_t lock;
@@ -235,24 +235,27 @@ static int parse_creds_json(const char *body, const char *what, struct aws_creds
 	json_t *code = json_object_get(j, "Code");
 	int rc = -EPROTO;
 	if (!json_is_object(j)) {
-		aws_error_set(err, 0, AWS_ERR_MALFORMED, "%s: malformed credentials: not a JSON object",
-			      what);
-	} else if (code && (!json_is_string(code) || strcmp(json_string_value(code), "Success"))) {
-		aws_error_set(err, 0, AWS_ERR_CREDENTIALS, "%s: credentials not available (Code %s)",
-			      what, json_is_string(code) ? json_string_value(code) : "?");
-	} else if (!json_is_string(ak) || !json_is_string(sk) || (tok && !json_is_null(tok) &&
-								   !json_is_string(tok))) {
 		aws_error_set(err, 0, AWS_ERR_MALFORMED,
-			      "%s: malformed credentials: AccessKeyId or SecretAccessKey missing", what);
+			      "%s: malformed credentials: not a JSON object", what);
+	} else if (code && (!json_is_string(code) || strcmp(json_string_value(code), "Success"))) {
+		aws_error_set(err, 0, AWS_ERR_CREDENTIALS,
+			      "%s: credentials not available (Code %s)", what,
+			      json_is_string(code) ? json_string_value(code) : "?");
+	} else if (!json_is_string(ak) || !json_is_string(sk) ||
+		   (tok && !json_is_null(tok) && !json_is_string(tok))) {
+		aws_error_set(err, 0, AWS_ERR_MALFORMED,
+			      "%s: malformed credentials: AccessKeyId or SecretAccessKey missing",
+			      what);
 	} else if (exp && !json_is_null(exp) &&
 		   (!json_is_string(exp) || aws_parse_iso8601(json_string_value(exp)) < 0)) {
-		aws_error_set(err, 0, AWS_ERR_MALFORMED, "%s: malformed credentials: bad Expiration",
-			      what);
+		aws_error_set(err, 0, AWS_ERR_MALFORMED,
+			      "%s: malformed credentials: bad Expiration", what);
 	} else {
 		out->access_key = strdup(json_string_value(ak));
 		out->secret_key = strdup(json_string_value(sk));
 		out->token = json_is_string(tok) ? strdup(json_string_value(tok)) : NULL;
-		out->expiration = json_is_string(exp) ? aws_parse_iso8601(json_string_value(exp)) : 0;
+		out->expiration =
+		    json_is_string(exp) ? aws_parse_iso8601(json_string_value(exp)) : 0;
 		rc = 0;
 	}
 	json_decref(j);
@@ -313,9 +316,11 @@ static int from_ecs(struct aws_creds_provider *p, struct aws_creds *out, struct 
 		if (asprintf(&url, "%s%s", base ? base : AWS_ECS_DEFAULT, rel) < 0)
 			return -ENOMEM;
 	} else if (!full_uri_allowed(full)) {
-		aws_error_set(err, 0, AWS_ERR_CREDENTIALS,
-			      "AWS_CONTAINER_CREDENTIALS_FULL_URI %s: http only to a loopback or the "
-			      "ECS/EKS link-local address (or use https)", full);
+		aws_error_set(
+		    err, 0, AWS_ERR_CREDENTIALS,
+		    "AWS_CONTAINER_CREDENTIALS_FULL_URI %s: http only to a loopback or the "
+		    "ECS/EKS link-local address (or use https)",
+		    full);
 		return -EACCES;
 	} else {
 		url = strdup(full);
@@ -324,7 +329,8 @@ static int from_ecs(struct aws_creds_provider *p, struct aws_creds *out, struct 
 		token = read_token_file(tfile);
 		if (!token) {
 			aws_error_set(err, 0, AWS_ERR_CREDENTIALS,
-				      "ECS credentials: cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s",
+				      "ECS credentials: cannot read "
+				      "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s",
 				      tfile);
 			free(url);
 			return -EACCES;
@@ -422,7 +428,8 @@ static int imds_get(struct aws_creds_provider *p, const char *path, char **body,
 			p->imds_token_exp = 0;
 			continue;
 		}
-		aws_error_set(err, st, AWS_ERR_CREDENTIALS, "IMDS %s%s: HTTP %ld", imds_url(), path, st);
+		aws_error_set(err, st, AWS_ERR_CREDENTIALS, "IMDS %s%s: HTTP %ld", imds_url(), path,
+			      st);
 		return -EACCES;
 	}
 	return -EACCES;
@@ -480,10 +487,12 @@ static int resolve(struct aws_creds_provider *p, struct aws_error *err)
 	if (rc) {
 		aws_creds_clear(&c);
 		if (rc == -ENOENT)
-			aws_error_set(err, 0, AWS_ERR_CREDENTIALS,
-				      "no AWS credentials: none in the environment, profile %s, ECS or IMDS",
-				      profile_name());
-		else if (strcmp(err->code, AWS_ERR_MALFORMED) && strcmp(err->code, AWS_ERR_CREDENTIALS)) {
+			aws_error_set(
+			    err, 0, AWS_ERR_CREDENTIALS,
+			    "no AWS credentials: none in the environment, profile %s, ECS or IMDS",
+			    profile_name());
+		else if (strcmp(err->code, AWS_ERR_MALFORMED) &&
+			 strcmp(err->code, AWS_ERR_CREDENTIALS)) {
 			/* a network error reaching the metadata service */
 			snprintf(err->code, sizeof err->code, "%s", AWS_ERR_CREDENTIALS);
 		}

@@ -21,15 +21,15 @@
 
 #include "aws_http.h"
 
-#define AWS_CREDS_REFRESH_S 300
+#define AWS_CREDS_REFRESH_S  300
 #define AWS_IMDS_TOKEN_TTL_S 21600
-#define AWS_IMDS_DEFAULT "http://169.254.169.254"
-#define AWS_ECS_DEFAULT "http://169.254.170.2"
+#define AWS_IMDS_DEFAULT     "http://169.254.169.254"
+#define AWS_ECS_DEFAULT	     "http://169.254.170.2"
 
 struct aws_creds {
 	char *access_key;
 	char *secret_key;
-	char *token;       /* NULL for long-term keys */
+	char *token;	   /* NULL for long-term keys */
 	time_t expiration; /* 0: does not expire */
 	char source[16];   /* "env", "profile", "ecs", "imds" */
 };

@@ -12,11 +12,11 @@
 
 #define EFS_SIGNING_NAME "elasticfilesystem"
 #define SSM_SIGNING_NAME "ssm"
-#define MT_PATH "/" AWS_EFS_API_VERSION "/mount-targets"
-#define FS_PATH "/" AWS_EFS_API_VERSION "/file-systems"
-#define MAX_PAGES 1000
-#define JSON_CT "Content-Type: application/json"
-#define SSM_CT "Content-Type: application/x-amz-json-1.1"
+#define MT_PATH		 "/" AWS_EFS_API_VERSION "/mount-targets"
+#define FS_PATH		 "/" AWS_EFS_API_VERSION "/file-systems"
+#define MAX_PAGES	 1000
+#define JSON_CT		 "Content-Type: application/json"
+#define SSM_CT		 "Content-Type: application/x-amz-json-1.1"
 
 struct aws_client *aws_client_new(struct aws_error *err)
 {
@@ -40,7 +40,8 @@ struct aws_client *aws_client_new(struct aws_error *err)
 		ssm_url = strdup(e);
 	else if (asprintf(&ssm_url, "https://ssm.%s.amazonaws.com", c->region) < 0)
 		ssm_url = NULL;
-	if (!efs_url || !ssm_url || aws_service_init(&c->efs, EFS_SIGNING_NAME, c->region, efs_url) ||
+	if (!efs_url || !ssm_url ||
+	    aws_service_init(&c->efs, EFS_SIGNING_NAME, c->region, efs_url) ||
 	    aws_service_init(&c->ssm, SSM_SIGNING_NAME, c->region, ssm_url)) {
 		aws_error_set(err, 0, AWS_ERR_INTERNAL, "out of memory");
 		goto fail;
@@ -137,7 +138,8 @@ int aws_efs_describe_mount_targets(struct aws_client *c, const char *fs_id,
 	for (int page = 0; efs && page < MAX_PAGES; page++) {
 		char *query = NULL, *em = marker ? enc(marker) : NULL;
 		struct aws_http_resp resp;
-		if (asprintf(&query, "FileSystemId=%s%s%s", efs, em ? "&Marker=" : "", em ? em : "") < 0)
+		if (asprintf(&query, "FileSystemId=%s%s%s", efs, em ? "&Marker=" : "",
+			     em ? em : "") < 0)
 			query = NULL;
 		free(em);
 		struct aws_http_req req = {.method = "GET", .path = MT_PATH, .query = query};
@@ -160,7 +162,8 @@ int aws_efs_describe_mount_targets(struct aws_client *c, const char *fs_id,
 		if (!json_is_array(mts) || (next && !json_is_null(next) && !json_is_string(next))) {
 			rc = malformed(err, call, "MountTargets is not a list");
 		} else {
-			struct aws_mount_target *nv = realloc(v, (cnt + json_array_size(mts) + 1) * sizeof *v);
+			struct aws_mount_target *nv =
+			    realloc(v, (cnt + json_array_size(mts) + 1) * sizeof *v);
 			if (!nv)
 				rc = -ENOMEM;
 			else
@@ -171,7 +174,9 @@ int aws_efs_describe_mount_targets(struct aws_client *c, const char *fs_id,
 					break;
 				memset(&v[cnt], 0, sizeof v[cnt]);
 				if (parse_mt(o, &v[cnt]))
-					rc = malformed(err, call, "a mount target lacks its id, subnet or state");
+					rc = malformed(
+					    err, call,
+					    "a mount target lacks its id, subnet or state");
 				else
 					cnt++;
 			}
@@ -217,8 +222,8 @@ int aws_efs_create_mount_target(struct aws_client *c, const char *fs_id, const c
 	if (!s)
 		return -ENOMEM;
 	const char *hdrs[] = {JSON_CT, NULL};
-	struct aws_http_req req = {.method = "POST", .path = MT_PATH, .headers = hdrs,
-				   .body = s, .body_len = strlen(s)};
+	struct aws_http_req req = {
+	    .method = "POST", .path = MT_PATH, .headers = hdrs, .body = s, .body_len = strlen(s)};
 	int rc = aws_call(&c->efs, c->creds, &req, &resp, err);
 	free(s);
 	if (rc)
@@ -228,8 +233,9 @@ int aws_efs_create_mount_target(struct aws_client *c, const char *fs_id, const c
 	if (!j)
 		return -EPROTO;
 	memset(out, 0, sizeof *out);
-	rc = parse_mt(j, out) ? malformed(err, call, "the mount target lacks its id, subnet or state")
-			      : 0;
+	rc = parse_mt(j, out)
+		 ? malformed(err, call, "the mount target lacks its id, subnet or state")
+		 : 0;
 	json_decref(j);
 	return rc;
 }
@@ -310,15 +316,15 @@ int aws_efs_wait_mount_target(struct aws_client *c, const char *fs_id, const cha
 			*out = v[i];
 		free(v);
 		if (i == n) {
-			aws_error_set(err, 404, "MountTargetNotFound", "mount target %s of %s is gone",
-				      mt_id, fs_id);
+			aws_error_set(err, 404, "MountTargetNotFound",
+				      "mount target %s of %s is gone", mt_id, fs_id);
 			return -ENOENT;
 		}
 		if (strcmp(out->state, "available") == 0)
 			return 0;
 		if (strcmp(out->state, "creating") && strcmp(out->state, "updating")) {
-			aws_error_set(err, 0, "MountTargetFailed", "mount target %s of %s is %s", mt_id,
-				      fs_id, out->state);
+			aws_error_set(err, 0, "MountTargetFailed", "mount target %s of %s is %s",
+				      mt_id, fs_id, out->state);
 			return -EIO;
 		}
 		if (mono_ms() + poll_ms > end) {
@@ -327,7 +333,8 @@ int aws_efs_wait_mount_target(struct aws_client *c, const char *fs_id, const cha
 				      out->state, deadline_ms);
 			return -ETIMEDOUT;
 		}
-		struct timespec ts = {.tv_sec = poll_ms / 1000, .tv_nsec = (poll_ms % 1000) * 1000000L};
+		struct timespec ts = {.tv_sec = poll_ms / 1000,
+				      .tv_nsec = (poll_ms % 1000) * 1000000L};
 		nanosleep(&ts, NULL);
 	}
 }
@@ -342,8 +349,8 @@ static int ssm_call(struct aws_client *c, const char *target, json_t *body,
 		return -ENOMEM;
 	snprintf(th, sizeof th, "X-Amz-Target: AmazonSSM.%s", target);
 	const char *hdrs[] = {SSM_CT, th, NULL};
-	struct aws_http_req req = {.method = "POST", .path = "/", .headers = hdrs,
-				   .body = s, .body_len = strlen(s)};
+	struct aws_http_req req = {
+	    .method = "POST", .path = "/", .headers = hdrs, .body = s, .body_len = strlen(s)};
 	int rc = aws_call(&c->ssm, c->creds, &req, resp, err);
 	free(s);
 	return rc;

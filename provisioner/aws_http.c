@@ -17,13 +17,13 @@
 
 #define CONNECT_TIMEOUT_MS 3000
 #define REQUEST_TIMEOUT_MS 20000
-#define MAX_ATTEMPTS 8
-#define BACKOFF_BASE_MS 100
-#define BACKOFF_CAP_MS 20000
-#define DEADLINE_MS 120000
+#define MAX_ATTEMPTS	   8
+#define BACKOFF_BASE_MS	   100
+#define BACKOFF_CAP_MS	   20000
+#define DEADLINE_MS	   120000
 #define MAX_RESPONSE_BYTES (16 * 1024 * 1024)
-#define MAX_HEADERS 16
-#define HEADER_LEN 2048
+#define MAX_HEADERS	   16
+#define HEADER_LEN	   2048
 
 struct aws_endpoint {
 	CURL *curl;
@@ -172,8 +172,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-int aws_http_do(struct aws_endpoint *ep, const struct aws_http_req *req,
-		struct aws_http_resp *resp, struct aws_error *err)
+int aws_http_do(struct aws_endpoint *ep, const struct aws_http_req *req, struct aws_http_resp *resp,
+		struct aws_error *err)
 {
 	struct curl_slist *hl = NULL;
 	struct sink sink = {.resp = resp};
@@ -224,7 +224,8 @@ int aws_http_do(struct aws_endpoint *ep, const struct aws_http_req *req,
 		if (!resp->body)
 			resp->body = strdup("");
 	} else {
-		aws_error_set(err, 0, cc == CURLE_OPERATION_TIMEDOUT ? AWS_ERR_TIMEOUT : AWS_ERR_NETWORK,
+		aws_error_set(err, 0,
+			      cc == CURLE_OPERATION_TIMEDOUT ? AWS_ERR_TIMEOUT : AWS_ERR_NETWORK,
 			      "%s %s: %s", req->method, ep->url,
 			      sink.too_big ? "response too large" : curl_easy_strerror(cc));
 		aws_http_resp_free(resp);
@@ -252,8 +253,7 @@ static char *host_of(const char *url)
 	return strndup(p, l);
 }
 
-int aws_service_init(struct aws_service *svc, const char *name, const char *region,
-		     const char *url)
+int aws_service_init(struct aws_service *svc, const char *name, const char *region, const char *url)
 {
 	memset(svc, 0, sizeof *svc);
 	aws_http_conf_default(&svc->conf);
@@ -286,7 +286,8 @@ static const char *json_str(json_t *o, const char *k)
 void aws_error_from_resp(const struct aws_http_resp *resp, struct aws_error *err)
 {
 	const char *code = NULL, *msg = NULL;
-	json_t *j = resp->body && resp->body_len ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
+	json_t *j =
+	    resp->body && resp->body_len ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
 	if (json_is_object(j)) {
 		code = json_str(j, "ErrorCode");
 		if (!code && (code = json_str(j, "__type"))) {
@@ -320,9 +321,9 @@ void aws_error_from_resp(const struct aws_http_resp *resp, struct aws_error *err
 
 int aws_error_retryable(const struct aws_error *err)
 {
-	static const char *const throttles[] = {"ThrottlingException", "Throttling", "TooManyRequests",
-						"TooManyRequestsException", "RequestLimitExceeded",
-						"ThrottledException"};
+	static const char *const throttles[] = {"ThrottlingException",	"Throttling",
+						"TooManyRequests",	"TooManyRequestsException",
+						"RequestLimitExceeded", "ThrottledException"};
 	if (strcmp(err->code, AWS_ERR_NETWORK) == 0 || strcmp(err->code, AWS_ERR_TIMEOUT) == 0)
 		return 1;
 	if (err->status == 429 || err->status >= 500)
@@ -395,17 +396,25 @@ static int signed_attempt(struct aws_service *svc, const struct aws_creds *cr,
 		n++;
 	}
 	struct aws_sigv4_in in = {
-		.method = req->method, .path = req->path, .query = req->query,
-		.hdrs = sh, .nhdrs = n, .body = req->body, .body_len = req->body_len,
-		.amz_date = date, .region = svc->region, .service = svc->name,
-		.access_key = cr->access_key, .secret_key = cr->secret_key,
-		.session_token = cr->token,
+	    .method = req->method,
+	    .path = req->path,
+	    .query = req->query,
+	    .hdrs = sh,
+	    .nhdrs = n,
+	    .body = req->body,
+	    .body_len = req->body_len,
+	    .amz_date = date,
+	    .region = svc->region,
+	    .service = svc->name,
+	    .access_key = cr->access_key,
+	    .secret_key = cr->secret_key,
+	    .session_token = cr->token,
 	};
 	struct aws_sigv4_out out;
 	rc = aws_sigv4_sign(&in, &out);
 	if (rc) {
-		aws_error_set(err, 0, AWS_ERR_INTERNAL, "%s %s: cannot sign the request", req->method,
-			      req->path);
+		aws_error_set(err, 0, AWS_ERR_INTERNAL, "%s %s: cannot sign the request",
+			      req->method, req->path);
 		return rc;
 	}
 	rc = -ENOMEM;

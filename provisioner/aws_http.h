@@ -16,11 +16,11 @@
 
 struct aws_creds_provider;
 
-#define AWS_ERR_NETWORK "NetworkError"
-#define AWS_ERR_MALFORMED "MalformedResponse"
+#define AWS_ERR_NETWORK	    "NetworkError"
+#define AWS_ERR_MALFORMED   "MalformedResponse"
 #define AWS_ERR_CREDENTIALS "NoCredentials"
-#define AWS_ERR_TIMEOUT "DeadlineExceeded"
-#define AWS_ERR_INTERNAL "InternalError"
+#define AWS_ERR_TIMEOUT	    "DeadlineExceeded"
+#define AWS_ERR_INTERNAL    "InternalError"
 
 struct aws_error {
 	long status; /* HTTP status, 0 if none arrived */
@@ -51,8 +51,8 @@ const char *aws_endpoint_url(const struct aws_endpoint *ep);
 
 struct aws_http_req {
 	const char *method;
-	const char *path;  /* already URI-encoded, starts with '/' */
-	const char *query; /* already encoded, without '?'; NULL for none */
+	const char *path;	    /* already URI-encoded, starts with '/' */
+	const char *query;	    /* already encoded, without '?'; NULL for none */
 	const char *const *headers; /* "Name: value", NULL-terminated; may be NULL */
 	const char *body;
 	size_t body_len;
@@ -68,15 +68,15 @@ void aws_http_resp_free(struct aws_http_resp *resp);
 
 /* One attempt, unsigned. 0 when a response arrived (any status), else -EIO
  * with err filled (code AWS_ERR_NETWORK). */
-int aws_http_do(struct aws_endpoint *ep, const struct aws_http_req *req,
-		struct aws_http_resp *resp, struct aws_error *err);
+int aws_http_do(struct aws_endpoint *ep, const struct aws_http_req *req, struct aws_http_resp *resp,
+		struct aws_error *err);
 
 /* A signed AWS service at one endpoint. */
 struct aws_service {
 	struct aws_endpoint *ep;
-	char *name;   /* signing name: "elasticfilesystem", "ssm" */
+	char *name; /* signing name: "elasticfilesystem", "ssm" */
 	char *region;
-	char *host;   /* the Host header, from the endpoint URL */
+	char *host; /* the Host header, from the endpoint URL */
 	struct aws_http_conf conf;
 };
 int aws_service_init(struct aws_service *svc, const char *name, const char *region,
@@ -101,6 +101,6 @@ int aws_error_retryable(const struct aws_error *err);
 long aws_backoff_ms(const struct aws_http_conf *conf, int n);
 
 void aws_error_set(struct aws_error *err, long status, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 #endif

@@ -14,7 +14,7 @@
 #include <openssl/hmac.h>
 
 #define SHA256_LEN 32
-#define ALGORITHM "AWS4-HMAC-SHA256"
+#define ALGORITHM  "AWS4-HMAC-SHA256"
 
 /* A growable string; on allocation failure it remembers and stays empty. */
 struct sbuf {
@@ -191,8 +191,7 @@ static char *reencode(const char *s, size_t len)
 		return NULL;
 	for (size_t i = 0; i < len; i++) {
 		int hi, lo;
-		if (s[i] == '%' && i + 2 < len &&
-		    (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
+		if (s[i] == '%' && i + 2 < len && (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
 		    (lo = hexval((unsigned char)s[i + 2])) >= 0) {
 			raw[n++] = (char)(hi * 16 + lo);
 			i += 2;
@@ -438,7 +437,8 @@ int aws_sigv4_sign(const struct aws_sigv4_in *in, struct aws_sigv4_out *out)
 		goto fail;
 	}
 
-	/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request") */
+	/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request")
+	 */
 	char date8[9];
 	memcpy(date8, in->amz_date, 8);
 	date8[8] = '\0';

@@ -37,10 +37,10 @@ struct aws_sigv4_in {
 };
 
 struct aws_sigv4_out {
-	char *creq;           /* canonical request */
-	char *sts;            /* string to sign */
+	char *creq;	      /* canonical request */
+	char *sts;	      /* string to sign */
 	char *signed_headers; /* "host;x-amz-date" */
-	char *authz;          /* the Authorization header value */
+	char *authz;	      /* the Authorization header value */
 	char signature[65];
 };
 

@@ -19,8 +19,8 @@
 #include "aws_efs.h"
 #include "aws_sigv4.h"
 
-#define WAIT_POLL_MS 200
-#define MAX_SGS 5
+#define WAIT_POLL_MS	 200
+#define MAX_SGS		 5
 #define SIGN_MAX_HEADERS 64
 
 static const char *jstr(json_t *o, const char *k)
@@ -43,11 +43,19 @@ static int sign_one(json_t *j)
 	}
 	const char *body = jstr(j, "body");
 	struct aws_sigv4_in in = {
-		.method = jstr(j, "method"), .path = jstr(j, "path"), .query = jstr(j, "query"),
-		.hdrs = h, .nhdrs = n, .body = body, .body_len = body ? strlen(body) : 0,
-		.amz_date = jstr(j, "date"), .region = jstr(j, "region"),
-		.service = jstr(j, "service"), .access_key = jstr(j, "access_key"),
-		.secret_key = jstr(j, "secret_key"), .session_token = jstr(j, "token"),
+	    .method = jstr(j, "method"),
+	    .path = jstr(j, "path"),
+	    .query = jstr(j, "query"),
+	    .hdrs = h,
+	    .nhdrs = n,
+	    .body = body,
+	    .body_len = body ? strlen(body) : 0,
+	    .amz_date = jstr(j, "date"),
+	    .region = jstr(j, "region"),
+	    .service = jstr(j, "service"),
+	    .access_key = jstr(j, "access_key"),
+	    .secret_key = jstr(j, "secret_key"),
+	    .session_token = jstr(j, "token"),
 	};
 	struct aws_sigv4_out out;
 	if (!in.path || aws_sigv4_sign(&in, &out))
@@ -180,7 +188,9 @@ int main(int argc, char **argv)
 	if (argc == 2 && strcmp(argv[1], "sign") == 0)
 		return sign_lines();
 	if (argc < 2) {
-		fprintf(stderr, "usage: awsprobe creds|region|describe|fs|create|delete|wait|get|put ...\n");
+		fprintf(
+		    stderr,
+		    "usage: awsprobe creds|region|describe|fs|create|delete|wait|get|put ...\n");
 		return 2;
 	}
 	struct aws_client *c = aws_client_new(&err);

@@ -186,7 +186,7 @@ class Handler(BaseHTTPRequestHandler):
                 service, action = self.route()
                 ak = self.verify(service)
                 STATE.log.append({"service": service, "action": action, "key": ak,
-                                  "path": self.path})
+                                  "path": self.path, "port": self.client_address[1]})
                 fault = STATE.faults.pop(0) if STATE.faults else None
             if fault and self.inject(fault):
                 return

@@ -120,6 +120,16 @@ def test_paging_follows_next_marker(fake):
     assert "Marker=page%2B2%2F%3D%3D" in paths[1]  # reserved characters encoded and signed
 
 
+def test_one_kept_alive_connection_per_endpoint(fake):
+    fake.static_keys()
+    fake.run("repeat", "5", "describe", FS)
+    fake.run("put", "/p", "v")
+    calls = fake.signed_calls()
+    efs = {e["port"] for e in calls if e["service"] == "elasticfilesystem"}
+    ssm = {e["port"] for e in calls if e["service"] == "ssm"}
+    assert len(calls) == 6 and len(efs) == 1 and len(ssm) == 1
+
+
 def test_wait_for_available(fake):
     fake.static_keys()
     fake.config(create_delay=1.0)

@@ -8,8 +8,10 @@
 
 static void parse(long status, const char *etype, const char *body, struct aws_error *err)
 {
-	struct aws_http_resp r = {.status = status, .body = (char *)body,
-				  .body_len = body ? strlen(body) : 0, .error_type = (char *)etype};
+	struct aws_http_resp r = {.status = status,
+				  .body = (char *)body,
+				  .body_len = body ? strlen(body) : 0,
+				  .error_type = (char *)etype};
 	memset(err, 0, sizeof *err);
 	aws_error_from_resp(&r, err);
 }
@@ -21,11 +23,12 @@ START_TEST(error_forms)
 	ck_assert_str_eq(e.code, "MountTargetConflict");
 	ck_assert_str_eq(e.message, "exists");
 	ck_assert_int_eq(e.status, 409);
-	parse(400, NULL, "{\"ErrorCode\":\"SubnetNotFound\",\"Message\":\"no subnet\",\"x\":null}", &e);
+	parse(400, NULL, "{\"ErrorCode\":\"SubnetNotFound\",\"Message\":\"no subnet\",\"x\":null}",
+	      &e);
 	ck_assert_str_eq(e.code, "SubnetNotFound");
 	ck_assert_str_eq(e.message, "no subnet");
-	parse(400, NULL, "{\"__type\":\"com.amazonaws.ssm#ParameterNotFound\",\"message\":\"m\\nn\"}",
-	      &e);
+	parse(400, NULL,
+	      "{\"__type\":\"com.amazonaws.ssm#ParameterNotFound\",\"message\":\"m\\nn\"}", &e);
 	ck_assert_str_eq(e.code, "ParameterNotFound");
 	ck_assert_str_eq(e.message, "m n"); /* one line */
 	parse(400, NULL, "{\"__type\":\"ThrottlingException\"}", &e);

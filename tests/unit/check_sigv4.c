@@ -10,22 +10,22 @@
 
 #include "aws_sigv4.h"
 
-#define SUITE_KEY "AKIDEXAMPLE"
-#define SUITE_SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
-#define SUITE_REGION "us-east-1"
+#define SUITE_KEY     "AKIDEXAMPLE"
+#define SUITE_SECRET  "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+#define SUITE_REGION  "us-east-1"
 #define SUITE_SERVICE "service"
-#define MAX_HDRS 32
+#define MAX_HDRS      32
 /* get-vanilla-with-session-token signs with this token (see its .sreq) */
 #define SUITE_TOKEN_CASE "get-vanilla-with-session-token"
-#define SUITE_TOKEN "6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267"
+#define SUITE_TOKEN	 "6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267"
 /* 34 cases in the suite, minus the 4 quirks */
 #define SUITE_CASES 30
 
 static const char *const quirks[] = {
-	"get-space",
-	"get-vanilla-query-order-key",
-	"get-vanilla-query-order-value",
-	"get-vanilla-query-order-key-case",
+    "get-space",
+    "get-vanilla-query-order-key",
+    "get-vanilla-query-order-value",
+    "get-vanilla-query-order-key-case",
 };
 
 static char datadir[4096];
@@ -123,19 +123,19 @@ static int run_case(const char *dir, const char *name)
 	parse_req(req, &p);
 	ck_assert_msg(p.date != NULL, "%s: no X-Amz-Date", name);
 	struct aws_sigv4_in in = {
-		.method = p.method,
-		.path = p.path,
-		.query = p.query,
-		.hdrs = p.hdrs,
-		.nhdrs = p.n,
-		.body = p.body,
-		.body_len = strlen(p.body),
-		.amz_date = p.date,
-		.region = SUITE_REGION,
-		.service = SUITE_SERVICE,
-		.access_key = SUITE_KEY,
-		.secret_key = SUITE_SECRET,
-		.session_token = strcmp(name, SUITE_TOKEN_CASE) == 0 ? SUITE_TOKEN : NULL,
+	    .method = p.method,
+	    .path = p.path,
+	    .query = p.query,
+	    .hdrs = p.hdrs,
+	    .nhdrs = p.n,
+	    .body = p.body,
+	    .body_len = strlen(p.body),
+	    .amz_date = p.date,
+	    .region = SUITE_REGION,
+	    .service = SUITE_SERVICE,
+	    .access_key = SUITE_KEY,
+	    .secret_key = SUITE_SECRET,
+	    .session_token = strcmp(name, SUITE_TOKEN_CASE) == 0 ? SUITE_TOKEN : NULL,
 	};
 	ck_assert_int_eq(aws_sigv4_sign(&in, &out), 0);
 
@@ -145,8 +145,8 @@ static int run_case(const char *dir, const char *name)
 		snprintf(path, sizeof path, "%s/%s/%s.%s", dir, name, name, ext[i]);
 		char *want = slurp(path);
 		ck_assert_msg(want != NULL, "%s: missing", path);
-		ck_assert_msg(strcmp(want, got[i]) == 0, "%s.%s:\nwant:\n%s\ngot:\n%s", name, ext[i],
-			      want, got[i]);
+		ck_assert_msg(strcmp(want, got[i]) == 0, "%s.%s:\nwant:\n%s\ngot:\n%s", name,
+			      ext[i], want, got[i]);
 		free(want);
 	}
 	aws_sigv4_out_free(&out);
@@ -224,22 +224,31 @@ START_TEST(efs_vectors)
 		struct aws_hdr h[MAX_HDRS] = {{"Host", host}, {"X-Amz-Date", col[4]}};
 		size_t nh = 2;
 		char *hs = col[5], *hsave = NULL;
-		for (char *one = strtok_r(hs, "|", &hsave); one; one = strtok_r(NULL, "|", &hsave)) {
+		for (char *one = strtok_r(hs, "|", &hsave); one;
+		     one = strtok_r(NULL, "|", &hsave)) {
 			char *colon = strchr(one, ':');
 			*colon = '\0';
 			h[nh].name = one;
 			h[nh++].value = colon + 1;
 		}
 		struct aws_sigv4_in in = {
-			.method = col[1], .path = pathq, .query = q, .hdrs = h, .nhdrs = nh,
-			.body = col[6], .body_len = strlen(col[6]), .amz_date = col[4],
-			.region = SUITE_REGION, .service = col[3], .access_key = SUITE_KEY,
-			.secret_key = SUITE_SECRET,
+		    .method = col[1],
+		    .path = pathq,
+		    .query = q,
+		    .hdrs = h,
+		    .nhdrs = nh,
+		    .body = col[6],
+		    .body_len = strlen(col[6]),
+		    .amz_date = col[4],
+		    .region = SUITE_REGION,
+		    .service = col[3],
+		    .access_key = SUITE_KEY,
+		    .secret_key = SUITE_SECRET,
 		};
 		struct aws_sigv4_out out;
 		ck_assert_int_eq(aws_sigv4_sign(&in, &out), 0);
-		ck_assert_msg(strcmp(out.signed_headers, col[7]) == 0, "%s: signed headers %s", col[0],
-			      out.signed_headers);
+		ck_assert_msg(strcmp(out.signed_headers, col[7]) == 0, "%s: signed headers %s",
+			      col[0], out.signed_headers);
 		ck_assert_msg(strcmp(out.signature, col[8]) == 0, "%s: signature\n%s\n%s", col[0],
 			      out.creq, out.sts);
 		aws_sigv4_out_free(&out);
@@ -255,8 +264,15 @@ START_TEST(bad_input)
 {
 	struct aws_hdr h[] = {{"Host", "x"}};
 	struct aws_sigv4_in in = {
-		.method = "GET", .path = "/", .hdrs = h, .nhdrs = 1, .amz_date = "2015-08-30",
-		.region = "r", .service = "s", .access_key = "a", .secret_key = "b",
+	    .method = "GET",
+	    .path = "/",
+	    .hdrs = h,
+	    .nhdrs = 1,
+	    .amz_date = "2015-08-30",
+	    .region = "r",
+	    .service = "s",
+	    .access_key = "a",
+	    .secret_key = "b",
 	};
 	struct aws_sigv4_out out;
 	ck_assert_int_eq(aws_sigv4_sign(&in, &out), -EINVAL);
