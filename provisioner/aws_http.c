@@ -203,7 +203,10 @@ int aws_http_do(struct aws_endpoint *ep, const struct aws_http_req *req, struct 
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, ep->conf.connect_timeout_ms);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, ep->conf.request_timeout_ms);
+	long timeout = ep->conf.request_timeout_ms;
+	if (req->timeout_ms > 0 && req->timeout_ms < timeout)
+		timeout = req->timeout_ms;
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
@@ -452,7 +455,11 @@ int aws_call(struct aws_service *svc, struct aws_creds_provider *creds,
 		rc = aws_creds_get(creds, &cr, err);
 		if (rc)
 			return rc;
-		rc = signed_attempt(svc, &cr, req, resp, err);
+		/* no attempt outlives the call's deadline */
+		struct aws_http_req one = *req;
+		long left = svc->conf.deadline_ms - (now_ms() - start);
+		one.timeout_ms = left > 0 ? left : 1;
+		rc = signed_attempt(svc, &cr, &one, resp, err);
 		aws_creds_clear(&cr);
 		if (rc == 0 && resp->status >= 200 && resp->status < 300)
 			return 0;
@@ -467,7 +474,7 @@ int aws_call(struct aws_service *svc, struct aws_creds_provider *creds,
 		if (!aws_error_retryable(err) || attempt >= svc->conf.max_attempts)
 			return rc;
 		long wait = aws_backoff_ms(&svc->conf, attempt - 1);
-		long left = svc->conf.deadline_ms - (now_ms() - start);
+		left = svc->conf.deadline_ms - (now_ms() - start);
 		if (left <= wait) {
 			size_t l = strlen(err->message);
 			snprintf(err->message + l, sizeof err->message - l,

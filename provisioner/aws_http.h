@@ -56,6 +56,7 @@ struct aws_http_req {
 	const char *const *headers; /* "Name: value", NULL-terminated; may be NULL */
 	const char *body;
 	size_t body_len;
+	long timeout_ms; /* 0, or less than the endpoint's request timeout */
 };
 
 struct aws_http_resp {

@@ -218,6 +218,16 @@ def test_slow_answer_times_out_then_retries(fake):
     assert len(fake.signed_calls()) == 2
 
 
+def test_slow_attempt_cut_at_the_call_deadline(fake):
+    fake.static_keys()
+    fake.env.update(EFSMT_AWS_REQUEST_TIMEOUT_MS="10000", EFSMT_AWS_DEADLINE_MS="700")
+    fake.faults({"slow": 3.0})
+    t = time.monotonic()
+    r = fake.run("describe", FS, ok=False)
+    assert time.monotonic() - t < 2.5
+    assert r.stderr.startswith("awsprobe: DeadlineExceeded: ") and "deadline 700 ms" in r.stderr
+
+
 def test_not_retried_client_errors(fake):
     fake.static_keys()
     fake.run("create", FS, "subnet-a", "sg-1")
