@@ -90,6 +90,23 @@ static json_t *parse_body(struct aws_http_resp *resp, const char *call, struct a
 	return j;
 }
 
+/* Make one call and parse its JSON object answer; NULL with *rc set
+ * (the call's error, or -EPROTO for a malformed answer). */
+static json_t *call_json(struct aws_service *svc, struct aws_creds_provider *creds,
+			 struct aws_http_req *req, const char *call, struct aws_error *err, int *rc)
+{
+	struct aws_http_resp resp;
+
+	*rc = aws_call(svc, creds, req, &resp, err);
+	if (*rc)
+		return NULL;
+	json_t *j = parse_body(&resp, call, err);
+	aws_http_resp_free(&resp);
+	if (!j)
+		*rc = -EPROTO;
+	return j;
+}
+
 /* A string field into dst; required fields must be strings, optional ones
  * may also be absent or null. 0 or -1. */
 static int field(json_t *o, const char *key, char *dst, size_t size, int required)
@@ -137,24 +154,18 @@ int aws_efs_describe_mount_targets(struct aws_client *c, const char *fs_id,
 	*n = 0;
 	for (int page = 0; efs && page < MAX_PAGES; page++) {
 		char *query = NULL, *em = marker ? enc(marker) : NULL;
-		struct aws_http_resp resp;
 		if (asprintf(&query, "FileSystemId=%s%s%s", efs, em ? "&Marker=" : "",
 			     em ? em : "") < 0)
 			query = NULL;
 		free(em);
 		struct aws_http_req req = {.method = "GET", .path = MT_PATH, .query = query};
-		rc = query ? aws_call(&c->efs, c->creds, &req, &resp, err) : -ENOMEM;
+		rc = -ENOMEM;
+		json_t *j = query ? call_json(&c->efs, c->creds, &req, call, err, &rc) : NULL;
 		free(query);
 		free(marker);
 		marker = NULL;
-		if (rc)
+		if (!j)
 			break;
-		json_t *j = parse_body(&resp, call, err);
-		aws_http_resp_free(&resp);
-		if (!j) {
-			rc = -EPROTO;
-			break;
-		}
 		json_t *mts = json_object_get(j, "MountTargets");
 		json_t *next = json_object_get(j, "NextMarker");
 		size_t i;
@@ -206,7 +217,6 @@ int aws_efs_create_mount_target(struct aws_client *c, const char *fs_id, const c
 {
 	static const char call[] = "EFS CreateMountTarget";
 	json_t *body = json_pack("{s:s, s:s}", "FileSystemId", fs_id, "SubnetId", subnet_id);
-	struct aws_http_resp resp;
 	if (!body)
 		return -ENOMEM;
 	if (nsg) {
@@ -224,14 +234,11 @@ int aws_efs_create_mount_target(struct aws_client *c, const char *fs_id, const c
 	const char *hdrs[] = {JSON_CT, NULL};
 	struct aws_http_req req = {
 	    .method = "POST", .path = MT_PATH, .headers = hdrs, .body = s, .body_len = strlen(s)};
-	int rc = aws_call(&c->efs, c->creds, &req, &resp, err);
+	int rc;
+	json_t *j = call_json(&c->efs, c->creds, &req, call, err, &rc);
 	free(s);
-	if (rc)
-		return rc;
-	json_t *j = parse_body(&resp, call, err);
-	aws_http_resp_free(&resp);
 	if (!j)
-		return -EPROTO;
+		return rc;
 	memset(out, 0, sizeof *out);
 	rc = parse_mt(j, out)
 		 ? malformed(err, call, "the mount target lacks its id, subnet or state")
@@ -262,21 +269,17 @@ int aws_efs_describe_file_system(struct aws_client *c, const char *fs_id,
 {
 	static const char call[] = "EFS DescribeFileSystems";
 	char *e = enc(fs_id), *query = NULL;
-	struct aws_http_resp resp;
 	if (!e || asprintf(&query, "FileSystemId=%s", e) < 0) {
 		free(e);
 		return -ENOMEM;
 	}
 	free(e);
 	struct aws_http_req req = {.method = "GET", .path = FS_PATH, .query = query};
-	int rc = aws_call(&c->efs, c->creds, &req, &resp, err);
+	int rc;
+	json_t *j = call_json(&c->efs, c->creds, &req, call, err, &rc);
 	free(query);
-	if (rc)
-		return rc;
-	json_t *j = parse_body(&resp, call, err);
-	aws_http_resp_free(&resp);
 	if (!j)
-		return -EPROTO;
+		return rc;
 	json_t *fss = json_object_get(j, "FileSystems");
 	json_t *fs = json_array_get(fss, 0);
 	json_t *nmt = json_object_get(fs, "NumberOfMountTargets");

@@ -5,6 +5,7 @@
 
 #include "aws_creds.h"
 #include "aws_http.h"
+#include "check_run.h"
 
 static void parse(long status, const char *etype, const char *body, struct aws_error *err)
 {
@@ -85,9 +86,5 @@ int main(void)
 	tcase_add_test(tc, backoff_full_jitter_capped);
 	tcase_add_test(tc, iso8601);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "log.h"
 #include "target.h"
+#include "check_run.h"
 
 static char tmp[64];
 static char err[1024];
@@ -227,9 +228,5 @@ int main(void)
 	tcase_add_test(tc, test_targets_file);
 	tcase_add_test(tc, test_target_open);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

@@ -9,6 +9,7 @@
 
 #include "ctl_proto.h"
 #include "opstats.h"
+#include "check_run.h"
 
 static char err[1024];
 
@@ -296,9 +297,5 @@ int main(void)
 	tcase_add_test(tc, socket_names);
 	tcase_add_test(tc, latency_buckets);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

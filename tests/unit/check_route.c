@@ -7,6 +7,7 @@
 #include "backend.h"
 #include "route.h"
 #include "target.h"
+#include "check_run.h"
 
 #define NPATHS 100000
 #define MAXT 9
@@ -174,9 +175,5 @@ int main(void)
 	tcase_add_test(tc, test_failover_is_score_order);
 	tcase_add_test(tc, test_known_value);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

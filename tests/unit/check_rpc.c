@@ -19,6 +19,7 @@
 
 #include "nfs/rpc.h"
 #include "fdio.h"
+#include "check_run.h"
 
 #define SHORT_TIMEOUT_MS 300
 
@@ -402,9 +403,5 @@ static Suite *rpc_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(rpc_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(rpc_suite());
 }

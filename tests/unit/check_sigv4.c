@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "aws_sigv4.h"
+#include "check_run.h"
 
 #define SUITE_KEY     "AKIDEXAMPLE"
 #define SUITE_SECRET  "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -305,9 +306,5 @@ int main(void)
 	tcase_add_test(tc, bad_input);
 	tcase_add_test(tc, uri_encode);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

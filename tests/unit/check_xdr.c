@@ -17,6 +17,7 @@
 #include "nfs/nfs4.h"
 #include "nfs/rpc.h"
 #include "nfs/xdr.h"
+#include "check_run.h"
 
 #define BYTES(...) ((const uint8_t[]){ __VA_ARGS__ })
 
@@ -506,9 +507,5 @@ static Suite *xdr_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(xdr_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(xdr_suite());
 }
