@@ -162,10 +162,6 @@ static int parse_one_opt(struct efsmt_config *cfg, const char *o, char *err, siz
 	if (in_list(o, ignored) || has_prefix(o, ignored_prefix))
 		return 0;
 	if (in_list(o, passthrough) || has_prefix(o, passthrough_prefix)) {
-		if (strcmp(o, "ro") == 0)
-			cfg->read_only = 1;
-		else if (strcmp(o, "rw") == 0)
-			cfg->read_only = 0;
 		if (append_opt(&cfg->fuse_opts, o) < 0) {
 			snprintf(err, errlen, "out of memory");
 			return -1;

@@ -42,7 +42,6 @@ struct efsmt_config {
 	int foreground;
 	int debug;
 	int single_thread;
-	int read_only;
 	int show_help;
 	int show_version;
 	char *fuse_opts; /* comma-separated options handed to libfuse/the kernel */

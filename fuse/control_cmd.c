@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+
 #include "control_server.h"
 #include "ctl_proto.h"
 #include "fs.h"
@@ -26,12 +27,20 @@ static double now_mono(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static uint64_t total_bytes(struct target *t)
+/* A target's totals: the sums of its per-operation counters. */
+struct totals {
+	uint64_t ops, bytes, errors;
+};
+
+static struct totals target_totals(struct target *t)
 {
-	uint64_t b = 0;
-	for (int i = 0; i < OP_COUNT; i++)
-		b += atomic_load_explicit(&t->op[i].bytes, memory_order_relaxed);
-	return b;
+	struct totals s = {0, 0, 0};
+	for (int i = 0; i < OP_COUNT; i++) {
+		s.ops += atomic_load_explicit(&t->op[i].count, memory_order_relaxed);
+		s.bytes += atomic_load_explicit(&t->op[i].bytes, memory_order_relaxed);
+		s.errors += atomic_load_explicit(&t->op[i].errors, memory_order_relaxed);
+	}
+	return s;
 }
 
 static json_t *cmd_status(void)
@@ -47,11 +56,13 @@ static json_t *cmd_status(void)
 
 static json_t *target_json(struct target *t)
 {
+	struct totals s = target_totals(t);
+
 	return json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:I}", "id", t->id, "uri", t->uri, "state",
 			 target_state_name(atomic_load(&t->state)), "open_handles",
 			 atomic_load(&t->open_handles), "ops",
-			 (json_int_t)atomic_load(&t->ops_count), "bytes",
-			 (json_int_t)total_bytes(t), "errors", (json_int_t)atomic_load(&t->errors));
+			 (json_int_t)s.ops, "bytes", (json_int_t)s.bytes, "errors",
+			 (json_int_t)s.errors);
 }
 
 /* Targets of the table first, in table order, then the draining ones. */

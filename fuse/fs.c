@@ -73,9 +73,6 @@ void fs_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const s
 
 int fs_count(struct target *t, int rc)
 {
-	atomic_fetch_add_explicit(&t->ops_count, 1, memory_order_relaxed);
-	if (rc < 0)
-		atomic_fetch_add_explicit(&t->errors, 1, memory_order_relaxed);
 	op_guard_note(t, rc);
 	return rc;
 }

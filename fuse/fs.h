@@ -22,7 +22,6 @@ struct efsmt_fs {
 	double entry_timeout;
 	double attr_timeout;
 	double negative_timeout;
-	int read_only;
 };
 
 extern struct efsmt_fs fs;

@@ -208,7 +208,6 @@ int main(int argc, char **argv)
 	fs.entry_timeout = cfg.entry_timeout;
 	fs.attr_timeout = cfg.attr_timeout;
 	fs.negative_timeout = cfg.negative_timeout;
-	fs.read_only = cfg.read_only;
 	if (node_table_init() < 0) {
 		fprintf(stderr, "efsmt: out of memory\n");
 		config_free(&cfg);

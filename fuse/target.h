@@ -42,8 +42,6 @@ struct target {
 	const struct backend_ops *ops;
 	void *priv; /* the backend's state */
 	atomic_int refs;
-	atomic_uint_fast64_t ops_count;
-	atomic_uint_fast64_t errors;
 	atomic_int state; /* enum target_state */
 	atomic_int open_handles;
 	struct opstats op[OP_COUNT];
