@@ -16,15 +16,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ctl_client.h"
 #include "ctl_proto.h"
-
-/* Exit statuses (documented in --help and PROTOCOL.md). */
-#define EX_OK 0
-#define EX_REFUSED 1 /* the daemon answered ok:false, or health is not healthy */
-#define EX_USAGE 2
-#define EX_NODAEMON 3 /* no socket, nobody listening, no daemon for -m */
-#define EX_DENIED 4   /* permission denied */
-#define EX_PROTO 5    /* no answer, or not the protocol */
 
 static int json_out;
 static const char *prog = "efsmtctl";
@@ -95,156 +88,9 @@ static int die(int code, const char *fmt, ...)
 	exit(code);
 }
 
-/* Connect; on failure return -exit-status and say why in err. */
-static int ctl_connect(const char *path, char *err, size_t errlen)
-{
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	int fd;
-
-	if (strlen(path) >= sizeof(a.sun_path)) {
-		snprintf(err, errlen, "%s: socket path too long", path);
-		return -EX_USAGE;
-	}
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
-		return fd;
-	int e = errno;
-	if (fd >= 0)
-		close(fd);
-	if (e == ENOENT)
-		snprintf(err, errlen, "%s: no such socket (is efsmt running? see efsmtctl ls)",
-			 path);
-	else if (e == ECONNREFUSED)
-		snprintf(err, errlen, "%s: nobody listens (the daemon is gone: a stale socket)",
-			 path);
-	else if (e == EACCES || e == EPERM)
-		snprintf(err, errlen,
-			 "%s: permission denied (run as root or as the daemon's user)", path);
-	else
-		snprintf(err, errlen, "%s: %s", path, strerror(e));
-	return e == EACCES || e == EPERM ? -EX_DENIED : -EX_NODAEMON;
-}
-
-/* One request, one answer; NULL with err and *code set on failure. */
-static json_t *call(const char *path, json_t *req, int *code, char *err, size_t errlen)
-{
-	char *line = NULL;
-	size_t len;
-	json_t *ans = NULL;
-	struct ctl_linebuf lb = {0};
-	int fd = ctl_connect(path, err, errlen);
-
-	if (fd < 0) {
-		*code = -fd;
-		json_decref(req);
-		return NULL;
-	}
-	char *s = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
-	*code = EX_PROTO;
-	if (!s) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	size_t n = strlen(s);
-	s[n] = '\n'; /* json_dumps leaves room for the NUL we replace */
-	for (size_t off = 0; off <= n;) {
-		ssize_t w = send(fd, s + off, n + 1 - off, MSG_NOSIGNAL);
-		if (w <= 0)
-			break; /* a refusal may close early: read its answer */
-		off += (size_t)w;
-	}
-	free(s);
-	for (;;) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		int got = ctl_lb_next(&lb, &line, &len);
-		if (got != 0) {
-			if (got < 0)
-				snprintf(err, errlen, "%s: answer longer than %d bytes", path,
-					 CTL_MAX_LINE);
-			break;
-		}
-		if (poll(&p, 1, CTL_IO_TIMEOUT_MS) <= 0) {
-			snprintf(err, errlen, "%s: no answer within %d ms", path,
-				 CTL_IO_TIMEOUT_MS);
-			goto out;
-		}
-		long r = ctl_lb_read(&lb, fd);
-		if (r <= 0) {
-			snprintf(err, errlen, "%s: connection closed without an answer", path);
-			goto out;
-		}
-	}
-	if (line) {
-		json_error_t je;
-		ans = json_loadb(line, len, 0, &je);
-		if (!ans || !json_is_object(ans) || !json_is_boolean(json_object_get(ans, "ok"))) {
-			snprintf(err, errlen, "%s: the answer is not the efsmt protocol", path);
-			json_decref(ans);
-			ans = NULL;
-		} else {
-			*code = EX_OK;
-		}
-	}
-out:
-	ctl_lb_free(&lb);
-	close(fd);
-	return ans;
-}
-
 static json_t *cmd_req(const char *cmd)
 {
 	return json_pack("{s:s}", "cmd", cmd);
-}
-
-/* Every socket in the socket directory, with its status answer. */
-struct found {
-	char path[PATH_MAX];
-	json_t *status;
-};
-
-static size_t scan(struct found **out)
-{
-	char dir[256];
-	size_t n = 0;
-	struct found *f = NULL;
-
-	*out = NULL;
-	if (ctl_socket_dir(dir, sizeof(dir)) < 0)
-		return 0;
-	DIR *d = opendir(dir);
-	if (!d)
-		return 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		size_t l = strlen(e->d_name);
-		if (l < 6 || strcmp(e->d_name + l - 5, ".sock") != 0)
-			continue;
-		struct found *g = realloc(f, (n + 1) * sizeof(*f));
-		if (!g)
-			break;
-		f = g;
-		snprintf(f[n].path, sizeof(f[n].path), "%s/%s", dir, e->d_name);
-		char err[512];
-		int code;
-		f[n].status = call(f[n].path, cmd_req("status"), &code, err, sizeof(err));
-		if (f[n].status && !json_is_true(json_object_get(f[n].status, "ok"))) {
-			json_decref(f[n].status);
-			f[n].status = NULL;
-		}
-		n++;
-	}
-	closedir(d);
-	*out = f;
-	return n;
-}
-
-static void free_found(struct found *f, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		json_decref(f[i].status);
-	free(f);
 }
 
 static const char *str(json_t *o, const char *k)
@@ -260,8 +106,8 @@ static long long num(json_t *o, const char *k)
 
 static int do_ls(void)
 {
-	struct found *f;
-	size_t n = scan(&f);
+	struct ctl_found *f;
+	size_t n = ctl_scan(NULL, &f);
 	json_t *all = json_array();
 
 	if (!json_out)
@@ -290,19 +136,19 @@ static int do_ls(void)
 		free(d);
 	}
 	json_decref(all);
-	free_found(f, n);
-	return EX_OK;
+	ctl_found_free(f, n);
+	return CTL_EX_OK;
 }
 
 /* The socket of the daemon serving mnt, or the only one running. */
 static char *find_socket(const char *mnt)
 {
-	struct found *f;
-	size_t n = scan(&f), hits = 0;
+	struct ctl_found *f;
+	size_t n = ctl_scan(NULL, &f), hits = 0;
 	char real[PATH_MAX], *path = NULL;
 
 	if (mnt && !realpath(mnt, real))
-		die(EX_NODAEMON, "mount point %s: %s", mnt, strerror(errno));
+		die(CTL_EX_NODAEMON, "mount point %s: %s", mnt, strerror(errno));
 	for (size_t i = 0; i < n; i++) {
 		if (!f[i].status)
 			continue;
@@ -312,16 +158,16 @@ static char *find_socket(const char *mnt)
 		free(path);
 		path = strdup(f[i].path);
 	}
-	free_found(f, n);
+	ctl_found_free(f, n);
 	if (hits == 1)
 		return path;
 	free(path);
 	if (mnt)
-		die(EX_NODAEMON, "no efsmt daemon answers for %s (see efsmtctl ls; or give -s)",
+		die(CTL_EX_NODAEMON, "no efsmt daemon answers for %s (see efsmtctl ls; or give -s)",
 		    real);
 	if (hits == 0)
-		die(EX_NODAEMON, "no efsmt daemon is running (or none that you may talk to)");
-	die(EX_USAGE, "%zu efsmt daemons are running: choose one with -m or -s (efsmtctl ls)",
+		die(CTL_EX_NODAEMON, "no efsmt daemon is running (or none that you may talk to)");
+	die(CTL_EX_USAGE, "%zu efsmt daemons are running: choose one with -m or -s (efsmtctl ls)",
 	    hits);
 	return NULL;
 }
@@ -380,7 +226,7 @@ static int human_health(json_t *a)
 		printf("  %-28s %s%s%s\n", str(t, "id"), str(t, "state"), e ? ": " : "",
 		       e ? e : "");
 	}
-	return healthy ? EX_OK : EX_REFUSED;
+	return healthy ? CTL_EX_OK : CTL_EX_REFUSED;
 }
 
 static json_t *set_targets_req(const char *file, const char *gen_arg)
@@ -391,25 +237,25 @@ static json_t *set_targets_req(const char *file, const char *gen_arg)
 	json_t *list = doc, *gen = NULL;
 
 	if (!doc)
-		die(EX_USAGE, "%s: line %d: %s", file, je.line, je.text);
+		die(CTL_EX_USAGE, "%s: line %d: %s", file, je.line, je.text);
 	if (json_is_object(doc)) {
 		list = json_object_get(doc, "targets");
 		gen = json_object_get(doc, "generation");
 	}
 	if (!json_is_array(list))
-		die(EX_USAGE, "%s: expected {\"generation\":N,\"targets\":[...]} or a list", file);
+		die(CTL_EX_USAGE, "%s: expected {\"generation\":N,\"targets\":[...]} or a list", file);
 	json_int_t g;
 	if (gen_arg) {
 		char *end;
 		errno = 0;
 		long long v = strtoll(gen_arg, &end, 10);
 		if (!*gen_arg || *end || errno || v < 0)
-			die(EX_USAGE, "-g %s: expected a whole number >= 0", gen_arg);
+			die(CTL_EX_USAGE, "-g %s: expected a whole number >= 0", gen_arg);
 		g = v;
 	} else if (json_is_integer(gen)) {
 		g = json_integer_value(gen);
 	} else {
-		die(EX_USAGE, "%s has no \"generation\": give one with -g N", file);
+		die(CTL_EX_USAGE, "%s has no \"generation\": give one with -g N", file);
 	}
 	json_t *req = json_pack("{s:s,s:I,s:O}", "cmd", "set-targets", "generation", g,
 				"targets", list);
@@ -447,13 +293,13 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
-			return EX_OK;
+			return CTL_EX_OK;
 		case 'V':
 			printf("efsmtctl %s\n", PACKAGE_VERSION);
-			return EX_OK;
+			return CTL_EX_OK;
 		default:
 			fprintf(stderr, "(efsmtctl --help for usage)\n");
-			return EX_USAGE;
+			return CTL_EX_USAGE;
 		}
 	}
 	/* Options after the command too: efsmtctl targets --json. */
@@ -468,13 +314,13 @@ int main(int argc, char **argv)
 		} else if (nargs < 4) {
 			args[nargs++] = argv[i];
 		} else {
-			die(EX_USAGE, "too many arguments (efsmtctl --help)");
+			die(CTL_EX_USAGE, "too many arguments (efsmtctl --help)");
 		}
 	}
 	if (nargs == 0)
-		die(EX_USAGE, "no command given (efsmtctl --help)");
+		die(CTL_EX_USAGE, "no command given (efsmtctl --help)");
 	if (sock && mnt)
-		die(EX_USAGE, "give -s or -m, not both");
+		die(CTL_EX_USAGE, "give -s or -m, not both");
 	const char *cmd = args[0];
 	if (strcmp(cmd, "ls") == 0)
 		return do_ls();
@@ -500,32 +346,32 @@ int main(int argc, char **argv)
 		   strcmp(cmd, "health") == 0) {
 		req = cmd_req(cmd);
 	} else {
-		die(EX_USAGE, "unknown command '%s' (efsmtctl --help)", cmd);
+		die(CTL_EX_USAGE, "unknown command '%s' (efsmtctl --help)", cmd);
 	}
 	if (nargs != want || !req)
-		die(EX_USAGE, "%s: wrong number of arguments (efsmtctl --help)", cmd);
+		die(CTL_EX_USAGE, "%s: wrong number of arguments (efsmtctl --help)", cmd);
 
 	char *found = sock ? NULL : find_socket(mnt);
 	char err[PATH_MAX + 256];
 	int code;
-	json_t *ans = call(sock ? sock : found, req, &code, err, sizeof(err));
+	json_t *ans = ctl_call(sock ? sock : found, req, &code, err, sizeof(err));
 	free(found);
 	if (!ans)
 		die(code, "%s", err);
 	int ok = json_is_true(json_object_get(ans, "ok"));
-	int rc = ok ? EX_OK : EX_REFUSED;
+	int rc = ok ? CTL_EX_OK : CTL_EX_REFUSED;
 	if (json_out) {
 		char *d = json_dumps(ans, JSON_COMPACT);
 		printf("%s\n", d ? d : "");
 		free(d);
 		if (ok && strcmp(cmd, "health") == 0 &&
 		    !json_is_true(json_object_get(ans, "healthy")))
-			rc = EX_REFUSED;
+			rc = CTL_EX_REFUSED;
 	} else if (!ok) {
 		const char *e = str(ans, "error");
 		fprintf(stderr, "%s: %s\n", prog, e);
 		if (strncmp(e, "permission denied", 17) == 0)
-			rc = EX_DENIED;
+			rc = CTL_EX_DENIED;
 	} else if (strcmp(cmd, "status") == 0) {
 		human_status(ans);
 	} else if (strcmp(cmd, "targets") == 0) {
@@ -541,7 +387,7 @@ int main(int argc, char **argv)
 		       json_is_true(json_object_get(ans, "changed")) ? "applied" : "unchanged");
 	}
 	if (json_out && !ok && strncmp(str(ans, "error"), "permission denied", 17) == 0)
-		rc = EX_DENIED;
+		rc = CTL_EX_DENIED;
 	json_decref(ans);
 	return rc;
 }
