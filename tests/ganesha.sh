@@ -4,6 +4,8 @@
 #   tests/ganesha.sh start DIR N   start N servers on NET.2 .. NET.(N+1),
 #                                  each exporting DIR as nfs://NET.K/export
 #                                  (NET: $GANESHA_NET, default 127.0.0)
+#   tests/ganesha.sh start-one DIR ADDR   one more server on ADDR (leaves others)
+#   tests/ganesha.sh stop-one ADDR        stop the server on ADDR
 #   tests/ganesha.sh stop          stop every server this script started (by pid)
 #   tests/ganesha.sh status        list the servers and whether they run
 #
@@ -94,6 +96,46 @@ do_start() { # DIR N
 	echo "ganesha: $n servers exporting $dir as nfs://$NET.{2..$((n + 1))}/export"
 }
 
+one_name() { echo "efsmt_ganesha_${1//[.:]/_}"; }
+
+do_start_one() { # DIR ADDR
+	local dir=$1 addr=$2 name pid
+	name=$(one_name "$addr")
+	[ -d "$dir" ] || die "start-one: $dir is not a directory"
+	command -v ganesha.nfsd >/dev/null || die "ganesha.nfsd not found (apt-get install -y nfs-ganesha nfs-ganesha-vfs)"
+	dir=$(cd "$dir" && pwd -P)
+	port_open "$addr" && die "start-one: something already listens on $addr:2049"
+	mkdir -p "$RUN/$name.recovery"
+	ganesha_conf "$RUN/$name.conf" "$dir" "$addr" "$name" "$RUN/$name.recovery" "$PLUGINS"
+	ganesha.nfsd -F -f "$RUN/$name.conf" -L "$RUN/$name.log" \
+		-p "$RUN/$name.pid.ganesha" -N NIV_EVENT </dev/null >>"$RUN/$name.out" 2>&1 &
+	pid=$!
+	echo "$pid" >"$RUN/$name.pid"
+	local deadline=$((SECONDS + START_WAIT_S))
+	until port_open "$addr"; do
+		if ! pid_alive "$pid" || [ $SECONDS -ge $deadline ]; then
+			tail -5 "$RUN/$name.log" >&2 2>/dev/null
+			die "start-one: ganesha on $addr did not come up (log: $RUN/$name.log)"
+		fi
+		sleep 0.05
+	done
+	echo "ganesha: exporting $dir as nfs://$addr/export"
+}
+
+do_stop_one() { # ADDR
+	local f pid
+	f=$RUN/$(one_name "$1").pid
+	[ -e "$f" ] || return 0
+	pid=$(cat "$f")
+	rm -f "$f"
+	pid_alive "$pid" || return 0
+	kill -TERM "$pid"
+	local deadline=$((SECONDS + STOP_WAIT_S))
+	while pid_alive "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+	pid_alive "$pid" && kill -KILL "$pid" 2>/dev/null
+	return 0
+}
+
 do_status() {
 	local f pid
 	for f in "$RUN"/*.pid; do
@@ -106,7 +148,9 @@ do_status() {
 
 case "${1:-}" in
 start) [ $# -eq 3 ] || die "usage: $0 start DIR N"; do_start "$2" "$3" ;;
+start-one) [ $# -eq 3 ] || [ $# -eq 4 ] || die "usage: $0 start-one DIR ADDR"; mkdir -p "$RUN"; do_start_one "$2" "$3" ;;
+stop-one) [ $# -eq 2 ] || [ $# -eq 3 ] || die "usage: $0 stop-one ADDR"; do_stop_one "$2" ;;
 stop) do_stop ;;
 status) do_status ;;
-*) die "usage: $0 start DIR N | stop | status" ;;
+*) die "usage: $0 start DIR N | start-one DIR ADDR | stop-one ADDR | stop | status" ;;
 esac

@@ -19,6 +19,7 @@ import argparse
 import base64
 import json
 import socketserver
+import subprocess
 import sys
 import threading
 import time
@@ -73,6 +74,13 @@ class State:
             "imds_token_uses": 0,  # >0: a token dies after that many uses
             "ecs_token": None,  # required Authorization header value
             "region": REGION,
+            # The local rehearsal: a new mount target gets the next address of
+            # ip_pool and create_cmd + [ip, id] runs (starting an NFS server);
+            # the target stays "creating" until it exits, "error" if it fails.
+            "ip_pool": [],
+            "create_cmd": None,
+            "delete_cmd": None,  # delete_cmd + [ip, id] when one is deleted
+            "error_subnets": [],  # targets created here end in "error"
         }
         self.faults = []
         self.log = []
@@ -93,7 +101,7 @@ class State:
             "SubnetId": subnet, "LifeCycleState": "creating", "IpAddress": ip,
             "NetworkInterfaceId": "eni-" + uuid.uuid4().hex[:17],
             "AvailabilityZoneId": azid, "AvailabilityZoneName": az,
-            "VpcId": "vpc-0fake", "created": created,
+            "VpcId": "vpc-0fake", "created": created, "hook": None,
         }
         return mid
 
@@ -111,12 +119,29 @@ class State:
 STATE = State()
 
 
+def run_hook(mt, cmd):
+    """Runs cmd + [ip, id] in the background; mt["hook"] records the end."""
+    mt["hook"] = "running"
+
+    def work():
+        try:
+            ok = subprocess.run(list(cmd) + [mt["IpAddress"], mt["MountTargetId"]],
+                                stdin=subprocess.DEVNULL, timeout=120).returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            ok = False
+        with STATE.lock:
+            mt["hook"] = "ok" if ok else "failed"
+    threading.Thread(target=work, daemon=True).start()
+
+
 def mt_view(mt):
     """A mount target as AWS shows it, with its state advanced."""
-    if mt["LifeCycleState"] == "creating" and \
+    if mt["LifeCycleState"] == "creating" and mt["hook"] in (None, "ok") and \
             time.time() - mt["created"] >= STATE.config["create_delay"]:
         mt["LifeCycleState"] = "available"
-    out = {k: v for k, v in mt.items() if k != "created"}
+    if mt["hook"] == "failed" or mt["SubnetId"] in STATE.config["error_subnets"]:
+        mt["LifeCycleState"] = "error"
+    out = {k: v for k, v in mt.items() if k not in ("created", "hook")}
     out["Tags"] = None  # extra fields and nulls, as real answers carry
     out["Extra"] = {"nested": [1, None]}
     return out
@@ -358,17 +383,24 @@ class Handler(BaseHTTPRequestHandler):
         if ip is not None and any(m["IpAddress"] == ip for m in STATE.mts.values()):
             raise AwsError(409, "IpAddressInUse", f"IP address {ip} is in use")
         n = len(STATE.mts)
+        if ip is None and STATE.config["ip_pool"]:
+            ip = STATE.config["ip_pool"].pop(0)
         mid = STATE._add_mt(b["FileSystemId"], b["SubnetId"], ip or f"10.9.{n}.{n + 10}",
                             time.time())
+        if STATE.config["create_cmd"]:
+            run_hook(STATE.mts[mid], STATE.config["create_cmd"])
         out = mt_view(STATE.mts[mid])
-        out["LifeCycleState"] = "creating" if STATE.config["create_delay"] else "available"
+        slow = STATE.config["create_delay"] or STATE.config["create_cmd"]
+        out["LifeCycleState"] = "creating" if slow else out["LifeCycleState"]
         return 200, out
 
     def efs_delete_mt(self):
         mid = self.url.path.rsplit("/", 1)[1]
         if mid not in STATE.mts:
             raise AwsError(404, "MountTargetNotFound", f"Mount target '{mid}' does not exist.")
-        del STATE.mts[mid]
+        mt = STATE.mts.pop(mid)
+        if STATE.config["delete_cmd"]:
+            run_hook(mt, STATE.config["delete_cmd"])
         return 204, b""
 
     def efs_describe_fss(self):
