@@ -45,6 +45,7 @@ SUBNETS = {  # subnet -> (AZ name, AZ id)
     "subnet-d": ("us-east-1d", "use1-az6"),
     "subnet-e": ("us-east-1e", "use1-az3"),
     "subnet-f": ("us-east-1f", "use1-az5"),
+    "subnet-z1": ("us-east-1a", "use1-az1"),  # a second subnet in subnet-a's AZ
 }
 SECURITY_GROUPS = {"sg-1", "sg-2", "sg-3"}
 ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazonaws.efs/"
@@ -81,6 +82,7 @@ class State:
             "create_cmd": None,
             "delete_cmd": None,  # delete_cmd + [ip, id] when one is deleted
             "error_subnets": [],  # targets created here end in "error"
+            "hook_env": None,  # the hooks' environment (default: fakeaws's own)
         }
         self.faults = []
         self.log = []
@@ -126,7 +128,8 @@ def run_hook(mt, cmd):
     def work():
         try:
             ok = subprocess.run(list(cmd) + [mt["IpAddress"], mt["MountTargetId"]],
-                                stdin=subprocess.DEVNULL, timeout=120).returncode == 0
+                                stdin=subprocess.DEVNULL, env=STATE.config["hook_env"],
+                                timeout=120).returncode == 0
         except (OSError, subprocess.SubprocessError):
             ok = False
         with STATE.lock:
@@ -212,7 +215,11 @@ class Handler(BaseHTTPRequestHandler):
                 ak = self.verify(service)
                 STATE.log.append({"service": service, "action": action, "key": ak,
                                   "path": self.path, "port": self.client_address[1]})
-                fault = STATE.faults.pop(0) if STATE.faults else None
+                # A fault with "action" waits for a request of that action.
+                fault = next((f for f in STATE.faults
+                              if f.get("action") in (None, action)), None)
+                if fault:
+                    STATE.faults.remove(fault)
             if fault and self.inject(fault):
                 return
             with STATE.lock:
@@ -222,6 +229,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error_form(e)
 
     def inject(self, f):
+        if f.get("then_create"):  # a peer's create lands while ours fails
+            with STATE.lock:
+                fs = json.loads(self.body)["FileSystemId"]
+                ip = STATE.config["ip_pool"].pop(0) if STATE.config["ip_pool"] else "10.8.0.1"
+                mid = STATE._add_mt(fs, f["then_create"], ip, time.time())
+                if STATE.config["create_cmd"]:
+                    run_hook(STATE.mts[mid], STATE.config["create_cmd"])
         if "slow" in f:
             time.sleep(f["slow"])
             return False

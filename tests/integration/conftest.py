@@ -13,6 +13,7 @@ that uses `backend` or `fs` then runs against it too.
 """
 
 import importlib.util
+import json
 import os
 import random
 import shutil
@@ -20,6 +21,7 @@ import signal
 import socket
 import subprocess
 import threading
+import urllib.request
 
 import pytest
 
@@ -450,3 +452,85 @@ def fs(mount_efsmt):
 def pytest_report_header(config):
     return "efsmt binary: %s; backends: %s" % (lib.efsmt_binary(), ", ".join(BACKEND_KINDS))
 
+
+
+# ---------------------------------------------------------------- the fake AWS
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FAKE = os.path.join(REPO, "tests", "fakeaws", "fakeaws.py")
+PY = "/usr/bin/python3"
+STATIC = ("AKIDSTATIC", "static/secret+key")
+PROFILE = ("AKIDPROFILE", "profile/secret+key")
+FS = "fs-12345678"
+
+
+def awsprobe_bin():
+    return os.environ.get("AWSPROBE", os.path.join(REPO, "provisioner", "awsprobe"))
+
+
+@pytest.fixture(scope="module")
+def fake_server():
+    probe = subprocess.run([PY, "-c", "import botocore.auth"], capture_output=True)
+    if probe.returncode:
+        pytest.fail("python3-botocore missing for /usr/bin/python3: apt-get install "
+                    "python3-botocore", pytrace=False)
+    if not os.access(awsprobe_bin(), os.X_OK):
+        pytest.fail("%s not built (make)" % awsprobe_bin(), pytrace=False)
+    p = subprocess.Popen([PY, FAKE], stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline().split()
+    assert line and line[0] == "PORT", "fakeaws did not start"
+    yield "http://127.0.0.1:%s" % line[1]
+    p.terminate()
+    p.wait(timeout=10)
+
+
+class Fake:
+    def __init__(self, url, tmp):
+        self.url, self.tmp = url, tmp
+        self.post("reset", {})
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("AWS_", "EFSMT_"))}
+        self.env.update({
+            "HOME": str(tmp), "AWS_REGION": "us-east-1",
+            "EFSMT_EFS_ENDPOINT": url, "EFSMT_SSM_ENDPOINT": url,
+            "EFSMT_IMDS_ENDPOINT": url, "EFSMT_ECS_ENDPOINT": url,
+            "EFSMT_AWS_BACKOFF_BASE_MS": "5", "EFSMT_AWS_BACKOFF_CAP_MS": "50",
+        })
+
+    def post(self, what, obj):
+        req = urllib.request.Request(self.url + "/_fake/" + what, data=json.dumps(obj).encode(),
+                                     method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.load(r)
+
+    def log(self):
+        with urllib.request.urlopen(self.url + "/_fake/log", timeout=10) as r:
+            return json.load(r)
+
+    def config(self, **kw):
+        self.post("config", kw)
+
+    def faults(self, *fs):
+        self.post("faults", list(fs))
+
+    def static_keys(self):
+        self.env["AWS_ACCESS_KEY_ID"], self.env["AWS_SECRET_ACCESS_KEY"] = STATIC
+
+    def run(self, *args, ok=True, timeout=60):
+        r = subprocess.run([awsprobe_bin(), *args], env=self.env, capture_output=True,
+                           text=True, timeout=timeout)
+        assert r.returncode >= 0, "awsprobe crashed: %s" % r.stderr
+        if ok:
+            assert r.returncode == 0, r.stderr
+        else:
+            assert r.returncode == 1, (r.stdout, r.stderr)
+            assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        return r
+
+    def signed_calls(self):
+        return [e for e in self.log()["log"] if e["service"] in ("elasticfilesystem", "ssm")]
+
+
+@pytest.fixture
+def fake(fake_server, tmp_path):
+    return Fake(fake_server, tmp_path)
