@@ -43,8 +43,12 @@ static void publish(struct route_table *rt)
 	struct route_table *old = atomic_exchange(&fs.routes, rt);
 	struct retired *r = malloc(sizeof(*r));
 
-	for (size_t i = 0; i < rt->n; i++)
-		atomic_store(&rt->t[i]->state, TARGET_UP);
+	/* A target back in the table leaves draining; one that is down stays
+	 * down until the health monitor hears from it. */
+	for (size_t i = 0; i < rt->n; i++) {
+		int draining = TARGET_DRAINING;
+		atomic_compare_exchange_strong(&rt->t[i]->state, &draining, TARGET_UP);
+	}
 	for (size_t i = 0; i < old->n; i++)
 		if (!in_table(rt, old->t[i])) {
 			atomic_store(&old->t[i]->state, TARGET_DRAINING);

@@ -42,17 +42,25 @@ void route_table_free(struct route_table *rt)
 
 size_t route_pick_index(const struct route_table *rt, const char *path, size_t len)
 {
-	size_t best = 0;
-	uint64_t best_score = route_score(rt->t[0]->seed, path, len);
+	size_t best = 0, best_up = SIZE_MAX;
+	uint64_t best_score = 0, best_up_score = 0;
 
-	for (size_t i = 1; i < rt->n; i++) {
+	/* The best target that is not down: a down target's paths go to the
+	 * next in score order. With every target down, the best one (its
+	 * calls fail fast until it answers again). */
+	for (size_t i = 0; i < rt->n; i++) {
 		uint64_t s = route_score(rt->t[i]->seed, path, len);
-		if (s > best_score) {
+		if (i == 0 || s > best_score) {
 			best = i;
 			best_score = s;
 		}
+		if (atomic_load_explicit(&rt->t[i]->state, memory_order_relaxed) != TARGET_DOWN &&
+		    (best_up == SIZE_MAX || s > best_up_score)) {
+			best_up = i;
+			best_up_score = s;
+		}
 	}
-	return best;
+	return best_up == SIZE_MAX ? best : best_up;
 }
 
 struct target *route_pick(const struct route_table *rt, const char *path, size_t len)

@@ -31,7 +31,8 @@ uint64_t route_score(uint64_t seed, const char *path, size_t len);
 struct route_table *route_table_new(struct target *const *t, size_t n, uint64_t generation);
 void route_table_free(struct route_table *rt);
 
-/* Index of the target the path goes to; rt->n must be > 0. */
+/* Index of the target the path goes to: the best-scoring target that is not
+ * down (the best of all when every one is down); rt->n must be > 0. */
 size_t route_pick_index(const struct route_table *rt, const char *path, size_t len);
 struct target *route_pick(const struct route_table *rt, const char *path, size_t len);
 /* Fill order[0..rt->n-1] with target indexes, best first. */

@@ -151,6 +151,35 @@ START_TEST(test_failover_is_score_order)
 }
 END_TEST
 
+/* A down target's paths go to their second choice; no other path moves;
+ * with every target down, paths keep their first choice. */
+START_TEST(test_down_target_skipped)
+{
+	struct route_table *rt = route_table_new(pool, 4, 1);
+	size_t order[4];
+	int moved = 0;
+
+	atomic_store(&pool[2]->state, TARGET_DOWN);
+	for (int i = 0; i < NPATHS; i += 7) {
+		const char *p = paths[i];
+		route_order(rt, p, strlen(p), order);
+		size_t want = rt->t[order[0]] == pool[2] ? order[1] : order[0];
+		moved += rt->t[order[0]] == pool[2];
+		ck_assert_uint_eq(route_pick_index(rt, p, strlen(p)), want);
+	}
+	ck_assert_int_gt(moved, NPATHS / 7 / 8);
+	for (int k = 0; k < 4; k++)
+		atomic_store(&pool[k]->state, TARGET_DOWN);
+	for (int i = 0; i < NPATHS; i += 101) {
+		route_order(rt, paths[i], strlen(paths[i]), order);
+		ck_assert_uint_eq(route_pick_index(rt, paths[i], strlen(paths[i])), order[0]);
+	}
+	for (int k = 0; k < 4; k++)
+		atomic_store(&pool[k]->state, TARGET_UP);
+	route_table_free(rt);
+}
+END_TEST
+
 START_TEST(test_known_value)
 {
 	/* Pins the hash: other hosts and the tests' own implementation must
@@ -173,6 +202,7 @@ int main(void)
 	tcase_add_test(tc, test_add_moves_only_to_new);
 	tcase_add_test(tc, test_remove_moves_only_its_own);
 	tcase_add_test(tc, test_failover_is_score_order);
+	tcase_add_test(tc, test_down_target_skipped);
 	tcase_add_test(tc, test_known_value);
 	suite_add_tcase(s, tc);
 	return check_run(s);
