@@ -88,6 +88,7 @@ struct worker {
 	struct walk *w;
 	pthread_t tid;
 	uint64_t files, dirs, other, unreadable;
+	uint64_t untyped; /* counted in dirs by a parent, but find has no type for them */
 	char *buf;
 	struct wnode **kids; /* subdirectories of the directory just read */
 	size_t nkids, kidcap;
@@ -184,7 +185,7 @@ static void walk_report(struct walk *w, const struct wnode *n, int err)
  * root, one name at a time (never a path, so PATH_MAX does not apply). */
 static int open_from_root(struct walk *w, const struct wnode *n)
 {
-	const struct wnode **chain = malloc(n->depth * sizeof(*chain));
+	const struct wnode **chain = malloc((n->depth + 1) * sizeof(*chain));
 	if (!chain)
 		return -ENOMEM;
 	const struct wnode *c = n;
@@ -215,6 +216,23 @@ static int node_open(struct walk *w, struct wnode *n)
 		return open_from_root(w, n);
 	int fd = openat(p->fd, n->name, WALK_DIR_FLAGS);
 	return fd >= 0 ? fd : -errno;
+}
+
+/* find lstat()s every directory it meets; when that fails (its parent has r
+ * but not x) it gives the entry no type: neither -type f nor -type d. */
+static bool lstat_works(struct walk *w, const struct wnode *n)
+{
+	const struct wnode *p = n->parent;
+	struct stat st;
+	if (!p)
+		return true;
+	int pfd = p->fd >= 0 ? p->fd : open_from_root(w, p);
+	if (pfd < 0)
+		return true; /* cannot tell: leave it a directory */
+	bool ok = fstatat(pfd, n->name, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno == ENOENT;
+	if (pfd != p->fd)
+		close(pfd);
+	return ok;
 }
 
 /* ---------------------------------------------------------------- reading */
@@ -283,13 +301,11 @@ static int read_dir(struct worker *wk, struct wnode *n, int fd)
 			if (type == DT_UNKNOWN) {
 				type = entry_type(fd, d->d_name);
 				/* Gone since the listing: find would not see it either. A
-				 * type that cannot be learnt makes the directory unreadable. */
+				 * type that cannot be learnt is "other" to find, and an error. */
 				if (type == -ENOENT)
 					continue;
-				if (type < 0) {
+				if (type < 0)
 					type_err = type;
-					continue;
-				}
 			}
 			if (type == DT_REG) {
 				wk->files++;
@@ -311,6 +327,8 @@ static int visit(struct worker *wk, struct wnode *n)
 	struct walk *w = wk->w;
 	int fd = node_open(w, n);
 	int err = fd < 0 ? fd : 0;
+	if (fd < 0 && !lstat_works(w, n))
+		wk->untyped++;
 	node_opened(w, n);
 	wk->nkids = 0;
 	if (fd >= 0)
@@ -505,8 +523,8 @@ int walk_count(const char *root, int nthreads, struct walk_result *res,
 	res->dirs = 1; /* root */
 	for (int i = 0; i < nthreads; i++) {
 		res->files += wk[i].files;
-		res->dirs += wk[i].dirs;
-		res->other += wk[i].other;
+		res->dirs += wk[i].dirs - wk[i].untyped;
+		res->other += wk[i].other + wk[i].untyped;
 		res->unreadable += wk[i].unreadable;
 	}
 	walk_free(&w, wk, nthreads);

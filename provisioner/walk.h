@@ -14,7 +14,11 @@
  * given on a command line (`find ROOT/`).
  *
  * Testing hook: with EFSMT_WALK_FORCE_STAT=1 in the environment every entry
- * is typed with fstatat, as on a file system that returns DT_UNKNOWN. */
+ * is typed with fstatat, as on a file system that returns DT_UNKNOWN.
+ *
+ * find lstat()s every subdirectory it meets; one whose lstat fails (its parent has
+ * r but not x) has no type for find and is counted in `other`, as is an
+ * entry of type DT_UNKNOWN whose fstatat fails. */
 #ifndef EFSMT_WALK_H
 #define EFSMT_WALK_H
 
