@@ -11,8 +11,10 @@
 
 static int usage(const char *why)
 {
-	fprintf(stderr, "efsmt-provisioner: %s\nusage: efsmt-provisioner count [--threads N] "
-			"[--log-format json|text] PATH\n", why);
+	fprintf(stderr,
+		"efsmt-provisioner: %s\nusage: efsmt-provisioner count [--threads N] "
+		"[--log-format json|text] PATH\n",
+		why);
 	return 2;
 }
 
@@ -26,7 +28,8 @@ static int cmd_count(int argc, char **argv)
 			char *end;
 			long n = strtol(argv[++i], &end, 10);
 			if (*argv[i] == '\0' || *end != '\0' || n < 0 || n > PROV_MAX_THREADS)
-				return usage("count: --threads wants a number from 0 (default) to 256");
+				return usage(
+				    "count: --threads wants a number from 0 (default) to 256");
 			threads = (int)n;
 		} else if (strcmp(a, "--log-format") == 0 && i + 1 < argc) {
 			const char *f = argv[++i];

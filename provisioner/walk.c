@@ -365,6 +365,8 @@ static int visit(struct worker *wk, struct wnode *n)
 /* Under w->lock. */
 static int push_kids(struct walk *w, struct worker *wk)
 {
+	if (wk->nkids == 0)
+		return 0;
 	if (w->n + wk->nkids > w->cap) {
 		size_t cap = w->cap;
 		while (cap < w->n + wk->nkids)
@@ -512,8 +514,8 @@ int walk_count(const char *root, int nthreads, struct walk_result *res,
 	for (; started < nthreads; started++) {
 		wk[started].w = &w;
 		wk[started].buf = malloc(WALK_BUF_BYTES);
-		if (!wk[started].buf || pthread_create(&wk[started].tid, NULL, worker_main,
-						       &wk[started]) != 0)
+		if (!wk[started].buf ||
+		    pthread_create(&wk[started].tid, NULL, worker_main, &wk[started]) != 0)
 			break;
 	}
 	for (int i = 0; i < started; i++)
