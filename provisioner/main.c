@@ -61,7 +61,8 @@ static void usage(FILE *f)
 		"Options:\n"
 		"  --config FILE      settings as 'key = value' lines, '#' comments\n"
 		"                     (default %s when it exists)\n"
-		"  --json             count and describe print JSON\n"
+		"  --json             count and describe print JSON (so does log_format json)\n"
+		"  --threads N        for count: the same as --count-threads\n"
 		"  -h, --help         this text;  -V, --version  the version\n"
 		"\n"
 		"Settings (config file keys; as flags, '-' or '_' alike; flags win):\n",
@@ -213,6 +214,8 @@ static int parse_args(int argc, char **argv, struct args *a, struct prov_config 
 			return die_usage("unknown option %s%s", s, "");
 		memcpy(key, s + 2, kl);
 		key[kl] = 0;
+		if (strcmp(key, "threads") == 0)
+			snprintf(key, sizeof(key), "count_threads"); /* count --threads N */
 		if (strcmp(key, "json") == 0 || strcmp(key, "once") == 0) {
 			if (eq)
 				return die_usage("--%s takes no value%s", key, "");
@@ -304,7 +307,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (strcmp(a.cmd, "count") == 0) {
-		rc = walk_cmd_count(a.pos[0], (int)c.count_threads, a.json);
+		rc = walk_cmd_count(a.pos[0], (int)c.count_threads,
+				    a.json || c.log_format == PROV_LOG_JSON);
 		goto out;
 	}
 	if (!strcmp(a.cmd, "run") && c.subnets.n == 0)
