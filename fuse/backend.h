@@ -126,6 +126,13 @@ struct backend_ops {
 			size_t size, int flags);
 	ssize_t (*listxattr)(struct target *t, const char *path, char *buf, size_t size);
 	int (*removexattr)(struct target *t, const char *path, const char *name);
+
+	/* Fail-over (health.h); both may be NULL. abort: the target stopped
+	 * answering; fail calls in flight and later ones at once (-ENOTCONN)
+	 * until a probe succeeds; callable from any thread. probe: 0 when the
+	 * target answers (reconnecting if needed); without it, statfs("/"). */
+	void (*abort)(struct target *t);
+	int (*probe)(struct target *t);
 };
 
 /* Registered backends, found by URI scheme. */

@@ -656,6 +656,25 @@ static int nfs_be_statfs(struct target *t, const char *path, struct statvfs *sv)
 	return nfs_statfs(pick_lane(nt, NULL), req_auth(NULL, &au), &nt->root, sv);
 }
 
+static void nfs_be_abort(struct target *t)
+{
+	struct nfs_target *nt = NT(t);
+	for (int i = 0; i < nt->nlanes; i++)
+		nfs_client_abort(nt->lane[i]);
+}
+
+/* Every lane must answer: an open file may be on any of them. */
+static int nfs_be_probe(struct target *t)
+{
+	struct nfs_target *nt = NT(t);
+	for (int i = 0; i < nt->nlanes; i++) {
+		int e = nfs_client_probe(nt->lane[i]);
+		if (e)
+			return e;
+	}
+	return 0;
+}
+
 /* ---- creating ---- */
 
 /* CREATE of a non-regular object under path's parent; retried once when the
@@ -1347,6 +1366,8 @@ const struct backend_ops backend_nfs_ops = {
 	.rmdir = nfs_be_rmdir,
 	.rename = nfs_be_rename,
 	.statfs = nfs_be_statfs,
+	.abort = nfs_be_abort,
+	.probe = nfs_be_probe,
 	.access = nfs_be_access,
 	.create = nfs_be_create,
 	.open = nfs_be_open,

@@ -136,6 +136,16 @@ static int parse_one_opt(struct efsmt_config *cfg, const char *o, char *err, siz
 		return parse_seconds("attr_timeout", v, &cfg->attr_timeout, err, errlen);
 	if (KEY("negative_timeout") && v)
 		return parse_seconds("negative_timeout", v, &cfg->negative_timeout, err, errlen);
+	if (KEY("probe_interval") && v)
+		return parse_seconds("probe_interval", v, &cfg->probe_interval, err, errlen);
+	if (KEY("probe_timeout") && v) {
+		int rc = parse_seconds("probe_timeout", v, &cfg->probe_timeout, err, errlen);
+		if (rc == 0 && cfg->probe_timeout < 0.1) {
+			snprintf(err, errlen, "probe_timeout=%s: expected at least 0.1 seconds", v);
+			return -1;
+		}
+		return rc;
+	}
 	if (KEY("lanes") && v)
 		return parse_int("lanes", v, 1, CFG_MAX_LANES, &cfg->lanes, err, errlen);
 	if (KEY("threads") && v)
@@ -294,6 +304,8 @@ int config_parse(int argc, char **argv, struct efsmt_config *cfg, char *err, siz
 	cfg->negative_timeout = CFG_DEFAULT_NEGATIVE_TIMEOUT;
 	cfg->log_level = LOG_LVL_INFO;
 	cfg->lanes = CFG_DEFAULT_LANES;
+	cfg->probe_interval = CFG_DEFAULT_PROBE_INTERVAL;
+	cfg->probe_timeout = CFG_DEFAULT_PROBE_TIMEOUT;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -410,6 +422,16 @@ void config_usage(FILE *out)
 "                           are seen at once, changes made by other hosts after\n"
 "                           at most these times.\n"
 "\n"
+"Fail-over:\n"
+"  -o probe_interval=SEC    probe every target this often (default %.0f; 0: never)\n"
+"  -o probe_timeout=SEC     a target that does not answer a probe in this time\n"
+"                           (default %.0f), or whose connection fails, is marked\n"
+"                           down: its paths go to the next target in rendezvous\n"
+"                           order, calls waiting on it fail (reads and lookups\n"
+"                           are retried on the next target, others get EIO),\n"
+"                           and it returns when a probe succeeds. A target that\n"
+"                           stops answering is down within interval + timeout.\n"
+"\n"
 "Daemon:\n"
 "  -o threads=N             worker threads (default: one per CPU, at least 2).\n"
 "                           More help only when targets block for long (slow\n"
@@ -445,5 +467,6 @@ void config_usage(FILE *out)
 "\n"
 "Exit status: 0 after a clean unmount or SIGTERM; 1 on bad options or targets\n"
 "(one line on stderr says which and how to fix it; nothing is left mounted).\n",
-		CFG_DEFAULT_ENTRY_TIMEOUT, CFG_DEFAULT_ATTR_TIMEOUT, CFG_DEFAULT_NEGATIVE_TIMEOUT);
+		CFG_DEFAULT_ENTRY_TIMEOUT, CFG_DEFAULT_ATTR_TIMEOUT, CFG_DEFAULT_NEGATIVE_TIMEOUT,
+		CFG_DEFAULT_PROBE_INTERVAL, CFG_DEFAULT_PROBE_TIMEOUT);
 }

@@ -21,6 +21,8 @@
 #define CFG_MAX_THREADS 1024
 #define CFG_DEFAULT_LANES 1
 #define CFG_MAX_LANES 16
+#define CFG_DEFAULT_PROBE_INTERVAL 2.0 /* seconds between health probes */
+#define CFG_DEFAULT_PROBE_TIMEOUT 5.0  /* seconds a probe may take */
 #define CFG_MAX_TIMEOUT 86400.0 /* seconds */
 
 struct efsmt_config {
@@ -38,6 +40,8 @@ struct efsmt_config {
 	double negative_timeout;
 	int threads; /* worker threads; 0: one per CPU, at least 2 */
 	int lanes;   /* TCP connections per nfs:// target */
+	double probe_interval; /* health.h; 0: no health monitor */
+	double probe_timeout;
 	int log_level;
 	int foreground;
 	int debug;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cred.h"
+#include "health.h"
 #include "node.h"
 
 struct efsmt_fs fs;
@@ -74,6 +75,7 @@ void fs_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const s
 int fs_count(struct target *t, int rc)
 {
 	op_guard_note(t, rc);
-	return rc;
+	health_note(t, rc);
+	return health_is_unreachable(rc) ? -EIO : rc;
 }
 

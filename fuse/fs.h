@@ -11,6 +11,7 @@
 
 #include "backend.h"
 #include "handle.h"
+#include "health.h"
 #include "route.h"
 #include "target.h"
 
@@ -49,8 +50,27 @@ struct target *fs_route(const char *path, size_t len);
 void fs_caller(fuse_req_t req, struct be_caller *c);
 /* Reply with an entry for PARENT/NAME whose attributes are st. */
 void fs_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const struct stat *st);
-/* Count an operation and its failure on a target; returns rc. */
+/* Count an operation and its failure on a target, and tell the health
+ * monitor (a target that did not answer is marked down at once). Returns
+ * rc, except that "the target did not answer" becomes -EIO. */
 int fs_count(struct target *t, int rc);
+
+/* An idempotent call by path (lookup, getattr, readlink, access, statfs,
+ * opendir, reading xattrs): when its target does not answer, that target is
+ * marked down and the call is made again on the next target in rendezvous
+ * order, at most FS_FAILOVERS times. `call` uses t; rc gets its result. */
+#define FS_FAILOVERS 2
+#define FS_RETRY_ELSEWHERE(t, path, len, rc, call)                                     \
+	for (int fs_try_ = 0;; fs_try_++) {                                            \
+		rc = (call);                                                           \
+		if (!health_is_unreachable((int)(rc)) || fs_try_ == FS_FAILOVERS)    \
+			break;                                                         \
+		health_note(t, (int)(rc));                                             \
+		struct target *fs_next_ = fs_route(path, len);                         \
+		if (fs_next_ == t)                                                     \
+			break;                                                         \
+		t = fs_next_;                                                          \
+	}
 
 /* op_guard.c: every request runs in an epoch section (epoch.h) and is
  * timed; fs_count() tells it which target served the request and

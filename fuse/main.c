@@ -18,6 +18,7 @@
 #include "ctl_proto.h"
 #include "epoch.h"
 #include "fs.h"
+#include "health.h"
 #include "log.h"
 #include "node.h"
 #include "reload.h"
@@ -147,6 +148,8 @@ static int serve(const struct efsmt_config *cfg)
 	 * libfuse's signal handlers, so that SIGHUP becomes a reload. */
 	if (ctl_server_start() < 0)
 		log_error("msg=control-thread-failed (the mount works, efsmtctl does not)");
+	if (health_start((int)(cfg->probe_interval * 1000), (int)(cfg->probe_timeout * 1000)) < 0)
+		log_error("msg=health-thread-failed (no fail-over)");
 	if (cfg->single_thread) {
 		rc = fuse_session_loop(se);
 	} else {
@@ -169,6 +172,7 @@ static int serve(const struct efsmt_config *cfg)
 	 * SIGINT or SIGHUP (a clean stop too), or -errno. */
 	if (rc > 0)
 		log_info("msg=stopping signal=%d", rc);
+	health_stop();
 	ctl_server_stop();
 	rc = rc >= 0 ? 0 : 1;
 	log_info("msg=unmounted mountpoint=%s", cfg->mountpoint);

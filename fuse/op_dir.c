@@ -71,7 +71,9 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	struct target *t = fs_route(path, (size_t)len);
-	int rc = fs_count(t, t->ops->opendir(t, path, &dh));
+	int rc;
+	FS_RETRY_ELSEWHERE(t, path, (size_t)len, rc, t->ops->opendir(t, path, &dh));
+	rc = fs_count(t, rc);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;

@@ -82,7 +82,15 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	struct target *t = fs_route(path, (size_t)len);
-	int rc = fs_count(t, t->ops->open(t, path, fi->flags, &bh));
+	int rc;
+	if (fi->flags & O_TRUNC) {
+		/* Not again elsewhere: a server that comes back may still run
+		 * the truncation after writes made through another target. */
+		rc = t->ops->open(t, path, fi->flags, &bh);
+	} else {
+		FS_RETRY_ELSEWHERE(t, path, (size_t)len, rc, t->ops->open(t, path, fi->flags, &bh));
+	}
+	rc = fs_count(t, rc);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -160,9 +168,9 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t 
 			n = t->ops->write(t, h->bh, mem.buf[0].mem, (size_t)n, off);
 		free(mem.buf[0].mem);
 	}
-	fs_count(t, n < 0 ? (int)n : 0);
+	int rc = fs_count(t, n < 0 ? (int)n : 0);
 	if (n < 0) {
-		fuse_reply_err(req, (int)-n);
+		fuse_reply_err(req, -rc);
 	} else {
 		op_guard_bytes((uint64_t)n);
 		fuse_reply_write(req, (size_t)n);

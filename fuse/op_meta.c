@@ -34,9 +34,10 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct stat st;
 	CHILD_OR_REPLY(req, parent, name, path, t);
-	int rc = t->ops->getattr(t, path, &st);
+	int rc;
+	FS_RETRY_ELSEWHERE(t, path, (size_t)path_len, rc, t->ops->getattr(t, path, &st));
 
-	fs_count(t, rc == -ENOENT ? 0 : rc);
+	rc = rc == -ENOENT ? (fs_count(t, 0), rc) : fs_count(t, rc);
 	if (rc == -ENOENT && fs.negative_timeout > 0) {
 		/* A negative entry: the kernel skips the next lookup of this name. */
 		struct fuse_entry_param e;
@@ -79,7 +80,8 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			handle_put(h);
 	} else {
 		NODE_OR_REPLY(req, ino, path, t);
-		rc = fs_count(t, t->ops->getattr(t, path, &st));
+		FS_RETRY_ELSEWHERE(t, path, (size_t)path_len, rc, t->ops->getattr(t, path, &st));
+		rc = fs_count(t, rc);
 	}
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
@@ -134,7 +136,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			return;
 		}
 	}
-	if (fs_count(t, rc) < 0)
+	if ((rc = fs_count(t, rc)) < 0)
 		fuse_reply_err(req, -rc);
 	else
 		fuse_reply_attr(req, &st, fs.attr_timeout);
@@ -144,7 +146,10 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	char buf[PATH_MAX];
 	NODE_OR_REPLY(req, ino, path, t);
-	int rc = fs_count(t, t->ops->readlink(t, path, buf, sizeof(buf)));
+	int rc;
+	FS_RETRY_ELSEWHERE(t, path, (size_t)path_len, rc,
+			   t->ops->readlink(t, path, buf, sizeof(buf)));
+	rc = fs_count(t, rc);
 
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
@@ -156,7 +161,7 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino)
 static void reply_made(fuse_req_t req, struct target *t, int rc, fuse_ino_t parent,
 		       const char *name, const struct stat *st)
 {
-	if (fs_count(t, rc) < 0)
+	if ((rc = fs_count(t, rc)) < 0)
 		fuse_reply_err(req, -rc);
 	else
 		fs_reply_entry(req, parent, name, st);
@@ -271,7 +276,9 @@ void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs sv;
 	NODE_OR_REPLY(req, ino, path, t);
-	int rc = fs_count(t, t->ops->statfs(t, path, &sv));
+	int rc;
+	FS_RETRY_ELSEWHERE(t, path, (size_t)path_len, rc, t->ops->statfs(t, path, &sv));
+	rc = fs_count(t, rc);
 
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
@@ -282,5 +289,7 @@ void op_statfs(fuse_req_t req, fuse_ino_t ino)
 void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
 	NODE_OR_REPLY(req, ino, path, t);
-	fuse_reply_err(req, -fs_count(t, t->ops->access(t, path, mask)));
+	int rc;
+	FS_RETRY_ELSEWHERE(t, path, (size_t)path_len, rc, t->ops->access(t, path, mask));
+	fuse_reply_err(req, -fs_count(t, rc));
 }

@@ -137,6 +137,12 @@ void nfs_client_close(struct nfs_client *c); /* DESTROY_SESSION, DESTROY_CLIENTI
 void nfs_client_info(struct nfs_client *c, struct nfs_info *info);
 /* 0 while the connection and session work (a SEQUENCE round trip). */
 int nfs_ping(struct nfs_client *c);
+/* The server stopped answering: fail every call in flight (the connection
+ * is cut) and every later call with -ENOTCONN, without reconnecting, until
+ * nfs_client_probe succeeds. Safe from any thread at any time. */
+void nfs_client_abort(struct nfs_client *c);
+/* Reconnect if needed and ping, even while aborted; 0 clears the abort. */
+int nfs_client_probe(struct nfs_client *c);
 
 /* Names. base NULL is the server's root; path is '/'-separated, relative
  * to base ("" or "/" is base itself). */

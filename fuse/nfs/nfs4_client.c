@@ -38,9 +38,11 @@ struct nfs_client {
 
 	/* Readers use conn and session; the writer rebuilds them. */
 	pthread_rwlock_t state;
-	struct rpc_conn *conn;
+	struct rpc_conn *conn;  /* replaced under state (write) and conn_lock */
+	pthread_mutex_t conn_lock; /* lets nfs_client_abort reach conn at any time */
 	unsigned gen;
 	atomic_int broken;
+	atomic_int down; /* nfs_client_abort: fail calls at once until a probe answers */
 	uint64_t clientid;
 	uint32_t cs_seq;
 	uint8_t sessionid[NFS4_SESSIONID_SIZE];
@@ -80,6 +82,7 @@ static void fork_prepare(void)
 	pthread_mutex_lock(&registry_lock);
 	for (struct nfs_client *c = registry; c; c = c->reg_next) {
 		pthread_rwlock_wrlock(&c->state);
+		pthread_mutex_lock(&c->conn_lock);
 		pthread_mutex_lock(&c->slot_lock);
 		pthread_mutex_lock(&c->renew_lock);
 	}
@@ -90,6 +93,7 @@ static void fork_parent(void)
 	for (struct nfs_client *c = registry; c; c = c->reg_next) {
 		pthread_mutex_unlock(&c->renew_lock);
 		pthread_mutex_unlock(&c->slot_lock);
+		pthread_mutex_unlock(&c->conn_lock);
 		pthread_rwlock_unlock(&c->state);
 	}
 	pthread_mutex_unlock(&registry_lock);
@@ -555,15 +559,24 @@ static int reclaim_complete(struct nfs_client *c)
 }
 
 /* Connect and set up a session; caller holds the state lock for writing. */
+static void set_conn(struct nfs_client *c, struct rpc_conn *conn)
+{
+	pthread_mutex_lock(&c->conn_lock);
+	struct rpc_conn *old = c->conn;
+	c->conn = conn;
+	pthread_mutex_unlock(&c->conn_lock);
+	if (old)
+		rpc_conn_close(old);
+}
+
 static int establish(struct nfs_client *c, char *err, size_t errlen)
 {
-	if (c->conn) {
-		rpc_conn_close(c->conn);
-		c->conn = NULL;
-	}
-	int e = rpc_connect(c->host, c->opts.port, NFS_CONNECT_TIMEOUT_MS, &c->conn, err, errlen);
+	struct rpc_conn *conn = NULL;
+	set_conn(c, NULL);
+	int e = rpc_connect(c->host, c->opts.port, NFS_CONNECT_TIMEOUT_MS, &conn, err, errlen);
 	if (e)
 		return e;
+	set_conn(c, conn);
 	rpc_conn_set_timeout(c->conn, c->opts.timeout_ms);
 	rpc_conn_set_max_record(c->conn, c->opts.max_io + 2 * NFS_HDR_ROOM);
 	e = exchange_id(c, err, errlen);
@@ -575,8 +588,7 @@ static int establish(struct nfs_client *c, char *err, size_t errlen)
 			snprintf(err, errlen, "RECLAIM_COMPLETE: %s", strerror(-e));
 	}
 	if (e) {
-		rpc_conn_close(c->conn);
-		c->conn = NULL;
+		set_conn(c, NULL);
 		return e;
 	}
 	c->gen++;
@@ -585,12 +597,17 @@ static int establish(struct nfs_client *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* Set while this thread probes a client that is down (nfs_client_probe). */
+static __thread int probing;
+
 /* Rebuild the connection and session unless another thread already did
  * since generation seen. */
 static int rebuild(struct nfs_client *c, unsigned seen)
 {
 	char err[256];
 	int e = 0;
+	if (atomic_load(&c->down) && !probing)
+		return -ENOTCONN; /* only a probe reconnects to a server that went away */
 	pthread_rwlock_wrlock(&c->state);
 	if (c->gen == seen || atomic_load(&c->broken)) {
 		e = establish(c, err, sizeof err);
@@ -607,6 +624,8 @@ static int acquire(struct nfs_client *c, unsigned *gen)
 	if (!c->renew_started)
 		(void)renew_start(c);
 	for (int i = 0; i < NFS_REBUILDS_PER_CALL; i++) {
+		if (atomic_load(&c->down) && !probing)
+			return -ENOTCONN; /* fail fast: the daemon routes around it */
 		pthread_rwlock_rdlock(&c->state);
 		if (!atomic_load(&c->broken) && c->conn && !rpc_conn_error(c->conn)) {
 			*gen = c->gen;
@@ -757,6 +776,26 @@ static int renew_start(struct nfs_client *c)
 	return e;
 }
 
+void nfs_client_abort(struct nfs_client *c)
+{
+	atomic_store(&c->down, 1);
+	atomic_store(&c->broken, 1);
+	pthread_mutex_lock(&c->conn_lock);
+	if (c->conn)
+		rpc_conn_kill(c->conn, -ECONNABORTED);
+	pthread_mutex_unlock(&c->conn_lock);
+}
+
+int nfs_client_probe(struct nfs_client *c)
+{
+	probing = 1;
+	int e = nfs_ping(c);
+	probing = 0;
+	if (!e)
+		atomic_store(&c->down, 0);
+	return e;
+}
+
 int nfs_ping(struct nfs_client *c)
 {
 	struct nfs_compound cp;
@@ -791,6 +830,7 @@ static void make_owner(struct nfs_client *c)
 static void init_locks(struct nfs_client *c)
 {
 	pthread_rwlock_init(&c->state, NULL);
+	pthread_mutex_init(&c->conn_lock, NULL);
 	pthread_mutex_init(&c->slot_lock, NULL);
 	pthread_cond_init(&c->slot_cond, NULL);
 	pthread_mutex_init(&c->renew_lock, NULL);
@@ -807,6 +847,7 @@ static void client_free(struct nfs_client *c)
 		rpc_conn_close(c->conn);
 	free(c->slots);
 	pthread_rwlock_destroy(&c->state);
+	pthread_mutex_destroy(&c->conn_lock);
 	pthread_mutex_destroy(&c->slot_lock);
 	pthread_cond_destroy(&c->slot_cond);
 	pthread_mutex_destroy(&c->renew_lock);

@@ -361,6 +361,12 @@ class Daemon:
             self.returncode = self.proc.wait(exit_timeout)
         except subprocess.TimeoutExpired:
             problems.append("efsmt did not exit within %d s of the unmount" % exit_timeout)
+            if shutil.which("gdb"):  # where it hangs, for the report
+                bt = subprocess.run(["gdb", "-batch", "-p", str(self.proc.pid), "-ex",
+                                     "thread apply all bt 15"], capture_output=True,
+                                    text=True, timeout=60)
+                problems.append("threads:\n" + "\n".join(
+                    line for line in bt.stdout.splitlines() if line.startswith(("Thread", "#"))))
             self.proc.kill()
             self.returncode = self.proc.wait()
         if self.returncode != 0:

@@ -1,0 +1,212 @@
+"""Fail-over: nfs-ganesha targets stopped (SIGSTOP), killed, restarted and
+all down at once, under an efsmt mount with the default probe settings
+(a target that stops answering is down within 2 s + 5 s)."""
+
+import errno
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+import efsmt_testlib as lib
+from conftest import GANESHA_SH, REPO, Daemon, _free_loopback_net
+
+CTL_BIN = os.path.join(REPO, "control", "efsmtctl")
+
+DOWN_WITHIN_S = 10  # the documented bound: probe_interval + probe_timeout, with margin
+
+
+class Servers:
+    """Three ganesha servers exporting one directory, on a loopback block
+    of their own; each test gets fresh ones."""
+
+    def __init__(self, tmp):
+        self.tmp = str(tmp)
+        os.chmod(self.tmp, 0o755)
+        self.backing = os.path.join(self.tmp, "backing")
+        os.mkdir(self.backing)
+        self.net = _free_loopback_net()
+        self.addrs = ["%s.%d" % (self.net, i) for i in (2, 3, 4)]
+        self.uris = ["nfs://%s/export" % a for a in self.addrs]
+        self.env = dict(os.environ, GANESHA_RUN=os.path.join(self.tmp, "ganesha"),
+                        GANESHA_NET=self.net)
+        r = lib.run([GANESHA_SH, "start", self.backing, "3"], env=self.env, timeout=60)
+        if r.returncode:
+            pytest.fail("nfs-ganesha did not start: %s" % r.stderr.decode(), pytrace=False)
+
+    def pid(self, k):
+        with open(os.path.join(self.env["GANESHA_RUN"], "efsmt_ganesha_%d.pid" % (k + 2))) as f:
+            return int(f.read())
+
+    def signal(self, k, sig):
+        os.kill(self.pid(k), sig)
+
+    def restart(self, k):
+        """A killed server comes back on the same address."""
+        r = lib.run([GANESHA_SH, "start-one", self.backing, self.addrs[k]], env=self.env,
+                    timeout=60)
+        assert r.returncode == 0, r.stderr
+
+    def stop(self):
+        for k in range(3):
+            try:
+                self.signal(k, signal.SIGCONT)
+            except (OSError, ValueError):
+                pass
+        lib.run([GANESHA_SH, "stop"], env=self.env, timeout=60)
+        for a in self.addrs:
+            lib.run([GANESHA_SH, "stop-one", a], env=self.env, timeout=60)
+
+
+@pytest.fixture
+def cluster(tmp_path, efsmt_bin):
+    s = Servers(tmp_path)
+    mnt = os.path.join(s.tmp, "mnt")
+    os.mkdir(mnt)
+    sock = os.path.join(s.tmp, "ctl.sock")
+    args = []
+    for u in s.uris:
+        args += ["-o", "target=" + u]
+    d = Daemon(efsmt_bin, "fs-12345678", mnt, args + ["-o", "control=" + sock],
+               os.path.join(s.tmp, "efsmt.log"))
+    d.sock = sock
+    try:
+        d.start()
+    except BaseException:
+        s.stop()
+        raise
+    s.daemon, s.mnt = d, mnt
+    yield s
+    for k in range(3):  # resume before the unmount, so teardown is prompt
+        try:
+            s.signal(k, signal.SIGCONT)
+        except (OSError, ValueError):
+            pass
+    problems = d.stop(exit_timeout=30)
+    s.stop()
+    assert not problems, problems
+
+
+def states(s):
+    r = subprocess.run([CTL_BIN, "-s", s.daemon.sock, "--json", "targets"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    return {t["uri"]: t["state"] for t in json.loads(r.stdout)["targets"]}
+
+
+def wait_state(s, k, state, within):
+    t0 = time.monotonic()
+    ok = lib.wait_for(lambda: states(s)[s.uris[k]] == state, within, interval=0.2)
+    assert ok, "target %d not %s after %d s: %s\n%s" % (k, state, within, states(s),
+                                                        s.daemon.log())
+    return time.monotonic() - t0
+
+
+def target_of(s, name):
+    v = os.getxattr(os.path.join(s.mnt, name), "user.efsmt.target").decode()
+    return dict(f.split("=", 1) for f in v.split())["uri"]
+
+
+def write_files(s, n, prefix="f"):
+    sums = {}
+    for i in range(n):
+        data = os.urandom(1000 + i * 37)
+        lib.write_file(os.path.join(s.mnt, "%s%d" % (prefix, i)), data)
+        sums["%s%d" % (prefix, i)] = hashlib.sha256(data).hexdigest()
+    return sums
+
+
+def check_files(s, sums, max_s):
+    """Every file reads back intact through the mount, none slower than max_s."""
+    for name, want in sums.items():
+        t0 = time.monotonic()
+        got = hashlib.sha256(lib.read_file(os.path.join(s.mnt, name))).hexdigest()
+        took = time.monotonic() - t0
+        assert got == want, name
+        assert took < max_s, "%s took %.1f s" % (name, took)
+
+
+def test_stopped_target_fails_over_and_comes_back(cluster):
+    s = cluster
+    sums = write_files(s, 60)
+    mine = [n for n in sums if target_of(s, n) == s.uris[1]]
+    assert mine, "no file routed to target 1"
+    t_stop = time.monotonic()
+    s.signal(1, signal.SIGSTOP)
+    # Reads in flight on it are retried elsewhere: none hangs, all intact.
+    check_files(s, sums, DOWN_WITHIN_S + 5)
+    wait_state(s, 1, "down", DOWN_WITHIN_S)
+    assert time.monotonic() - t_stop < DOWN_WITHIN_S + 15
+    # Its paths now go to their second choice; new files can be made.
+    assert all(target_of(s, n) != s.uris[1] for n in mine)
+    more = write_files(s, 20, prefix="g")
+    check_files(s, more, 2)
+    s.signal(1, signal.SIGCONT)
+    wait_state(s, 1, "up", DOWN_WITHIN_S)
+    assert all(target_of(s, n) == s.uris[1] for n in mine)  # the paths move back
+    check_files(s, dict(sums, **more), 5)
+    assert "msg=target-down" in s.daemon.log() and "msg=target-up" in s.daemon.log()
+
+
+def test_killed_target_down_at_once_and_restarted(cluster):
+    s = cluster
+    sums = write_files(s, 40)
+    s.signal(2, signal.SIGKILL)
+    check_files(s, sums, 5)  # connection refused: no waiting at all
+    wait_state(s, 2, "down", 2)
+    s.restart(2)
+    wait_state(s, 2, "up", DOWN_WITHIN_S)
+    check_files(s, sums, 5)
+    names = [n for n in sums if target_of(s, n) == s.uris[2]]
+    assert names, "no file routed back to the restarted target"
+
+
+def test_all_down_fails_fast_then_recovers(cluster):
+    s = cluster
+    sums = write_files(s, 10)
+    for k in range(3):
+        s.signal(k, signal.SIGSTOP)
+    for k in range(3):
+        wait_state(s, k, "down", DOWN_WITHIN_S + 8)
+    t0 = time.monotonic()
+    with pytest.raises(OSError) as e:
+        lib.read_file(os.path.join(s.mnt, "f3"))
+    assert e.value.errno == errno.EIO
+    assert time.monotonic() - t0 < 2, "with every target down, calls must fail fast"
+    for k in range(3):
+        s.signal(k, signal.SIGCONT)
+    for k in range(3):
+        wait_state(s, k, "up", DOWN_WITHIN_S)
+    check_files(s, sums, 5)
+
+
+def test_write_on_a_stopped_target_fails_not_hangs(cluster):
+    s = cluster
+    name = next(n for n in ("w%d" % i for i in range(100))
+                if lib.route_index(s.uris, lib.fuse_path(n)) == 0)
+    path = os.path.join(s.mnt, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"a" * 4096)
+        os.fsync(fd)  # acknowledged: must survive
+        s.signal(0, signal.SIGSTOP)
+        t0 = time.monotonic()
+        with pytest.raises(OSError) as e:
+            os.write(fd, b"b" * 4096)
+            os.fsync(fd)
+        assert e.value.errno == errno.EIO
+        assert time.monotonic() - t0 < DOWN_WITHIN_S + 5
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    # The mount keeps serving meanwhile, and the acknowledged bytes are there.
+    assert lib.read_file(os.path.join(s.backing, name))[:4096] == b"a" * 4096
+    s.signal(0, signal.SIGCONT)
+    wait_state(s, 0, "up", DOWN_WITHIN_S)
+    assert lib.read_file(path)[:4096] == b"a" * 4096
