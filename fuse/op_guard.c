@@ -32,6 +32,7 @@ void op_guard_bytes(uint64_t n)
 
 static void begin(void)
 {
+	fs_after_init();
 	ctx.t = NULL;
 	ctx.bytes = 0;
 	ctx.failed = 0;
