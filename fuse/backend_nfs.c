@@ -35,9 +35,11 @@
  * write, flush and fsync. Read-your-writes: an operation that reads data or
  * attributes of a file (READ, GETATTR, SETATTR, OPEN, readdirplus) first
  * waits until that file's writes in flight are answered, whichever handle
- * or target sent them (matched by filehandle or fileid), so neither the
- * kernel nor another reader ever sees a size or data older than a write
- * that was already acknowledged. Overlapping writes never fly together.
+ * sent them (matched by filehandle; readdirplus waits for every write
+ * queued before it), so neither the kernel nor another reader ever sees a
+ * size or data older than a write that was already acknowledged.
+ * Overlapping writes never fly together. Other clients see the data after
+ * close(2) or fsync(2), as with the kernel NFS client (close-to-open).
  *
  * Lanes: NFS_LANES connections (each its own client ID and session) per
  * target; path operations take them in turn, an open file stays on the
@@ -145,8 +147,8 @@ struct nfs_file {
 	int have_verf;
 	uint8_t verf[NFS4_VERIFIER_SIZE];
 	int lost; /* the verifier changed: uncommitted data is gone */
-	/* Write-behind, under wb_lock: jobs queued or in flight, their bytes,
-	 * and the first error one of them met. */
+	/* Write-behind, under wb_lock: jobs queued or in flight, and the first
+	 * error one of them met. */
 	int wb_jobs;
 	int wb_err;
 };
