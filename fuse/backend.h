@@ -104,6 +104,10 @@ struct backend_ops {
 	int (*handle_fd)(struct target *t, uint64_t fh);
 	int (*fgetattr)(struct target *t, uint64_t fh, struct stat *st);
 	int (*fsync)(struct target *t, uint64_t fh, int datasync);
+	/* close(2) of one descriptor of fh: finish and report writes the
+	 * backend deferred. NULL when writes are never deferred: then the
+	 * kernel is told not to send flushes at all. */
+	int (*flush)(struct target *t, uint64_t fh);
 	int (*release)(struct target *t, uint64_t fh);
 	int (*fallocate)(struct target *t, uint64_t fh, int mode, off_t off, off_t len);
 	/* returns the new offset */

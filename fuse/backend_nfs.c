@@ -21,11 +21,25 @@
  * through another target can thus be unseen here for at most the TTL.
  * Attributes are not cached: every getattr asks the server.
  *
- * Writes go out UNSTABLE4; fsync and release COMMIT them (release in the
- * same round trip as CLOSE, as the kernel client commits on close; EFS
- * answers every WRITE as FILE_SYNC4, so there it costs nothing) and a
- * changed write verifier (the server lost uncommitted data) turns into EIO
- * there. backend_nfs_set_commit_on_close(0) leaves it to fsync.
+ * Writes go out UNSTABLE4; flush (close(2)), fsync and release COMMIT them
+ * (release in the same round trip as CLOSE, as the kernel client commits on
+ * close; EFS answers every WRITE as FILE_SYNC4, so there it costs nothing)
+ * and a changed write verifier (the server lost uncommitted data) turns
+ * into EIO there. backend_nfs_set_commit_on_close(0) leaves it to fsync.
+ *
+ * Write-behind: a write is copied, queued to a pool of writer threads and
+ * answered at once, so one writer keeps several WRITEs in flight (the
+ * kernel sends one FUSE write at a time per writer). Each open file has a
+ * window of NFS_WB_WINDOW writes; past it the write waits. The first WRITE
+ * that fails becomes the file's sticky error, returned by every later
+ * write, flush and fsync. Read-your-writes: an operation that reads data or
+ * attributes of a file (READ, GETATTR, SETATTR, OPEN, readdirplus) first
+ * waits until that file's writes in flight are answered, whichever handle
+ * sent them (matched by filehandle; readdirplus waits for every write
+ * queued before it), so neither the kernel nor another reader ever sees a
+ * size or data older than a write that was already acknowledged.
+ * Overlapping writes never fly together. Other clients see the data after
+ * close(2) or fsync(2), as with the kernel NFS client (close-to-open).
  *
  * Lanes: NFS_LANES connections (each its own client ID and session) per
  * target; path operations take them in turn, an open file stays on the
@@ -70,9 +84,21 @@
  * own have expired): the ones the OPEN returned answer that for this long,
  * unless a write or setattr through the handle came in between. */
 #define NFS_OPEN_ATTR_TTL_MS 200
+/* Write-behind: writes in flight per open file (each up to a FUSE write,
+ * 1 MiB), and writer threads for the whole daemon (started as needed). */
+#define NFS_WB_WINDOW 8
+#define NFS_WB_THREADS_MAX 32
+/* Large writes' copies are kept for reuse, up to this many: a fresh
+ * megabyte from malloc is a fresh mmap, and faulting its pages in cost more
+ * than copying into it. */
+#define NFS_WB_BIG (1u << 20) /* bytes: writes this large take a pooled copy */
+#define NFS_WB_POOL_MAX 16
 
 static atomic_int nfs_lanes = NFS_LANES_DEFAULT;
 static atomic_int nfs_commit_on_close = 1;
+/* Counts writes through this daemon: a file's start read with its OPEN
+ * serves reads only while no write came in since. */
+static atomic_uint nfs_write_gen;
 
 /* For the option parser: connections per target opened from now on. */
 void backend_nfs_set_lanes(int n)
@@ -113,12 +139,18 @@ struct nfs_file {
 	uint8_t *pre;	/* read-only opens: the file's start, read with the OPEN */
 	size_t pre_len;
 	int pre_eof;
+	/* nfs_write_gen at the open: pre and open_attr are stale once it moved */
+	unsigned pre_gen;
 	pthread_mutex_t append_lock;
 	pthread_mutex_t lock;
 	int unstable; /* writes not yet committed */
 	int have_verf;
 	uint8_t verf[NFS4_VERIFIER_SIZE];
 	int lost; /* the verifier changed: uncommitted data is gone */
+	/* Write-behind, under wb_lock: jobs queued or in flight, and the first
+	 * error one of them met. */
+	int wb_jobs;
+	int wb_err;
 };
 
 struct dir_entry {
@@ -413,6 +445,253 @@ static void forget_parent(struct nfs_target *nt, const char *path)
 	}
 }
 
+/* ---- write-behind ---- */
+
+struct wb_job {
+	struct wb_job *next;  /* the queue */
+	struct wb_job *fnext; /* every job not yet answered */
+	struct nfs_file *f;
+	struct nfs_client *cl;
+	uint64_t seq; /* order of queueing */
+	uint64_t off;
+	size_t len;
+	uint8_t data[];
+};
+
+static pthread_mutex_t wb_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wb_work = PTHREAD_COND_INITIALIZER; /* a job was queued */
+static pthread_cond_t wb_done = PTHREAD_COND_INITIALIZER; /* a job was answered */
+static struct wb_job *wb_head, *wb_tail; /* queued, not yet taken by a writer */
+static struct wb_job *wb_flying;	 /* queued or in flight */
+static uint64_t wb_seq;			 /* jobs ever queued */
+/* wb_idle: idle writers less queued jobs (below 0: jobs wait for a writer) */
+static int wb_threads, wb_idle;
+static atomic_int wb_count; /* jobs in wb_flying: the hot paths' cheap test */
+static struct wb_job *wb_pool; /* spare jobs of NFS_WB_BIG bytes, chained by next */
+static int wb_pooled;
+
+static struct wb_job *wb_job_new(size_t size)
+{
+	if (size > NFS_WB_BIG / 2 && size <= NFS_WB_BIG) {
+		pthread_mutex_lock(&wb_lock);
+		struct wb_job *j = wb_pool;
+		if (j) {
+			wb_pool = j->next;
+			wb_pooled--;
+		}
+		pthread_mutex_unlock(&wb_lock);
+		return j ? j : malloc(sizeof *j + NFS_WB_BIG);
+	}
+	return malloc(sizeof(struct wb_job) + size);
+}
+
+/* Caller holds wb_lock. */
+static void wb_job_free_locked(struct wb_job *j)
+{
+	if (j->len > NFS_WB_BIG / 2 && j->len <= NFS_WB_BIG && wb_pooled < NFS_WB_POOL_MAX) {
+		j->next = wb_pool;
+		wb_pool = j;
+		wb_pooled++;
+	} else {
+		free(j);
+	}
+}
+
+static int same_fh(const struct nfs_fh *a, const struct nfs_fh *b)
+{
+	return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
+}
+
+/* Whether a job of the file fh (and, if len, one overlapping [off, off+len))
+ * is queued or in flight; caller holds wb_lock. */
+static int wb_busy_locked(const struct nfs_fh *fh, uint64_t off, size_t len)
+{
+	for (struct wb_job *j = wb_flying; j; j = j->fnext)
+		if (same_fh(&j->f->of.fh, fh) &&
+		    (!len || (off < j->off + j->len && j->off < off + len)))
+			return 1;
+	return 0;
+}
+
+/* Wait until no write to the file fh is in flight; 1 if it had to wait. */
+static int wb_wait_fh(const struct nfs_fh *fh)
+{
+	int waited = 0;
+	if (atomic_load(&wb_count) == 0)
+		return 0;
+	pthread_mutex_lock(&wb_lock);
+	while (wb_busy_locked(fh, 0, 0)) {
+		waited = 1;
+		pthread_cond_wait(&wb_done, &wb_lock);
+	}
+	pthread_mutex_unlock(&wb_lock);
+	return waited;
+}
+
+/* Wait until every write queued so far (by any file) is answered; later
+ * ones may still be in flight, so a busy writer never starves the caller. */
+static void wb_wait_queued(void)
+{
+	if (atomic_load(&wb_count) == 0)
+		return;
+	pthread_mutex_lock(&wb_lock);
+	uint64_t upto = wb_seq;
+	for (;;) {
+		struct wb_job *j;
+		for (j = wb_flying; j && j->seq > upto; j = j->fnext)
+			;
+		if (!j)
+			break;
+		pthread_cond_wait(&wb_done, &wb_lock);
+	}
+	pthread_mutex_unlock(&wb_lock);
+}
+
+/* Wait until every write of f is answered; the sticky error or 0. */
+static int wb_drain(struct nfs_file *f)
+{
+	pthread_mutex_lock(&wb_lock);
+	while (f->wb_jobs)
+		pthread_cond_wait(&wb_done, &wb_lock);
+	int e = f->wb_err;
+	pthread_mutex_unlock(&wb_lock);
+	return e;
+}
+
+/* Note what a WRITE answered: whether a COMMIT is due, and whether the
+ * server lost uncommitted data (a new verifier). */
+static void note_written(struct nfs_file *f, int how, const uint8_t verf[NFS4_VERIFIER_SIZE])
+{
+	if (how == FILE_SYNC4)
+		return;
+	pthread_mutex_lock(&f->lock);
+	if (f->have_verf && memcmp(f->verf, verf, NFS4_VERIFIER_SIZE) != 0)
+		f->lost = 1;
+	memcpy(f->verf, verf, NFS4_VERIFIER_SIZE);
+	f->have_verf = 1;
+	f->unstable = 1;
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* All of buf at off, as UNSTABLE4 WRITEs; 0 or -errno. */
+static int write_all(struct nfs_client *cl, struct nfs_file *f, const uint8_t *buf, size_t len,
+		     uint64_t off)
+{
+	while (len) {
+		uint8_t verf[NFS4_VERIFIER_SIZE];
+		int how;
+		ssize_t n = nfs_write(cl, &f->auth, &f->of.fh, &f->of.stateid, buf, len, off,
+				      UNSTABLE4, &how, verf);
+		if (n <= 0)
+			return n < 0 ? (int)n : -EIO;
+		note_written(f, how, verf);
+		buf += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void wb_finish(struct wb_job *j, int err)
+{
+	pthread_mutex_lock(&wb_lock);
+	for (struct wb_job **pp = &wb_flying; *pp; pp = &(*pp)->fnext) {
+		if (*pp == j) {
+			*pp = j->fnext;
+			break;
+		}
+	}
+	atomic_fetch_sub(&wb_count, 1);
+	if (err && !j->f->wb_err)
+		j->f->wb_err = err;
+	j->f->wb_jobs--;
+	wb_job_free_locked(j);
+	pthread_cond_broadcast(&wb_done);
+	pthread_mutex_unlock(&wb_lock);
+}
+
+static void *wb_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&wb_lock);
+	for (;;) {
+		while (!wb_head)
+			pthread_cond_wait(&wb_work, &wb_lock);
+		struct wb_job *j = wb_head;
+		wb_head = j->next;
+		if (!wb_head)
+			wb_tail = NULL;
+		pthread_mutex_unlock(&wb_lock);
+		wb_finish(j, write_all(j->cl, j->f, j->data, j->len, j->off));
+		pthread_mutex_lock(&wb_lock);
+		wb_idle++;
+	}
+	return NULL;
+}
+
+/* Queue a copy of buf for the writers; size, or -errno (the file's sticky
+ * error). Waits while the file's window is full or an earlier write to the
+ * same bytes is in flight. */
+static ssize_t wb_queue(struct nfs_client *cl, struct nfs_file *f, const char *buf, size_t size,
+			uint64_t off)
+{
+	struct wb_job *j = wb_job_new(size);
+	int e;
+	if (!j) {
+		/* Short of memory: write it through, after what is in flight. */
+		e = wb_drain(f);
+		if (!e)
+			e = write_all(cl, f, (const uint8_t *)buf, size, off);
+		return e ? e : (ssize_t)size;
+	}
+	memcpy(j->data, buf, size);
+	j->f = f;
+	j->cl = cl;
+	j->off = off;
+	j->len = size;
+	j->next = NULL;
+	pthread_mutex_lock(&wb_lock);
+	while (!f->wb_err && (f->wb_jobs >= NFS_WB_WINDOW || wb_busy_locked(&f->of.fh, off, size)))
+		pthread_cond_wait(&wb_done, &wb_lock);
+	e = f->wb_err;
+	if (e) {
+		wb_job_free_locked(j);
+		pthread_mutex_unlock(&wb_lock);
+		return e;
+	}
+	f->wb_jobs++;
+	j->seq = ++wb_seq;
+	j->fnext = wb_flying;
+	wb_flying = j;
+	atomic_fetch_add(&wb_count, 1);
+	if (wb_idle <= 0 && wb_threads < NFS_WB_THREADS_MAX) {
+		pthread_t th;
+		pthread_attr_t at;
+		pthread_attr_init(&at);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&th, &at, wb_main, NULL) == 0) {
+			wb_threads++;
+			wb_idle++;
+		}
+		pthread_attr_destroy(&at);
+	}
+	int inline_write = wb_threads == 0; /* no writer could be started */
+	if (!inline_write) {
+		if (wb_tail)
+			wb_tail->next = j;
+		else
+			wb_head = j;
+		wb_tail = j;
+		/* Taken by an idle writer: the next write starts another. */
+		wb_idle--;
+		pthread_cond_signal(&wb_work);
+	}
+	pthread_mutex_unlock(&wb_lock);
+	if (inline_write)
+		wb_finish(j, write_all(cl, f, j->data, j->len, off));
+	return (ssize_t)size;
+}
+
 /* ---- attach / detach ---- */
 
 static void close_lanes(struct nfs_target *nt)
@@ -507,6 +786,8 @@ static int nfs_be_getattr(struct target *t, const char *path, struct stat *st)
 		struct nfs_attr a;
 		int fresh;
 		int e = resolve(nt, cl, cr, path, &fh, &a, &fresh);
+		if (!e && wb_wait_fh(&fh))
+			fresh = 0; /* the lookup's size may predate those writes */
 		if (!e && !fresh)
 			e = nfs_getattr(cl, cr, &fh, &a);
 		if (e == -ESTALE && !fresh && attempt == 0) {
@@ -567,6 +848,7 @@ static int nfs_be_setattr(struct target *t, const struct be_caller *c, const cha
 		pthread_mutex_lock(&f->lock);
 		f->open_attr_ms = 0;
 		pthread_mutex_unlock(&f->lock);
+		wb_wait_fh(&f->of.fh); /* a late WRITE must not undo a truncate */
 		int e = nfs_setattr(nt->lane[f->lane], cr, &f->of.fh, &f->of.stateid, &s, &a);
 		if (!e)
 			to_stat(&a, st);
@@ -577,8 +859,10 @@ static int nfs_be_setattr(struct target *t, const struct be_caller *c, const cha
 		struct nfs_fh nfh;
 		int fresh;
 		int e = resolve(nt, cl, cr, path, &nfh, NULL, &fresh);
-		if (!e)
+		if (!e) {
+			wb_wait_fh(&nfh);
 			e = nfs_setattr(cl, cr, &nfh, NULL, &s, &a);
+		}
 		if (e == -ESTALE && attempt == 0) {
 			cache_forget_chain(nt, path);
 			continue;
@@ -877,6 +1161,14 @@ static int open_at(struct target *t, const struct rpc_auth *cr, const char *path
 	f->auth = *cr;
 	if ((flags & O_ACCMODE) == O_RDONLY && !(flags & O_CREAT))
 		f->pre = malloc(NFS_PREFETCH_BYTES); /* none if short of memory */
+	f->pre_gen = atomic_load(&nfs_write_gen);
+	if (atomic_load(&wb_count)) {
+		/* Open (truncate, prefetch) after the file's writes in flight. */
+		struct nfs_fh cur;
+		int fresh;
+		if (resolve(nt, cl, cr, path, &cur, NULL, &fresh) == 0)
+			wb_wait_fh(&cur);
+	}
 	int e = -ESTALE;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		struct nfs_fh dir;
@@ -898,6 +1190,7 @@ static int open_at(struct target *t, const struct rpc_auth *cr, const char *path
 				to_stat(&a, st);
 			to_stat(&a, &f->open_attr);
 			f->open_attr_ms = now_ms();
+
 		}
 		break;
 	}
@@ -951,7 +1244,8 @@ static ssize_t nfs_be_read(struct target *t, uint64_t fh, char *buf, size_t size
 	int eof;
 	if (off < 0)
 		return -EINVAL;
-	if (f->pre) {
+	wb_wait_fh(&f->of.fh);
+	if (f->pre && atomic_load(&nfs_write_gen) == f->pre_gen) {
 		/* Served from what the OPEN read, when it covers the request. */
 		uint64_t o = (uint64_t)off;
 		if (o + size <= f->pre_len) {
@@ -972,41 +1266,27 @@ static ssize_t nfs_be_write(struct target *t, uint64_t fh, const char *buf, size
 			    off_t off)
 {
 	struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
-	uint8_t verf[NFS4_VERIFIER_SIZE];
-	int how;
 	if (off < 0)
 		return -EINVAL;
 	struct nfs_client *cl = NT(t)->lane[f->lane];
 	pthread_mutex_lock(&f->lock);
 	f->open_attr_ms = 0;
 	pthread_mutex_unlock(&f->lock);
-	if (f->append) {
-		/* The kernel's offset is its cached size; another client may
-		 * have grown the file since. Like the kernel NFS client: the
-		 * server's size, then the write (not atomic across clients). */
-		struct nfs_attr a;
-		pthread_mutex_lock(&f->append_lock);
-		int e = nfs_getattr(cl, &f->auth, &f->of.fh, &a);
-		if (e) {
-			pthread_mutex_unlock(&f->append_lock);
-			return e;
-		}
-		off = a.st.st_size;
-	}
-	ssize_t n = nfs_write(cl, &f->auth, &f->of.fh, &f->of.stateid, buf, size, (uint64_t)off,
-			      UNSTABLE4, &how, verf);
-	if (f->append)
-		pthread_mutex_unlock(&f->append_lock);
-	if (n > 0 && how != FILE_SYNC4) {
-		pthread_mutex_lock(&f->lock);
-		if (f->have_verf && memcmp(f->verf, verf, sizeof verf) != 0)
-			f->lost = 1;
-		memcpy(f->verf, verf, sizeof verf);
-		f->have_verf = 1;
-		f->unstable = 1;
-		pthread_mutex_unlock(&f->lock);
-	}
-	return n;
+	atomic_fetch_add(&nfs_write_gen, 1);
+	if (!f->append)
+		return wb_queue(cl, f, buf, size, (uint64_t)off);
+	/* The kernel's offset is its cached size; another client may have
+	 * grown the file since. Like the kernel NFS client: the server's size,
+	 * then the write (not atomic across clients), so appends go through. */
+	struct nfs_attr a;
+	pthread_mutex_lock(&f->append_lock);
+	int e = wb_drain(f);
+	if (!e)
+		e = nfs_getattr(cl, &f->auth, &f->of.fh, &a);
+	if (!e)
+		e = write_all(cl, f, (const uint8_t *)buf, size, (uint64_t)a.st.st_size);
+	pthread_mutex_unlock(&f->append_lock);
+	return e ? e : (ssize_t)size;
 }
 
 static int nfs_be_handle_fd(struct target *t, uint64_t fh)
@@ -1022,13 +1302,16 @@ static int nfs_be_fgetattr(struct target *t, uint64_t fh, struct stat *st)
 	struct nfs_attr a;
 	pthread_mutex_lock(&f->lock);
 	long long at = f->open_attr_ms;
-	if (at && now_ms() - at < NFS_OPEN_ATTR_TTL_MS) {
+	/* Not after a write through any handle: its size may have moved. */
+	if (at && now_ms() - at < NFS_OPEN_ATTR_TTL_MS &&
+	    atomic_load(&nfs_write_gen) == f->pre_gen) {
 		*st = f->open_attr;
 		pthread_mutex_unlock(&f->lock);
 		return 0;
 	}
 	f->open_attr_ms = 0;
 	pthread_mutex_unlock(&f->lock);
+	wb_wait_fh(&f->of.fh);
 	int e = nfs_getattr(NT(t)->lane[f->lane], &f->auth, &f->of.fh, &a);
 	if (!e)
 		to_stat(&a, st);
@@ -1064,15 +1347,30 @@ static int commit_file(struct target *t, struct nfs_file *f)
 
 static int nfs_be_fsync(struct target *t, uint64_t fh, int datasync)
 {
+	struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
 	(void)datasync;
-	return commit_file(t, (struct nfs_file *)(uintptr_t)fh);
+	int e = wb_drain(f);
+	return e ? e : commit_file(t, f);
+}
+
+/* close(2): what was written is answered and, unless commit-on-close is
+ * off, committed; a write that failed on the way is reported here. */
+static int nfs_be_flush(struct target *t, uint64_t fh)
+{
+	struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
+	int e = wb_drain(f);
+	if (!e && atomic_load(&nfs_commit_on_close))
+		e = commit_file(t, f);
+	return e;
 }
 
 static int nfs_be_release(struct target *t, uint64_t fh)
 {
 	struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
 	uint8_t cverf[NFS4_VERIFIER_SIZE];
-	int e = f->lost ? -EIO : 0;
+	int e = wb_drain(f);
+	if (!e && f->lost)
+		e = -EIO;
 	/* COMMIT and CLOSE in one round trip. */
 	int commit = f->unstable && atomic_load(&nfs_commit_on_close);
 	int ce = nfs_commit_close(NT(t)->lane[f->lane], &f->auth, &f->of, commit, cverf);
@@ -1100,7 +1398,9 @@ static int nfs_be_fallocate(struct target *t, uint64_t fh, int mode, off_t off, 
 	pthread_mutex_lock(&f->lock);
 	f->open_attr_ms = 0;
 	pthread_mutex_unlock(&f->lock);
-	int e = nfs_getattr(cl, &f->auth, &f->of.fh, &a);
+	int e = wb_drain(f);
+	if (!e)
+		e = nfs_getattr(cl, &f->auth, &f->of.fh, &a);
 	if (e)
 		return e;
 	uint64_t from = (uint64_t)a.st.st_size > (uint64_t)off ? (uint64_t)a.st.st_size : (uint64_t)off;
@@ -1278,6 +1578,9 @@ static int nfs_be_readdir(struct target *t, uint64_t dh, off_t off, int plus, be
 		off = NFS_DIR_DOTDOT;
 	}
 	uint64_t cookie = off == NFS_DIR_DOTDOT ? 0 : (uint64_t)off;
+	/* The sizes listed must not predate a write already acknowledged. */
+	if (plus)
+		wb_wait_queued();
 	for (;;) {
 		size_t i;
 		e = dir_fetch(t, d, cookie, &i);
@@ -1376,6 +1679,7 @@ const struct backend_ops backend_nfs_ops = {
 	.handle_fd = nfs_be_handle_fd,
 	.fgetattr = nfs_be_fgetattr,
 	.fsync = nfs_be_fsync,
+	.flush = nfs_be_flush,
 	.release = nfs_be_release,
 	.fallocate = nfs_be_fallocate,
 	.lseek = nfs_be_lseek,

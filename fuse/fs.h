@@ -77,6 +77,9 @@ int fs_count(struct target *t, int rc);
  * op_guard_bytes() how many bytes moved. */
 extern const struct fuse_lowlevel_ops efsmt_guarded_ops;
 void op_guard_note(struct target *t, int rc);
+/* main.c: mount tuning the kernel allows only once INIT is answered; the
+ * first request after it calls this (cheap once done). */
+void fs_after_init(void);
 void op_guard_bytes(uint64_t n);
 
 #define FS_HANDLE(fi) ((struct efsmt_handle *)(uintptr_t)(fi)->fh)
@@ -116,6 +119,7 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_
 		  struct fuse_file_info *fi);
 void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
 		  struct fuse_file_info *fi);
 void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);

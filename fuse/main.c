@@ -24,6 +24,10 @@
 #include "reload.h"
 
 #define EFSMT_MAX_WRITE (1024 * 1024) /* bytes per FUSE write request */
+/* The kernel's readahead for the mount. FUSE's INIT can only lower the
+ * default 128 KiB; with a window this size sequential reads keep several
+ * 1 MiB READs in flight instead of one 128 KiB READ at a time. */
+#define EFSMT_READ_AHEAD_KB 4096
 
 static void efsmt_init(void *userdata, struct fuse_conn_info *conn)
 {
@@ -43,6 +47,63 @@ static void efsmt_init(void *userdata, struct fuse_conn_info *conn)
 	conn->time_gran = 1;
 }
 
+
+/* A mountinfo field: "\040" and friends are octal escapes. */
+static void unescape_field(char *s)
+{
+	char *o = s;
+	for (char *p = s; *p; p++) {
+		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
+		    p[3] >= '0' && p[3] <= '7') {
+			*o++ = (char)((p[1] - '0') << 6 | (p[2] - '0') << 3 | (p[3] - '0'));
+			p += 3;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+}
+
+static char readahead_path[64]; /* the mount's read_ahead_kb in sysfs */
+static atomic_int readahead_set;
+
+/* Find the mount's backing device in mountinfo (a stat of the mount point
+ * would need this daemon to answer it). */
+static void find_readahead(const char *mountpoint)
+{
+	char line[8192], dev[32] = "";
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char majmin[32], mnt[4096];
+		if (sscanf(line, "%*s %*s %31s %*s %4095s", majmin, mnt) != 2)
+			continue;
+		unescape_field(mnt);
+		if (strcmp(mnt, mountpoint) == 0)
+			snprintf(dev, sizeof(dev), "%s", majmin); /* the last one is ours */
+	}
+	fclose(f);
+	if (dev[0])
+		snprintf(readahead_path, sizeof(readahead_path), "/sys/class/bdi/%s/read_ahead_kb",
+			 dev);
+}
+
+/* Raise the mount's readahead, once, after INIT (whose reply resets it).
+ * Only root may; failing is harmless, so it is only logged. */
+void fs_after_init(void)
+{
+	if (atomic_load_explicit(&readahead_set, memory_order_relaxed) ||
+	    atomic_exchange(&readahead_set, 1) || !readahead_path[0])
+		return;
+	const char *path = readahead_path;
+	FILE *f = fopen(path, "we");
+	int ok = f && fprintf(f, "%d\n", EFSMT_READ_AHEAD_KB) > 0;
+	if (f && fclose(f) != 0)
+		ok = 0;
+	if (!ok)
+		log_debug("msg=readahead-unchanged path=%s", path);
+}
 
 /* Attach every target; on failure close those already open. */
 static struct route_table *open_targets(const struct efsmt_config *cfg)
@@ -139,6 +200,7 @@ static int serve(const struct efsmt_config *cfg)
 			cfg->mountpoint);
 		goto out_signals;
 	}
+	find_readahead(cfg->mountpoint);
 	log_info("msg=mounted source=%s mountpoint=%s targets=%zu", cfg->source, cfg->mountpoint,
 		 cfg->ntargets);
 	if (!cfg->foreground)

@@ -26,6 +26,14 @@ static struct efsmt_handle *wrap(fuse_req_t req, struct target *t, uint64_t bh)
 	return h;
 }
 
+/* Whether close(2) must reach the backend: only where writes are deferred
+ * and this open can write. Otherwise FOPEN_NOFLUSH spares close a round
+ * trip. */
+static int needs_flush(const struct target *t, int flags)
+{
+	return t->ops->flush && (flags & O_ACCMODE) != O_RDONLY;
+}
+
 void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	       struct fuse_file_info *fi)
 {
@@ -50,6 +58,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	struct efsmt_handle *h = wrap(req, t, bh);
 	if (!h)
 		return;
+	fi->noflush = !needs_flush(t, fi->flags);
 	struct fuse_entry_param e;
 	memset(&e, 0, sizeof(e));
 	e.ino = node_learn(parent, name, &st);
@@ -98,6 +107,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct efsmt_handle *h = wrap(req, t, bh);
 	if (!h)
 		return;
+	fi->noflush = !needs_flush(t, fi->flags);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	node_add_handle(ino, h);
 	if (fuse_reply_open(req, fi) != 0) {
@@ -192,6 +202,14 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_inf
 	struct efsmt_handle *h = FS_HANDLE(fi);
 
 	fuse_reply_err(req, -fs_count(h->t, h->t->ops->fsync(h->t, h->bh, datasync)));
+}
+
+void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct efsmt_handle *h = FS_HANDLE(fi);
+	int rc = h->t->ops->flush ? h->t->ops->flush(h->t, h->bh) : 0;
+
+	fuse_reply_err(req, -fs_count(h->t, rc));
 }
 
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,

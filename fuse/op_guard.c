@@ -32,6 +32,7 @@ void op_guard_bytes(uint64_t n)
 
 static void begin(void)
 {
+	fs_after_init();
 	ctx.t = NULL;
 	ctx.bytes = 0;
 	ctx.failed = 0;
@@ -83,6 +84,7 @@ GUARD(READ, read, (R r, I i, size_t s, off_t o, FI *fi), (r, i, s, o, fi))
 GUARD(WRITE, write_buf, (R r, I i, struct fuse_bufvec *b, off_t o, FI *fi), (r, i, b, o, fi))
 GUARD(RELEASE, release, (R r, I i, FI *fi), (r, i, fi))
 GUARD(FSYNC, fsync, (R r, I i, int d, FI *fi), (r, i, d, fi))
+GUARD(FLUSH, flush, (R r, I i, FI *fi), (r, i, fi))
 GUARD(OPENDIR, opendir, (R r, I i, FI *fi), (r, i, fi))
 GUARD(READDIR, readdir, (R r, I i, size_t s, off_t o, FI *fi), (r, i, s, o, fi))
 GUARD(READDIRPLUS, readdirplus, (R r, I i, size_t s, off_t o, FI *fi), (r, i, s, o, fi))
@@ -121,6 +123,7 @@ const struct fuse_lowlevel_ops efsmt_guarded_ops = {
 	.write_buf = g_write_buf,
 	.release = g_release,
 	.fsync = g_fsync,
+	.flush = g_flush,
 	.opendir = g_opendir,
 	.readdir = g_readdir,
 	.readdirplus = g_readdirplus,

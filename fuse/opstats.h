@@ -32,6 +32,7 @@
 	X(WRITE, "write")                                                              \
 	X(RELEASE, "release")                                                          \
 	X(FSYNC, "fsync")                                                              \
+	X(FLUSH, "flush")                                                              \
 	X(OPENDIR, "opendir")                                                          \
 	X(READDIR, "readdir")                                                          \
 	X(READDIRPLUS, "readdirplus")                                                  \

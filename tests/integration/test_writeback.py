@@ -1,0 +1,186 @@
+"""Writes that the daemon answers before the server does (nfs:// write-behind):
+what an application sees must not change. Sizes and data are current right
+after write(2) through any handle, large files arrive intact, rewrites of the
+same bytes land in order, and a write that fails on the way is reported by
+fsync(2) and close(2)."""
+
+import hashlib
+import os
+import shutil
+import signal
+
+import pytest
+
+import conftest
+import efsmt_testlib as lib
+
+MIB = 1 << 20
+
+
+def _drop_cached_pages(fd):
+    """Make the next reads of fd reach the daemon instead of the kernel's
+    page cache (the pages are clean: FUSE writes through)."""
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+@pytest.fixture
+def nocache(mount_efsmt):
+    """efsmt without attribute or entry caching in the kernel: every stat(2)
+    reaches the daemon, and so the server."""
+    return mount_efsmt(["-o", "attr_timeout=0,entry_timeout=0,negative_timeout=0"])
+
+
+def test_stat_size_right_after_write(nocache):
+    fs = nocache
+    fd = os.open(fs.m("f"), os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for i in range(1, 9):
+            os.write(fd, os.urandom(MIB))
+            assert os.stat(fs.m("f")).st_size == i * MIB
+            assert os.fstat(fd).st_size == i * MIB
+    finally:
+        os.close(fd)
+    assert os.path.getsize(fs.b("f")) == 8 * MIB
+
+
+def test_read_your_writes_across_handles(nocache):
+    fs = nocache
+    w = os.open(fs.m("f"), os.O_RDWR | os.O_CREAT, 0o644)
+    r = os.open(fs.m("f"), os.O_RDONLY)
+    try:
+        data = b""
+        for i in range(6):
+            chunk = os.urandom(MIB + 4096 * i)
+            os.write(w, chunk)
+            data += chunk
+            _drop_cached_pages(r)
+            assert os.pread(r, len(data) + 1, 0) == data
+            # a third handle opened now reads it too (its OPEN reads ahead)
+            with open(fs.m("f"), "rb") as f:
+                assert f.read() == data
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_truncate_after_writes_sticks(nocache):
+    """A truncate right after writes must not be undone by a WRITE still in
+    flight."""
+    fs = nocache
+    for _ in range(5):
+        fd = os.open(fs.m("f"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            for _ in range(4):
+                os.write(fd, os.urandom(MIB))
+            os.ftruncate(fd, 1000)
+            assert os.fstat(fd).st_size == 1000
+        finally:
+            os.close(fd)
+        assert os.path.getsize(fs.b("f")) == 1000
+        # O_TRUNC by path, while another handle's writes may still fly
+        fd = os.open(fs.m("f"), os.O_WRONLY)
+        os.write(fd, os.urandom(2 * MIB))
+        with open(fs.m("f"), "wb"):
+            pass
+        os.close(fd)
+
+
+def test_large_sequential_write_checksum(fs):
+    h = hashlib.sha256()
+    fd = os.open(fs.m("big"), os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        # whole megabytes, then odd sizes that straddle the server's wsize
+        for size in [MIB] * 48 + [MIB - 1, 3 * MIB + 7, 12345, MIB + 1] * 4:
+            chunk = os.urandom(size)
+            h.update(chunk)
+            assert os.write(fd, chunk) == size
+    finally:
+        os.close(fd)
+    want = h.hexdigest()
+    for path in (fs.m("big"), fs.b("big")):
+        with open(path, "rb") as f:
+            got = hashlib.sha256()
+            for block in iter(lambda: f.read(MIB), b""):
+                got.update(block)
+        assert got.hexdigest() == want, path
+
+
+def test_rewrites_of_the_same_bytes_land_in_order(fs):
+    fd = os.open(fs.m("f"), os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for i in range(40):
+            os.pwrite(fd, bytes([i]) * MIB, (i % 3) * (MIB // 2))
+    finally:
+        os.close(fd)
+    want = bytearray(2 * MIB)
+    for i in range(40):
+        off = (i % 3) * (MIB // 2)
+        want[off:off + MIB] = bytes([i]) * MIB
+    assert lib.read_file(fs.b("f")) == bytes(want)
+
+
+# ---------------------------------------------------------------- failures
+
+@pytest.fixture
+def lone_ganesha(efsmt_bin):
+    """One nfs-ganesha of its own (the shared servers must survive), and
+    efsmt mounted over it alone. Yields (mount point, backing dir, pid of the
+    server)."""
+    workdir = lib.make_workdir("efsmt-wb.")
+    backing = os.path.join(workdir, "B")
+    os.mkdir(backing)
+    net = conftest._free_loopback_net()
+    env = dict(os.environ, GANESHA_RUN=os.path.join(workdir, "ganesha"), GANESHA_NET=net)
+    r = lib.run([conftest.GANESHA_SH, "start", backing, "1"], env=env, timeout=60)
+    daemon = None
+    try:
+        assert r.returncode == 0, "starting nfs-ganesha: %s" % r.stderr.decode().strip()
+        pidfile = [f for f in os.listdir(env["GANESHA_RUN"]) if f.endswith(".pid")]
+        with open(os.path.join(env["GANESHA_RUN"], pidfile[0])) as f:
+            pid = int(f.read())
+        mnt = os.path.join(workdir, "mnt")
+        os.mkdir(mnt)
+        daemon = conftest.Daemon(efsmt_bin, "efsmt-test", mnt,
+                                 ["-o", "target=nfs://%s.2/export" % net],
+                                 os.path.join(workdir, "efsmt.log"))
+        daemon.start()
+        yield mnt, backing, pid
+    finally:
+        problems = daemon.stop() if daemon and daemon.returncode is None else []
+        lib.run([conftest.GANESHA_SH, "stop"], env=env, timeout=60)
+        if not lib.mounts_under(workdir):
+            shutil.rmtree(workdir, ignore_errors=True)
+    assert not problems, problems
+
+
+@pytest.mark.time_limit(90)
+def test_write_error_reported_by_fsync_and_close(lone_ganesha):
+    """The server dies with writes accepted but not yet answered: fsync(2)
+    and close(2) must fail, never report the data as safe."""
+    mnt, backing, pid = lone_ganesha
+    path = os.path.join(mnt, "f")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    closed = False
+    try:
+        os.write(fd, os.urandom(MIB))
+        os.fsync(fd)
+        assert os.path.getsize(os.path.join(backing, "f")) == MIB
+        os.kill(pid, signal.SIGKILL)
+        lib.wait_for(lambda: not os.path.exists("/proc/%d" % pid), 10)
+        for _ in range(4):
+            try:
+                os.write(fd, os.urandom(MIB))
+            except OSError:
+                break  # an earlier write's error, reported early: fine
+        with pytest.raises(OSError):
+            os.fsync(fd)
+        # sticky: the next flush (close) still says so
+        closed = True
+        with pytest.raises(OSError):
+            os.close(fd)
+    finally:
+        if not closed:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
