@@ -266,20 +266,34 @@ mount_efsmt() { # N LANES TAG
 }
 
 declare -A RES=()  # RES[phase.N.lanes] = MB/s, one per run
-declare -A CPUS=() # CPUS[phase.N.lanes] = efsmt CPU % of one core, one per run
+declare -A CPUS=() # CPUS[phase.N.lanes] = "efsmt/ganesha/host" CPU %, one per run
 declare -A CARRIED=() # CARRIED[phase.N.lanes] = MB per target over the link, last run
 
+server_pids() {
+	cat "$NETNS_RUN"/t*.pid 2>/dev/null | tr '\n' ' '
+}
+
+host_cpu() { # "busy total" jiffies of all CPUs
+	awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat
+}
+
 measure_phase() { # PHASE N LANES RUN
-	local phase=$1 n=$2 lanes=$3 run=$4 end c0 c1 before after out line mbps secs
+	local phase=$1 n=$2 lanes=$3 run=$4 end c0 c1 g0 g1 h0 h1 before after out line mbps secs
 	local -a args
 	mapfile -t args < <(pario_args "$n" "$MNT/$SCALE_DIR")
 	end=host
 	[ "$phase" = write ] || end=ns
 	before=$(tbf_all "$n" "$end")
 	c0=$(proc_cpu "$DAEMON_PID")
+	# shellcheck disable=SC2046
+	g0=$(proc_cpu $(server_pids))
+	h0=$(host_cpu)
 	run_bench "$WORK/out" "$PARIO" -p "$phase" -b "$BLOCK_KIB" "${args[@]}" ||
 		die "pario -p $phase over $n targets (lanes=$lanes, run $run) failed"
 	c1=$(proc_cpu "$DAEMON_PID")
+	# shellcheck disable=SC2046
+	g1=$(proc_cpu $(server_pids))
+	h1=$(host_cpu)
 	after=$(tbf_all "$n" "$end")
 	out=$(cat "$WORK/out")
 	line=$(grep '^phase=' <<<"$out")
@@ -287,7 +301,11 @@ measure_phase() { # PHASE N LANES RUN
 	secs=$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' <<<"$line")
 	[ -n "$mbps" ] && [ -n "$secs" ] || die "no result from pario: $out"
 	RES[$phase.$n.$lanes]="${RES[$phase.$n.$lanes]:-} $mbps"
-	CPUS[$phase.$n.$lanes]="${CPUS[$phase.$n.$lanes]:-} $(awk -v a="$c0" -v b="$c1" -v s="$secs" 'BEGIN { printf "%.0f", (b - a) / s * 100 }')"
+	CPUS[$phase.$n.$lanes]="${CPUS[$phase.$n.$lanes]:-} $(awk -v c0="$c0" -v c1="$c1" -v g0="$g0" -v g1="$g1" \
+		-v h0="$h0" -v h1="$h1" -v s="$secs" 'BEGIN {
+		split(h0, a, " "); split(h1, b, " ")
+		printf "%.0f/%.0f/%.0f", (c1 - c0) / s * 100, (g1 - g0) / s * 100,
+			(b[2] > a[2]) ? (b[1] - a[1]) / (b[2] - a[2]) * 100 : 0 }')"
 	CARRIED[$phase.$n.$lanes]=$(awk -v a="$before" -v b="$after" 'BEGIN {
 		n = split(a, x, " "); split(b, y, " ")
 		for (i = 1; i <= n; i++) printf "%s%.0f", (i > 1 ? "," : ""), (y[i] - x[i]) / 1e6 }')
@@ -330,13 +348,25 @@ echo
 echo "efsmt scale benchmark  $(date -u '+%Y-%m-%dT%H:%M:%SZ')  kernel $(uname -r)  $(nproc) CPUs"
 echo "targets: nfs-ganesha $(dpkg-query -W -f '${Version}' nfs-ganesha 2>/dev/null || echo '?') (FSAL VFS), each in its own network namespace,"
 echo "  veth capped with tbf rate $RATE burst 256kb latency 50ms on both ends${cap:+ ($cap MB/s each way)}"
-echo "efsmt $(timeout 5 "$EFSMT_RUN" -V 2>&1 | head -n 1 || echo '?'), sha256 $(sha256sum "$EFSMT_RUN" | cut -c1-12)${EFSMT_OPTS:+, -o $EFSMT_OPTS}"
+echo "efsmt $(timeout 5 "$EFSMT_RUN" -V 2>&1 | head -n 1 || echo '?'), sha256 $(sha256sum "$EFSMT_RUN" | cut -c1-12)"
+echo "  efsmt bench-scale MNT -f -o target=URI1,...,target=URIN,lanes=L${EFSMT_OPTS:+,$EFSMT_OPTS}"
 echo "workload: $FILES writers (create, write, fsync, close), fresh mount and dropped page cache, then $FILES readers"
 echo "  of the same files (content checked); block $BLOCK_KIB KiB; each target carries about $SIZE_MIB MiB per phase"
 echo "runs: $RUNS (median shown); ratio = MB/s / (N x the N=1 MB/s of the same lanes); goal: ratio >= $GOAL"
 echo
-printf '%3s %5s %-9s %-12s %9s %9s %7s %7s %6s %6s  %s\n' N lanes "files/t" "MiB/file" "write" "read" "w-ratio" "r-ratio" "w-cpu" "r-cpu" goal
-printf '%3s %5s %-9s %-12s %9s %9s %7s %7s %6s %6s\n' "" "" "" "" "MB/s" "MB/s" "" "" "efsmt" "efsmt"
+median_cpu() { # "e/g/h ..." -> the median of each part, "e/g/h"
+	local v e=() g=() h=()
+	for v in "$@"; do
+		IFS=/ read -r x y z <<<"$v"
+		e+=("$x") g+=("$y") h+=("$z")
+	done
+	echo "$(median "${e[@]}")/$(median "${g[@]}")/$(median "${h[@]}")"
+}
+
+printf '%3s %5s %-9s %-10s %8s %8s %7s %7s %-11s %-11s %s\n' N lanes "files/t" "MiB/file" \
+	"write" "read" "w-ratio" "r-ratio" "w-cpu %" "r-cpu %" goal
+printf '%3s %5s %-9s %-10s %8s %8s %7s %7s %-11s %-11s\n' "" "" "" "" "MB/s" "MB/s" "" "" \
+	"e/g/host" "e/g/host"
 for lanes in "${LANES[@]}"; do
 	# shellcheck disable=SC2086
 	w1=$(median ${RES[write.1.$lanes]})
@@ -350,9 +380,9 @@ for lanes in "${LANES[@]}"; do
 		wr=$(awk -v a="$w" -v b="$w1" -v n="$n" 'BEGIN { printf "%.2f", a / (n * b) }')
 		rr=$(awk -v a="$r" -v b="$r1" -v n="$n" 'BEGIN { printf "%.2f", a / (n * b) }')
 		# shellcheck disable=SC2086
-		wc=$(median ${CPUS[write.$n.$lanes]})
+		wc=$(median_cpu ${CPUS[write.$n.$lanes]})
 		# shellcheck disable=SC2086
-		rc=$(median ${CPUS[read.$n.$lanes]})
+		rc=$(median_cpu ${CPUS[read.$n.$lanes]})
 		sizes=$(awk -F: '{ print $2 }' <<<"${PLAN[$n]}" | sort -un | paste -sd/)
 		if [ "$n" -eq 1 ]; then
 			goal="(base)"
@@ -361,12 +391,13 @@ for lanes in "${LANES[@]}"; do
 		else
 			goal=MISSED
 		fi
-		printf '%3s %5s %-9s %-12s %9s %9s %7s %7s %5s%% %5s%%  %s\n' "$n" "$lanes" "${SPREAD[$n]}" "$sizes" \
-			"$(fmt seq "$w")" "$(fmt seq "$r")" "$wr" "$rr" "$wc" "$rc" "$goal"
+		printf '%3s %5s %-9s %-10s %8s %8s %7s %7s %-11s %-11s %s\n' "$n" "$lanes" "${SPREAD[$n]}" \
+			"$sizes" "$(fmt seq "$w")" "$(fmt seq "$r")" "$wr" "$rr" "$wc" "$rc" "$goal"
 	done
 done
 echo
-echo "files/t: files per target (routing of their names); MiB/file: their sizes; efsmt: the daemon's CPU, % of one core"
+echo "files/t: files per target (routing of their names); MiB/file: their sizes"
+echo "cpu: e = the efsmt daemon, g = all nfs-ganesha servers (% of one core), host = the whole machine (% of all $(nproc) CPUs)"
 echo "MB over each target's link in the last run (tbf counters: payload and NFS/TCP overhead):"
 for lanes in "${LANES[@]}"; do
 	for ((n = 1; n <= MAX_TARGETS; n++)); do
