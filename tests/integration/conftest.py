@@ -10,6 +10,10 @@ fails; ./run also sweeps its scratch directory when pytest itself dies.
 A new kind of backend (nfs: three nfs-ganesha servers exporting B) is a new
 Backend subclass registered in BACKENDS and named in BACKEND_KINDS: every test
 that uses `backend` or `fs` then runs against it too.
+
+`netns_targets` and `netns_mount` (at the end) give the fault and scale tests
+nfs-ganesha targets in network namespaces behind rate-capped veth pairs
+(tests/netns.sh), with pause, resume, kill, restart and link-down/up verbs.
 """
 
 import importlib.util

@@ -8,8 +8,6 @@ import hashlib
 import os
 import time
 
-import pytest
-
 import efsmt_testlib as lib
 
 MIB = 1 << 20
