@@ -55,6 +55,20 @@ note() {
 	echo "$PROG: $*" >&2
 }
 
+CLK_TCK=$(getconf CLK_TCK)
+
+proc_cpu() {
+	# CPU seconds (user + system) used so far by the given pids
+	local pid sum=0 t
+	for pid in "$@"; do
+		[ -r "/proc/$pid/stat" ] || continue
+		# the fields after the command name, which is in parentheses
+		t=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }') || continue
+		sum=$((sum + ${t:-0}))
+	done
+	awk -v s="$sum" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", s / hz }'
+}
+
 ratio() {
 	[ -n "$1" ] && [ -n "$2" ] || { echo "-"; return; }
 	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'

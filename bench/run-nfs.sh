@@ -352,19 +352,7 @@ check_servers() {
 
 # ---------------------------------------------------------------- CPU accounting
 
-CLK_TCK=$(getconf CLK_TCK)
-
-proc_cpu() {
-	# CPU seconds (user + system) used so far by the given pids
-	local pid sum=0 t
-	for pid in "$@"; do
-		[ -r "/proc/$pid/stat" ] || continue
-		# the fields after the command name, which is in parentheses
-		t=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }') || continue
-		sum=$((sum + ${t:-0}))
-	done
-	awk -v s="$sum" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", s / hz }'
-}
+# proc_cpu and CLK_TCK: common.sh
 
 CHILD_TIMES=""
 children_cpu() {

@@ -10,6 +10,10 @@ fails; ./run also sweeps its scratch directory when pytest itself dies.
 A new kind of backend (nfs: three nfs-ganesha servers exporting B) is a new
 Backend subclass registered in BACKENDS and named in BACKEND_KINDS: every test
 that uses `backend` or `fs` then runs against it too.
+
+`netns_targets` and `netns_mount` (at the end) give the fault and scale tests
+nfs-ganesha targets in network namespaces behind rate-capped veth pairs
+(tests/netns.sh), with pause, resume, kill, restart and link-down/up verbs.
 """
 
 import importlib.util
@@ -540,3 +544,264 @@ class Fake:
 @pytest.fixture
 def fake(fake_server, tmp_path):
     return Fake(fake_server, tmp_path)
+
+
+# ---------------------------------------------------------------- targets in network namespaces
+
+NETNS_SH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "netns.sh")
+NFS_PORT = 2049
+RPC_NULL_CALL = (0x80000028).to_bytes(4, "big") + b"".join(
+    v.to_bytes(4, "big") for v in (0x4e554c4c, 0, 2, 100003, 4, 0, 0, 0, 0, 0))
+
+
+def nfs_answers(addr, timeout=1.0):
+    """Whether the NFS server at addr:2049 answers an RPC NULL call (program
+    100003, version 4, procedure 0) within timeout seconds. The kernel of a
+    stopped server still completes the TCP handshake: only a reply proves
+    that the server answers."""
+    try:
+        with socket.create_connection((addr, NFS_PORT), timeout=timeout) as s:
+            s.sendall(RPC_NULL_CALL)
+            reply = s.recv(64)
+    except OSError:
+        return False
+    # record mark, xid, msg_type REPLY (1), reply_stat MSG_ACCEPTED (0)
+    return (len(reply) >= 16 and reply[4:8] == RPC_NULL_CALL[4:8]
+            and reply[8:16] == (1).to_bytes(4, "big") + bytes(4))
+
+
+def _pid_running(pid):
+    """pid is a live (or stopped) process, not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+class NetnsTargets:
+    """N nfs-ganesha servers, each in its own network namespace behind a
+    veth pair capped at `rate` (tests/netns.sh), exporting one directory.
+
+    .uris, .addrs (10.200.K.2) and .backing (the exported directory, for
+    checking); the fault verbs take the 0-based index k of a target in .uris:
+    pause(k), resume(k), kill(k), restart(k), link_down(k), link_up(k);
+    answers(k) is whether its server replies to an RPC NULL call;
+    tbf_sent(k) the bytes the caps of its host end and namespace end sent."""
+
+    def __init__(self, workdir, n, rate):
+        self.workdir = workdir
+        self.n = n
+        self.rate = rate
+        self.backing = os.path.join(workdir, "B")
+        self.run_dir = os.path.join(workdir, "netns")
+        prefix = "et" + "".join(random.choice("abcdefghijklmnopqrstuvwxyz0123456789")
+                                for _ in range(7))
+        self.env = dict(os.environ, NETNS_RUN=self.run_dir, NETNS_PREFIX=prefix)
+        self.uris, self.addrs, self.targets = [], [], []
+        self.pids = set()  # every server pid seen, for the leftover check
+        self.stopped = False
+
+    def _sh(self, *args, timeout=60):
+        return lib.run([NETNS_SH] + list(args), env=self.env, timeout=timeout)
+
+    def _do(self, *args):
+        r = self._sh(*args)
+        assert r.returncode == 0, "netns.sh %s failed: %s" % (" ".join(args),
+                                                              r.stderr.decode().strip())
+        self._note_pids()
+        return r.stdout.decode()
+
+    def _note_pids(self):
+        for i in range(1, self.n + 1):
+            try:
+                with open(os.path.join(self.run_dir, "t%d.pid" % i)) as f:
+                    self.pids.add(int(f.read().strip()))
+            except (OSError, ValueError):
+                pass
+
+    def start(self):
+        os.mkdir(self.backing)
+        r = self._sh("start", self.backing, str(self.n), "--rate", str(self.rate), timeout=120)
+        if r.returncode != 0:
+            self.stop()
+            pytest.fail("tests/netns.sh start %d --rate %s failed: %s"
+                        % (self.n, self.rate, r.stderr.decode().strip()), pytrace=False)
+        self.uris = r.stdout.decode().split()
+        with open(os.path.join(self.run_dir, "targets")) as f:
+            # I K NS HOSTVETH NSVETH ADDR
+            self.targets = [dict(zip(("i", "k", "ns", "host", "peer", "addr"), line.split()))
+                            for line in f if line.strip()]
+        self.addrs = [t["addr"] for t in self.targets]
+        self._note_pids()
+        assert self.uris == ["nfs://%s/export" % a for a in self.addrs], (self.uris, self.addrs)
+        return self
+
+    def pause(self, k):
+        self._do("pause", str(k + 1))
+
+    def resume(self, k):
+        self._do("resume", str(k + 1))
+
+    def kill(self, k):
+        self._do("kill", str(k + 1))
+
+    def restart(self, k):
+        self._do("restart", str(k + 1))
+
+    def link_down(self, k):
+        self._do("link-down", str(k + 1))
+
+    def link_up(self, k):
+        self._do("link-up", str(k + 1))
+
+    def status(self):
+        return self._do("status")
+
+    def answers(self, k, timeout=1.0):
+        return nfs_answers(self.addrs[k], timeout)
+
+    def heal(self):
+        """Every server running and every link up (before unmounting efsmt)."""
+        for line in self.status().splitlines():
+            if not line.startswith("target="):
+                continue
+            f = dict(kv.split("=", 1) for kv in line.split())
+            k = int(f["target"]) - 1
+            if f["link"] == "down":
+                self.link_up(k)
+            if f["server"] == "paused":
+                self.resume(k)
+            elif f["server"] == "dead":
+                self.restart(k)
+
+    def tbf_sent(self, k):
+        """(bytes sent by the host end's cap, by the namespace end's cap)."""
+        t = self.targets[k]
+
+        def sent(cmd):
+            out = lib.run(cmd).stdout.decode()
+            for line in out.splitlines():
+                words = line.split()
+                if words[:1] == ["Sent"]:
+                    return int(words[1])
+            raise AssertionError("no tbf statistics in `%s`: %s" % (" ".join(cmd), out))
+
+        return (sent(["tc", "-s", "qdisc", "show", "dev", t["host"], "root"]),
+                sent(["ip", "netns", "exec", t["ns"], "tc", "-s", "qdisc", "show", "dev",
+                      t["peer"], "root"]))
+
+    def leftovers(self):
+        """What still exists of these targets: namespaces, interfaces, routes
+        into their blocks, server processes."""
+        left = []
+        names = {t["ns"] for t in self.targets}
+        netns = lib.run(["ip", "netns", "list"]).stdout.decode().split("\n")
+        left += ["netns %s" % l.split()[0] for l in netns if l.split()[:1] and l.split()[0] in names]
+        links = lib.run(["ip", "-o", "link", "show"]).stdout.decode().splitlines()
+        ifnames = {t["host"] for t in self.targets} | {t["peer"] for t in self.targets}
+        for l in links:
+            name = l.split(":")[1].strip().split("@")[0]
+            if name in ifnames:
+                left.append("interface %s" % name)
+        routes = lib.run(["ip", "-4", "route", "show", "table", "all"]).stdout.decode()
+        for t in self.targets:
+            block = "10.200.%s." % t["k"]
+            left += ["route '%s'" % r for r in routes.splitlines() if block in r]
+        left += ["ganesha pid %d" % p for p in sorted(self.pids) if _pid_running(p)]
+        return left
+
+    def stop(self):
+        """Undo start(); a list of problems (empty when nothing is left)."""
+        if self.stopped:
+            return []
+        self.stopped = True
+        self._note_pids()
+        r = self._sh("stop", timeout=120)
+        problems = [] if r.returncode == 0 else ["netns.sh stop: %s" % r.stderr.decode().strip()]
+        if not lib.wait_for(lambda: not self.leftovers(), 5):
+            problems.append("left after netns.sh stop: %s" % ", ".join(self.leftovers()))
+        return problems
+
+
+@pytest.fixture
+def netns_targets(efsmt_bin):
+    """Factory: netns_targets(n=3, rate="200mbit") -> NetnsTargets, started
+    (rate as tc writes it; 0 or "none": uncapped). Every set is stopped at
+    teardown, and the teardown fails if any namespace, veth, route or server
+    is left."""
+    made = []
+
+    def start(n=3, rate="200mbit"):
+        t = NetnsTargets(lib.make_workdir("efsmt-netns."), n, rate)
+        made.append(t)
+        return t.start()
+
+    start.made = made
+    yield start
+    problems = []
+    for t in made:
+        problems += t.stop()
+        if not lib.mounts_under(t.workdir):
+            shutil.rmtree(t.workdir, ignore_errors=True)
+    assert not problems, "netns targets teardown:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def netns_mount(netns_targets, efsmt_bin):
+    """Factory: netns_mount(targets, args=(), uris=None) mounts efsmt over
+    targets.uris (or the given subset) and returns a Mount-like object
+    (.mnt, .m(rel), .backing, .uris, .daemon). Unmounted at teardown, after
+    every server is resumed and every link is up again, before the targets
+    are stopped."""
+    started = []
+
+    def start(targets, args=(), uris=None):
+        uris = list(uris or targets.uris)
+        workdir = lib.make_workdir("efsmt-mnt.")
+        mnt = os.path.join(workdir, "mnt")
+        os.mkdir(mnt)
+        d = Daemon(efsmt_bin, "efsmt-test", mnt,
+                   ["-o", ",".join("target=" + u for u in uris)] + list(args),
+                   os.path.join(workdir, "efsmt.log"))
+        started.append((d, workdir))
+        d.start()
+        return NetnsMount(targets, d, uris)
+
+    yield start
+    problems = []
+    for t in netns_targets.made:
+        if not t.stopped:
+            t.heal()
+    for d, workdir in started:
+        if d.proc is not None and d.returncode is None:
+            problems += d.stop()
+        if not lib.mounts_under(workdir):
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            problems.append("left mounted: %s" % lib.mounts_under(workdir))
+    assert not problems, "efsmt teardown:\n" + "\n".join(problems)
+
+
+class NetnsMount:
+    def __init__(self, targets, daemon, uris):
+        self.targets = targets
+        self.daemon = daemon
+        self.mnt = daemon.mnt
+        self.backing = targets.backing
+        self.uris = uris
+        self.ids = uris
+
+    def m(self, *rel):
+        return os.path.join(self.mnt, *rel)
+
+    def b(self, *rel):
+        return os.path.join(self.backing, *rel)
+
+    def route(self, rel):
+        """Index in .uris of the target rel routes to."""
+        return lib.route_index(self.ids, lib.fuse_path(rel))
+
+    def stop(self):
+        problems = self.daemon.stop()
+        assert not problems, "efsmt unmount:\n" + "\n".join(problems)
