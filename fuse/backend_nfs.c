@@ -69,7 +69,7 @@
 #define NFS_FH_CACHE_TTL_MS 1000
 #define NFS_FH_CACHE_BUCKETS 4096
 #define NFS_FH_CACHE_MAX 65536 /* entries; past this the cache is emptied */
-#define NFS_LANES_DEFAULT 1
+#define NFS_LANES_DEFAULT 2
 #define NFS_LANES_MAX 16
 #define NFS_HINT_UNREACHABLE "is port 2049 open in the mount target's security group?"
 #define NFS_DIR_DOT 1    /* readdir offset after "." */

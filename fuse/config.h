@@ -19,7 +19,8 @@
 #define CFG_DEFAULT_ATTR_TIMEOUT 3.0     /* seconds */
 #define CFG_DEFAULT_NEGATIVE_TIMEOUT 1.0 /* seconds */
 #define CFG_MAX_THREADS 1024
-#define CFG_DEFAULT_LANES 1
+#define CFG_DEFAULT_LANES 2 /* bench/run-scale.sh: 1 lane reached 0.73-0.90 of N x one target on writes, 2 lanes 0.97-0.99 */
+#define CFG_NFS_THREADS 16 /* default workers when an nfs:// target is mounted */
 #define CFG_MAX_LANES 16
 #define CFG_DEFAULT_PROBE_INTERVAL 2.0 /* seconds between health probes */
 #define CFG_DEFAULT_PROBE_TIMEOUT 5.0  /* seconds a probe may take */
