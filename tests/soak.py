@@ -1,0 +1,281 @@
+#!/usr/bin/python3
+"""Soak: efsmt over nfs-ganesha targets for a long while under faults.
+
+  tests/soak.py [--minutes 10] [--workers 4] [--efsmt PATH]   (root; `make soak`)
+
+Three ganesha servers (and a fourth that reloads add and remove) export one
+directory on a loopback block of their own. Workers create, overwrite (with
+fsync), read back, rename, list and delete files through the mount; every
+minute one target is stopped (SIGSTOP) for 20 s; every 30 s the target list
+is reloaded (set-targets, alternating 3 and 4 targets). A write that failed
+leaves its file's content unknown, and that file is dropped from the record;
+every file whose last write succeeded is checked at the end, through the
+mount and in the exported directory, by SHA-256. Prints the counts and exits
+1 on any mismatch, crash or hang.
+"""
+
+import argparse
+import collections
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(HERE, "integration"))
+import efsmt_testlib as lib  # noqa: E402
+
+GANESHA = os.path.join(HERE, "ganesha.sh")
+CTL = os.path.join(REPO, "control", "efsmtctl")
+STOP_EVERY_S, STOP_FOR_S, RELOAD_EVERY_S = 60, 20, 30
+MAX_FILES, MAX_SIZE = 3000, 256 * 1024
+
+
+class Soak:
+    def __init__(self, args):
+        self.args = args
+        self.work = tempfile.mkdtemp(prefix="efsmt-soak.")
+        os.chmod(self.work, 0o755)
+        self.backing = os.path.join(self.work, "backing")
+        self.mnt = os.path.join(self.work, "mnt")
+        os.mkdir(self.backing)
+        os.mkdir(self.mnt)
+        self.net = "127.%d.%d" % (random.randint(100, 250), random.randint(0, 250))
+        self.addrs = ["%s.%d" % (self.net, i) for i in (2, 3, 4, 5)]
+        self.uris = ["nfs://%s/export" % a for a in self.addrs]
+        self.env = dict(os.environ, GANESHA_RUN=os.path.join(self.work, "ganesha"),
+                        GANESHA_NET=self.net)
+        self.sock = os.path.join(self.work, "ctl.sock")
+        self.lock = threading.Lock()
+        self.files = {}  # name -> sha256 of the content last written successfully
+        self.ops = collections.Counter()
+        self.fails = collections.Counter()
+        self.stop = threading.Event()
+        self.events = []
+        self.daemon = None
+
+    def log(self, msg):
+        line = "%7.1fs %s" % (time.monotonic() - self.t0, msg)
+        self.events.append(line)
+        print(line, flush=True)
+
+    def start(self):
+        r = subprocess.run([GANESHA, "start", self.backing, "4"], env=self.env,
+                           capture_output=True, text=True)
+        if r.returncode:
+            sys.exit("soak: ganesha did not start: " + r.stderr)
+        args = [self.args.efsmt, "fs-12345678", self.mnt, "-f", "-o", "control=" + self.sock]
+        for u in self.uris[:3]:
+            args += ["-o", "target=" + u]
+        self.daemon_log = open(os.path.join(self.work, "efsmt.log"), "wb")
+        self.daemon = subprocess.Popen(args, stdout=self.daemon_log, stderr=self.daemon_log)
+        if not lib.wait_for(lambda: lib.FSTYPE in lib.mounted_at(self.mnt), 15):
+            sys.exit("soak: efsmt did not mount")
+        self.generation = 0
+
+    def pid(self, k):
+        with open(os.path.join(self.env["GANESHA_RUN"], "efsmt_ganesha_%d.pid" % (k + 2))) as f:
+            return int(f.read())
+
+    # ---- the workload
+    def worker(self, wid):
+        rnd = random.Random(wid)
+        while not self.stop.is_set():
+            op = rnd.choice(["create", "create", "overwrite", "read", "read", "read",
+                             "rename", "list", "unlink"])
+            try:
+                getattr(self, "op_" + op)(rnd, wid)
+                with self.lock:
+                    self.ops[op] += 1
+            except OSError as e:
+                with self.lock:
+                    self.fails["%s:%s" % (op, errno_name(e.errno))] += 1
+
+    def pick(self, rnd, wid):
+        """One of this worker's files: only its owner writes, renames or
+        deletes a file, so what it reads must be what it last wrote."""
+        prefix = "w%d-" % wid
+        with self.lock:
+            mine = [n for n in self.files if n.startswith(prefix)]
+        return rnd.choice(mine) if mine else None
+
+    def write(self, name, data):
+        with self.lock:
+            self.files.pop(name, None)  # unknown until the write is acknowledged
+        fd = os.open(os.path.join(self.mnt, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        with self.lock:
+            self.files[name] = hashlib.sha256(data).hexdigest()
+
+    def op_create(self, rnd, wid):
+        with self.lock:
+            full = len(self.files) > MAX_FILES
+        if full:
+            return self.op_unlink(rnd, wid)
+        self.write("w%d-%d" % (wid, rnd.randrange(1 << 30)), rnd.randbytes(rnd.randrange(1, MAX_SIZE)))
+
+    def op_overwrite(self, rnd, wid):
+        name = self.pick(rnd, wid)
+        if name:
+            self.write(name, rnd.randbytes(rnd.randrange(1, MAX_SIZE)))
+
+    def op_read(self, rnd, wid):
+        name = self.pick(rnd, wid)
+        if not name:
+            return
+        with self.lock:
+            want = self.files.get(name)
+        data = lib.read_file(os.path.join(self.mnt, name))
+        if want and hashlib.sha256(data).hexdigest() != want:
+            with self.lock:
+                self.fails["read:MISMATCH"] += 1
+            self.log("MISMATCH on read of %s" % name)
+
+    def op_rename(self, rnd, wid):
+        name = self.pick(rnd, wid)
+        if not name:
+            return
+        new = "w%d-%d" % (wid, rnd.randrange(1 << 30))
+        with self.lock:
+            sha = self.files.pop(name, None)
+        os.rename(os.path.join(self.mnt, name), os.path.join(self.mnt, new))
+        with self.lock:
+            if sha:
+                self.files[new] = sha
+
+    def op_list(self, rnd, wid):
+        os.listdir(self.mnt)
+
+    def op_unlink(self, rnd, wid):
+        name = self.pick(rnd, wid)
+        if not name:
+            return
+        with self.lock:
+            self.files.pop(name, None)
+        os.unlink(os.path.join(self.mnt, name))
+
+    # ---- the faults
+    def faults(self):
+        next_stop = time.monotonic() + STOP_EVERY_S
+        next_reload = time.monotonic() + RELOAD_EVERY_S
+        stopped = None
+        while not self.stop.wait(0.5):
+            now = time.monotonic()
+            if stopped is not None and now >= resume_at:
+                os.kill(self.pid(stopped), signal.SIGCONT)
+                self.log("target %d resumed" % stopped)
+                stopped = None
+            if stopped is None and now >= next_stop:
+                stopped = random.randrange(3)
+                os.kill(self.pid(stopped), signal.SIGSTOP)
+                self.log("target %d stopped" % stopped)
+                resume_at = now + STOP_FOR_S
+                next_stop = now + STOP_EVERY_S
+            if now >= next_reload:
+                self.generation += 1
+                n = 4 if self.generation % 2 else 3
+                body = json.dumps({"generation": self.generation, "targets": self.uris[:n]})
+                r = subprocess.run([CTL, "-s", self.sock, "set-targets", "-"], input=body,
+                                   capture_output=True, text=True, timeout=60)
+                self.log("reload to %d targets: %s" % (n, "ok" if r.returncode == 0
+                                                        else r.stderr.strip()))
+                with self.lock:
+                    self.ops["reload"] += 1
+                    if r.returncode:
+                        self.fails["reload"] += 1
+                next_reload = now + RELOAD_EVERY_S
+        if stopped is not None:
+            os.kill(self.pid(stopped), signal.SIGCONT)
+
+    def verify(self):
+        bad = []
+        for name, want in sorted(self.files.items()):
+            for top in (self.mnt, self.backing):
+                got = hashlib.sha256(lib.read_file(os.path.join(top, name))).hexdigest()
+                if got != want:
+                    bad.append("%s (%s)" % (name, "mount" if top == self.mnt else "export"))
+        return bad
+
+    def run(self):
+        self.t0 = time.monotonic()
+        self.start()
+        self.log("mounted over %d targets; soaking for %d minutes" % (3, self.args.minutes))
+        threads = [threading.Thread(target=self.worker, args=(i,)) for i in
+                   range(self.args.workers)]
+        threads.append(threading.Thread(target=self.faults))
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + self.args.minutes * 60
+        while time.monotonic() < deadline and self.daemon.poll() is None:
+            time.sleep(1)
+        self.stop.set()
+        hung = []
+        for t in threads:
+            t.join(120)
+            if t.is_alive():
+                hung.append(t.name)
+        crashed = self.daemon.poll() is not None
+        bad = [] if crashed or hung else self.verify()
+        return crashed, hung, bad
+
+    def cleanup(self):
+        if self.daemon and self.daemon.poll() is None:
+            subprocess.run(["fusermount3", "-u", self.mnt])
+            try:
+                self.daemon.wait(30)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+        subprocess.run([GANESHA, "stop"], env=self.env, capture_output=True)
+        subprocess.run(["rm", "-rf", "--one-file-system", self.work])
+
+
+def errno_name(e):
+    import errno
+    return errno.errorcode.get(e, str(e))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--minutes", type=float, default=10)
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--efsmt", default=os.path.join(REPO, "fuse", "efsmt"))
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("soak: run as root (FUSE mounts, NFS servers)")
+    s = Soak(args)
+    try:
+        crashed, hung, bad = s.run()
+        code = s.daemon.returncode
+    finally:
+        s.cleanup()
+    total = sum(v for k, v in s.ops.items() if k != "reload")
+    print("\nsoak: %.0f minutes, %d workers" % (args.minutes, args.workers))
+    print("operations done: %d  (%s)" % (total, ", ".join("%s %d" % kv for kv in
+                                                          sorted(s.ops.items()))))
+    print("operations failed: %d  (%s)" % (sum(s.fails.values()), ", ".join(
+        "%s %d" % kv for kv in sorted(s.fails.items())) or "none"))
+    print("files verified at the end: %d, mismatches: %d" % (len(s.files), len(bad)))
+    for b in bad[:20]:
+        print("  MISMATCH " + b)
+    if crashed:
+        print("efsmt EXITED during the soak (status %s)" % code)
+    if hung:
+        print("HUNG threads: %s" % hung)
+    ok = not crashed and not hung and not bad and not s.fails["read:MISMATCH"]
+    print("soak: %s" % ("PASS" if ok else "FAIL"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
