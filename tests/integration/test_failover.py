@@ -210,3 +210,71 @@ def test_write_on_a_stopped_target_fails_not_hangs(cluster):
     s.signal(0, signal.SIGCONT)
     wait_state(s, 0, "up", DOWN_WITHIN_S)
     assert lib.read_file(path)[:4096] == b"a" * 4096
+
+
+def test_server_restart_keeps_acknowledged_data(cluster):
+    """A server killed and restarted while files are open for writing: every
+    byte acknowledged by fsync or close is there afterwards; writes on the
+    handle opened before the restart succeed or fail with EIO, never hang."""
+    s = cluster
+    name = next(n for n in ("r%d" % i for i in range(100))
+                if lib.route_index(s.uris, lib.fuse_path(n)) == 1)
+    closed = write_files(s, 30, prefix="c")  # acknowledged by close
+    head = os.urandom(1 << 20)
+    fd = os.open(os.path.join(s.mnt, name), os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, head)
+        os.fsync(fd)  # acknowledged
+        s.signal(1, signal.SIGKILL)
+        time.sleep(0.5)
+        s.restart(1)
+        wait_state(s, 1, "up", DOWN_WITHIN_S)
+        t0 = time.monotonic()
+        try:
+            os.write(fd, b"tail" * 1024)
+            os.fsync(fd)
+        except OSError as e:
+            assert e.errno == errno.EIO, e
+        assert time.monotonic() - t0 < DOWN_WITHIN_S + 5
+    finally:
+        try:
+            os.close(fd)
+        except OSError as e:
+            assert e.errno == errno.EIO, e
+    assert lib.read_file(os.path.join(s.mnt, name))[:len(head)] == head
+    assert lib.read_file(os.path.join(s.backing, name))[:len(head)] == head
+    check_files(s, closed, 5)
+
+
+# ---------------------------------------------------------------- a link down
+
+def test_link_down_fails_over_and_recovers(netns_targets, netns_mount):
+    """The target's network goes away (its veth down): no RST, no answer."""
+    tg = netns_targets(3, rate="0")
+    m = netns_mount(tg)
+
+    def state(k):
+        r = subprocess.run([CTL_BIN, "-m", m.mnt, "--json", "targets"], capture_output=True,
+                           text=True, timeout=10)
+        assert r.returncode == 0, r.stderr
+        return {t["uri"]: t["state"] for t in json.loads(r.stdout)["targets"]}[m.uris[k]]
+
+    sums = {}
+    for i in range(40):
+        data = os.urandom(2000 + i)
+        lib.write_file(m.m("l%d" % i), data)
+        sums["l%d" % i] = hashlib.sha256(data).hexdigest()
+    t0 = time.monotonic()
+    tg.link_down(1)
+    for name, want in sums.items():
+        t1 = time.monotonic()
+        assert hashlib.sha256(lib.read_file(m.m(name))).hexdigest() == want, name
+        assert time.monotonic() - t1 < DOWN_WITHIN_S + 5, name
+    assert lib.wait_for(lambda: state(1) == "down", DOWN_WITHIN_S, 0.2), m.daemon.log()
+    assert time.monotonic() - t0 < DOWN_WITHIN_S + 20
+    lib.write_file(m.m("during"), b"written while a link was down")
+    tg.link_up(1)
+    assert lib.wait_for(lambda: state(1) == "up", DOWN_WITHIN_S + 5, 0.2), m.daemon.log()
+    assert lib.read_file(m.m("during")) == b"written while a link was down"
+    for name, want in sums.items():
+        assert hashlib.sha256(lib.read_file(m.m(name))).hexdigest() == want, name
