@@ -465,6 +465,56 @@ static void delegreturn(struct nfs_client *c, const struct nfs_fh *fh,
 	comp_free(&cp);
 }
 
+int nfs_reopen(struct nfs_client *c, const struct rpc_auth *cr, struct nfs_open *of)
+{
+	struct nfs_compound cp;
+	struct nfs_res r;
+	uint64_t owner = nfs_next_owner(c);
+	comp_init(&cp);
+	cp.cachethis = 1;
+	put_fh(&cp, &of->fh);
+	comp_op(&cp, NFS4_OP_OPEN);
+	xdr_put_u32(&cp.x, 0); /* seqid: unused in 4.1 */
+	xdr_put_u32(&cp.x, (uint32_t)of->access | OPEN4_SHARE_ACCESS_WANT_NO_DELEG);
+	xdr_put_u32(&cp.x, OPEN4_SHARE_DENY_NONE);
+	put_open_owner(&cp.x, nfs_client_id(c), owner);
+	xdr_put_u32(&cp.x, OPEN4_NOCREATE);
+	xdr_put_u32(&cp.x, CLAIM_FH); /* the file by its handle, whatever its name now */
+	int err = nfs_compound_run(c, cr, &cp, &r);
+	comp_free(&cp);
+	if (err)
+		return err;
+	int st = res_op(&r, NFS4_OP_PUTFH);
+	if (!st)
+		st = res_op(&r, NFS4_OP_OPEN);
+	if (!st) {
+		struct nfs_stateid sid;
+		int has_deleg = 0;
+		struct nfs_stateid deleg;
+		get_stateid(&r.d, &sid);
+		skip_cinfo(&r.d);
+		(void)xdr_get_u32(&r.d); /* rflags */
+		uint32_t n = xdr_get_u32(&r.d);
+		for (uint32_t i = 0; i < n && !r.d.err; i++)
+			(void)xdr_get_u32(&r.d);
+		get_delegation(&r.d, &has_deleg, &deleg);
+		if (r.d.err) {
+			st = -EBADMSG;
+		} else {
+			of->stateid = sid;
+			of->owner = owner;
+			if (has_deleg) {
+				res_free(&r);
+				delegreturn(c, &of->fh, &deleg);
+				return 0;
+			}
+		}
+	}
+	err = st_err(st);
+	res_free(&r);
+	return err;
+}
+
 int nfs_open(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_fh *dir,
 	     const char *name, int flags, uint32_t mode, struct nfs_open *of,
 	     struct nfs_attr *attr)
