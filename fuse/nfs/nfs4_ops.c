@@ -451,6 +451,23 @@ static int get_delegation(struct xdr_dec *d, int *has, struct nfs_stateid *deleg
 	return d->err;
 }
 
+/* OPEN4resok after the status: the stateid, change info, flags, the
+ * attributes set (first 3 words kept when attrset is not NULL), delegation. */
+static void get_open_ok(struct xdr_dec *d, struct nfs_stateid *sid, uint32_t *attrset,
+			int *has_deleg, struct nfs_stateid *deleg)
+{
+	get_stateid(d, sid);
+	skip_cinfo(d);
+	(void)xdr_get_u32(d); /* rflags */
+	uint32_t n = xdr_get_u32(d);
+	for (uint32_t i = 0; i < n && !d->err; i++) {
+		uint32_t w = xdr_get_u32(d);
+		if (attrset && i < 3)
+			attrset[i] = w;
+	}
+	get_delegation(d, has_deleg, deleg);
+}
+
 static void delegreturn(struct nfs_client *c, const struct nfs_fh *fh,
 			const struct nfs_stateid *sid)
 {
@@ -491,13 +508,7 @@ int nfs_reopen(struct nfs_client *c, const struct rpc_auth *cr, struct nfs_open 
 		struct nfs_stateid sid;
 		int has_deleg = 0;
 		struct nfs_stateid deleg;
-		get_stateid(&r.d, &sid);
-		skip_cinfo(&r.d);
-		(void)xdr_get_u32(&r.d); /* rflags */
-		uint32_t n = xdr_get_u32(&r.d);
-		for (uint32_t i = 0; i < n && !r.d.err; i++)
-			(void)xdr_get_u32(&r.d);
-		get_delegation(&r.d, &has_deleg, &deleg);
+		get_open_ok(&r.d, &sid, NULL, &has_deleg, &deleg);
 		if (r.d.err) {
 			st = -EBADMSG;
 		} else {
@@ -603,16 +614,7 @@ int nfs_open_read(struct nfs_client *c, const struct rpc_auth *cr, const struct 
 	if (!st)
 		st = res_op(&r, NFS4_OP_OPEN);
 	if (!st) {
-		get_stateid(&r.d, &of->stateid);
-		skip_cinfo(&r.d);
-		(void)xdr_get_u32(&r.d); /* rflags */
-		uint32_t n = xdr_get_u32(&r.d);
-		for (uint32_t i = 0; i < n && !r.d.err; i++) {
-			uint32_t w = xdr_get_u32(&r.d);
-			if (i < 3)
-				attrset[i] = w;
-		}
-		get_delegation(&r.d, &has_deleg, &deleg);
+		get_open_ok(&r.d, &of->stateid, attrset, &has_deleg, &deleg);
 		st = r.d.err ? -EBADMSG : 0;
 		opened = !st;
 	}
