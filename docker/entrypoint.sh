@@ -14,8 +14,11 @@
 #   EFSMT_MOUNTPOINT      where to mount (default /mnt/efs; created if missing)
 #   EFSMT_OPTIONS         efsmt -o options: target=10.0.1.5,target=10.0.2.7,...
 #   EFSMT_TARGETS_FILE    a targets file (-o targets_file=), e.g. the
-#                         provisioner's state file; SIGHUP re-reads it
-#   EFSMT_TARGETS_WAIT    seconds to wait for EFSMT_TARGETS_FILE to appear (0)
+#                         provisioner's state file; SIGHUP re-reads it. When
+#                         it exists it replaces EFSMT_OPTIONS' target= items,
+#                         which serve only until the provisioner has written it
+#   EFSMT_TARGETS_WAIT    seconds to wait for EFSMT_TARGETS_FILE to appear
+#                         when EFSMT_OPTIONS has no target= (default 0)
 #   EFSMT_ALLOW_OTHER     1 (default): add allow_other, so that processes of
 #                         any uid in other containers can use the mount
 #   EFSMT_MOUNT_TIMEOUT   seconds to wait for the mount to appear (30)
@@ -35,10 +38,15 @@ mounted_type() {
 		/proc/self/mountinfo 2>/dev/null
 }
 
+# The -o list: EFSMT_OPTIONS; an existing EFSMT_TARGETS_FILE replaces its
+# target= items (they bootstrap the first start, before the provisioner has
+# written its state file); allow_other unless EFSMT_ALLOW_OTHER=0.
 efsmt_options() {
 	opts=${EFSMT_OPTIONS:-}
-	if [ -n "${EFSMT_TARGETS_FILE:-}" ]; then
-		opts=${opts:+$opts,}targets_file=$EFSMT_TARGETS_FILE
+	f=${EFSMT_TARGETS_FILE:-}
+	if [ -n "$f" ] && [ -e "$f" ]; then
+		opts=$(echo "$opts" | tr ',' '\n' | grep -v '^target=' | paste -sd, -)
+		opts=${opts:+$opts,}targets_file=$f
 	fi
 	case ",$opts," in
 	*,allow_other,*) ;;
@@ -47,25 +55,32 @@ efsmt_options() {
 	echo "$opts"
 }
 
+has_target_option() {
+	case ",${EFSMT_OPTIONS:-}" in *,target=*) return 0 ;; esac
+	return 1
+}
+
+# Without target= options the targets file must exist: wait for it.
 wait_targets_file() {
 	f=${EFSMT_TARGETS_FILE:-}
 	left=${EFSMT_TARGETS_WAIT:-0}
 	[ -z "$f" ] && return 0
+	has_target_option && return 0
 	while [ ! -e "$f" ] && [ "$left" -gt 0 ]; do
 		sleep 1
 		left=$((left - 1))
 	done
-	[ -e "$f" ] || die "targets file $f does not exist (is the provisioner's state volume mounted? EFSMT_TARGETS_WAIT waits for it)"
+	[ -e "$f" ] || die "targets file $f does not exist and EFSMT_OPTIONS has no target= (is the provisioner's state volume mounted? EFSMT_TARGETS_WAIT waits for it)"
 }
 
 # Start efsmt in the foreground as a child; return once the mount is there.
 start_efsmt() {
 	[ -n "${EFSMT_SOURCE:-}" ] || die "EFSMT_SOURCE is not set (the file system id, e.g. fs-12345678)"
-	opts=$(efsmt_options)
-	[ -n "${EFSMT_OPTIONS:-}${EFSMT_TARGETS_FILE:-}" ] ||
+	has_target_option || [ -n "${EFSMT_TARGETS_FILE:-}" ] ||
 		die "no targets: set EFSMT_OPTIONS=target=IP[,target=IP...] or EFSMT_TARGETS_FILE"
 	[ -c /dev/fuse ] || die "/dev/fuse is missing: run the container with --device /dev/fuse"
 	wait_targets_file
+	opts=$(efsmt_options)
 	mkdir -p "$MP" || die "cannot create the mount point $MP"
 	[ "$(mounted_type)" = fuse.efsmt ] && die "efsmt is already mounted on $MP (another sidecar?)"
 	say "mounting $EFSMT_SOURCE on $MP -o $opts"

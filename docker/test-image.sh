@@ -404,13 +404,15 @@ check "... and nothing is left mounted" sh -c "! findmnt -n -M '$SHARE' -o FSTYP
 
 echo '{"generation": 4, "targets": [{"id": "fsmt-a", "uri": "nfs://127.0.0.2/export"}, {"id": "fsmt-b", "uri": "nfs://127.0.0.3/export"}]}' \
 	>"$ROOT/targets.json"
-run_container "$DOCKER_CAPS,sys_admin" EFSMT_SOURCE=$FS_ID EFSMT_TARGETS_FILE=/targets.json -- \
+# target= in EFSMT_OPTIONS bootstraps only: the existing file replaces it.
+run_container "$DOCKER_CAPS,sys_admin" EFSMT_SOURCE=$FS_ID EFSMT_TARGETS_FILE=/targets.json \
+	EFSMT_OPTIONS=target=nfs://127.0.0.9/export,lanes=1 -- \
 	with-mount sh -c "echo with-mount >$MP/with-mount.txt && /usr/local/bin/efsmtctl -m $MP status | grep -q 'generation.*4'"
 sidecar_pid=$!
 rc=0
 if wait_exit "$sidecar_pid" 60; then wait "$sidecar_pid" || rc=$?; else rc=timeout; fi
 sidecar_pid=
-check "with-mount and EFSMT_TARGETS_FILE: the command runs on the mount (generation 4), status $rc" \
+check "with-mount and an existing EFSMT_TARGETS_FILE (over target= options): the command runs on the mount (generation 4), status $rc" \
 	sh -c "[ '$rc' = 0 ] && [ \"\$(cat '$EXPORT/with-mount.txt')\" = with-mount ]"
 check "with-mount: unmounted after the command" sh -c "! findmnt -n -M '$SHARE' -o FSTYPE | grep -q fuse"
 
