@@ -62,6 +62,8 @@ STAGE=$WORK/stage
 SHARE=$WORK/share        # the host directory shared with the application
 EXPORT=$WORK/export      # what the ganesha "mount targets" export
 export GANESHA_RUN=$WORK/ganesha
+# Addresses of their own, clear of the integration tests' 127.0.0.x.
+export GANESHA_NET=127.0.77
 sidecar_pid=
 
 cleanup() {
@@ -258,7 +260,7 @@ say "image root filesystem: $(du -sh --exclude=proc "$ROOT" | cut -f1) (runtime 
 mkdir -p "$EXPORT" "$SHARE" "$GANESHA_RUN"
 "$SRC/tests/ganesha.sh" start "$EXPORT" 2 >"$WORK/ganesha-start.log" 2>&1 ||
 	{ cat "$WORK/ganesha-start.log"; die "nfs-ganesha did not start"; }
-TARGETS=target=nfs://127.0.0.2/export,target=nfs://127.0.0.3/export
+TARGETS=target=nfs://$GANESHA_NET.2/export,target=nfs://$GANESHA_NET.3/export
 
 # The host side of the volume: its own shared peer group, as Docker wants
 # for rshared. The image root is a private mount, so what the container
@@ -371,8 +373,8 @@ other_uid() {
 check "an application running as uid 1000 writes through it (allow_other); the file is its own" other_uid
 
 routed() {
-	python3 -c 'import os, sys; sys.exit(b"nfs://127.0.0." not in os.getxattr(sys.argv[1], "user.efsmt.target"))' \
-		"$SHARE/from-app.txt"
+	python3 -c 'import os, sys; sys.exit(sys.argv[2].encode() not in os.getxattr(sys.argv[1], "user.efsmt.target"))' \
+		"$SHARE/from-app.txt" "nfs://$GANESHA_NET."
 }
 check "efsmt's extended attribute user.efsmt.target names an nfs:// target" routed
 
@@ -402,11 +404,11 @@ sidecar_pid=
 check "without SYS_ADMIN the mount fails and the container exits non-zero (status $rc)" test "$rc" != 0
 check "... and nothing is left mounted" sh -c "! findmnt -n -M '$SHARE' -o FSTYPE | grep -q fuse"
 
-echo '{"generation": 4, "targets": [{"id": "fsmt-a", "uri": "nfs://127.0.0.2/export"}, {"id": "fsmt-b", "uri": "nfs://127.0.0.3/export"}]}' \
+echo "{\"generation\": 4, \"targets\": [{\"id\": \"fsmt-a\", \"uri\": \"nfs://$GANESHA_NET.2/export\"}, {\"id\": \"fsmt-b\", \"uri\": \"nfs://$GANESHA_NET.3/export\"}]}" \
 	>"$ROOT/targets.json"
 # target= in EFSMT_OPTIONS bootstraps only: the existing file replaces it.
 run_container "$DOCKER_CAPS,sys_admin" EFSMT_SOURCE=$FS_ID EFSMT_TARGETS_FILE=/targets.json \
-	EFSMT_OPTIONS=target=nfs://127.0.0.9/export,lanes=1 -- \
+	EFSMT_OPTIONS=target=nfs://$GANESHA_NET.9/export,lanes=1 -- \
 	with-mount sh -c "echo with-mount >$MP/with-mount.txt && /usr/local/bin/efsmtctl -m $MP status | grep -q 'generation.*4'"
 sidecar_pid=$!
 rc=0
@@ -423,13 +425,13 @@ wait "$sidecar_pid" || rc=$?
 sidecar_pid=
 check "without EFSMT_SOURCE the entrypoint stops with status 2 and says why" \
 	sh -c "[ $rc = 2 ] && grep -q 'EFSMT_SOURCE is not set' '$WORK/sidecar.log'"
-run_container "$DOCKER_CAPS,sys_admin" EFSMT_SOURCE=$FS_ID EFSMT_OPTIONS=target=nfs://127.0.0.9/export -- mount
+run_container "$DOCKER_CAPS,sys_admin" EFSMT_SOURCE=$FS_ID EFSMT_OPTIONS=target=nfs://$GANESHA_NET.9/export -- mount
 sidecar_pid=$!
 rc=0
 wait "$sidecar_pid" || rc=$?
 sidecar_pid=
 check "an unreachable target: efsmt's exit status 1 is the container's" \
-	sh -c "[ $rc = 1 ] && grep -q 'nfs://127.0.0.9' '$WORK/sidecar.log'"
+	sh -c "[ $rc = 1 ] && grep -q 'nfs://$GANESHA_NET.9' '$WORK/sidecar.log'"
 check "provisioner mode runs efsmt-provisioner (--help)" \
 	sh -c "chroot '$ROOT' /usr/bin/env -i PATH=$DOCKER_PATH ${entrypoint[*]} provisioner --help | grep -q 'follow'"
 check "provisioner mode: a config given by flags is read (config)" \
