@@ -14,4 +14,5 @@ apt-get install -y -q --no-install-recommends \
 	libxxhash-dev check \
 	python3 python3-pytest python3-xxhash python3-botocore valgrind attr git xz-utils \
 	mergerfs util-linux procps nfs-ganesha nfs-ganesha-vfs \
-	clang-14 libclang-rt-14-dev
+	clang-14 libclang-rt-14-dev \
+	debootstrap yamllint docker-compose python3-yaml
