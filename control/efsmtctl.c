@@ -46,7 +46,8 @@ static void usage(FILE *f)
 "                          point, source, generation, targets, pid\n"
 "  status                  version, source, mount point, uptime, generation\n"
 "  targets                 each target: id, URI, state (up, down, draining),\n"
-"                          open handles, operations, bytes, errors\n"
+"                          open handles, operations, bytes, errors, TLS\n"
+"                          (off, or the negotiated version and cipher)\n"
 "  stats                   per target and operation: count, errors, bytes,\n"
 "                          latency p50 and p99 (microseconds, within 25%%)\n"
 "  metrics                 Prometheus text exposition\n"
@@ -187,12 +188,17 @@ static void human_targets(json_t *a)
 	json_t *t;
 
 	printf("generation %lld\n", num(a, "generation"));
-	printf("%-28s %-9s %8s %12s %14s %8s  %s\n", "ID", "STATE", "HANDLES", "OPS", "BYTES",
-	       "ERRORS", "URI");
-	json_array_foreach(json_object_get(a, "targets"), i, t)
-	printf("%-28s %-9s %8lld %12lld %14lld %8lld  %s\n", str(t, "id"), str(t, "state"),
-	       num(t, "open_handles"), num(t, "ops"), num(t, "bytes"), num(t, "errors"),
-	       str(t, "uri"));
+	printf("%-28s %-9s %8s %12s %14s %8s  %-38s %s\n", "ID", "STATE", "HANDLES", "OPS",
+	       "BYTES", "ERRORS", "TLS", "URI");
+	json_array_foreach(json_object_get(a, "targets"), i, t) {
+		char tls[96] = "off";
+		if (json_is_true(json_object_get(t, "tls")))
+			snprintf(tls, sizeof tls, "%s %s", str(t, "tls_version"),
+				 str(t, "tls_cipher"));
+		printf("%-28s %-9s %8lld %12lld %14lld %8lld  %-38s %s\n", str(t, "id"),
+		       str(t, "state"), num(t, "open_handles"), num(t, "ops"), num(t, "bytes"),
+		       num(t, "errors"), tls, str(t, "uri"));
+	}
 }
 
 static void human_stats(json_t *a)

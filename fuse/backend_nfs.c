@@ -96,6 +96,7 @@
 #define NFS_WB_POOL_MAX 16
 
 static atomic_int nfs_lanes = NFS_LANES_DEFAULT;
+static const struct tls_conf *nfs_tls; /* set once before any target attaches */
 static atomic_int nfs_commit_on_close = 1;
 /* Counts writes through this daemon: a file's start read with its OPEN
  * serves reads only while no write came in since. */
@@ -105,6 +106,11 @@ static atomic_uint nfs_write_gen;
 void backend_nfs_set_lanes(int n)
 {
 	atomic_store(&nfs_lanes, n < 1 ? 1 : n > NFS_LANES_MAX ? NFS_LANES_MAX : n);
+}
+
+void backend_nfs_set_tls(const struct tls_conf *conf)
+{
+	nfs_tls = conf;
 }
 
 void backend_nfs_set_commit_on_close(int on)
@@ -123,6 +129,8 @@ struct fh_entry {
 struct nfs_target {
 	struct nfs_client *lane[NFS_LANES_MAX];
 	int nlanes;
+	struct tls_target *tls; /* shared by the lanes: one session cache */
+	char probe_err[256];	/* the reconnect failure last logged (probe thread) */
 	atomic_uint next_lane;
 	struct nfs_fh root;
 	pthread_mutex_t cache_lock;
@@ -774,6 +782,12 @@ static int nfs_attach(struct target *t, char *err, size_t errlen)
 	struct nfs_opts o = { .port = port };
 	int lanes = atomic_load(&nfs_lanes);
 	int e = 0;
+	if (nfs_tls) {
+		e = tls_target_new(nfs_tls, host, &nt->tls, err, errlen);
+		if (e)
+			goto fail;
+		o.tls = nt->tls;
+	}
 	for (int i = 0; i < lanes && !e; i++) {
 		e = nfs_client_open(host, &o, &nt->lane[i], why, sizeof why);
 		if (!e)
@@ -799,6 +813,7 @@ static int nfs_attach(struct target *t, char *err, size_t errlen)
 	return 0;
 fail:
 	close_lanes(nt);
+	tls_target_free(nt->tls);
 	pthread_mutex_destroy(&nt->cache_lock);
 	free(nt);
 	return e;
@@ -810,12 +825,25 @@ static void nfs_detach(struct target *t)
 	if (!nt)
 		return;
 	close_lanes(nt);
+	tls_target_free(nt->tls);
 	pthread_mutex_lock(&nt->cache_lock);
 	cache_clear_locked(nt);
 	pthread_mutex_unlock(&nt->cache_lock);
 	pthread_mutex_destroy(&nt->cache_lock);
 	free(nt);
 	t->priv = NULL;
+}
+
+int backend_nfs_tls_info(struct target *t, struct tls_info *info, unsigned *resumptions)
+{
+	struct nfs_target *nt = t->ops == &backend_nfs_ops ? NT(t) : NULL;
+	if (!nt || !nt->tls)
+		return 0;
+	memset(info, 0, sizeof *info);
+	if (nt->nlanes)
+		nfs_client_tls_info(nt->lane[0], info);
+	*resumptions = tls_target_resumptions(nt->tls);
+	return 1;
 }
 
 /* ---- attributes ---- */
@@ -1003,9 +1031,18 @@ static int nfs_be_probe(struct target *t)
 	struct nfs_target *nt = NT(t);
 	for (int i = 0; i < nt->nlanes; i++) {
 		int e = nfs_client_probe(nt->lane[i]);
-		if (e)
+		if (e) {
+			/* Say why a reconnect fails (a TLS handshake's reason and
+			 * fix), once per change rather than once per probe. */
+			char why[sizeof nt->probe_err];
+			nfs_client_last_error(nt->lane[i], why, sizeof why);
+			if (why[0] && strcmp(why, nt->probe_err) != 0)
+				log_warn("msg=target-reconnect-failed id=%s error=\"%s\"", t->id, why);
+			snprintf(nt->probe_err, sizeof nt->probe_err, "%s", why);
 			return e;
+		}
 	}
+	nt->probe_err[0] = '\0';
 	return 0;
 }
 

@@ -3,6 +3,7 @@
 #define EFSMT_BACKEND_NFS_H
 
 #include "backend.h"
+#include "nfs/tls.h"
 
 extern const struct backend_ops backend_nfs_ops;
 
@@ -15,5 +16,14 @@ void backend_nfs_set_lanes(int n);
  * client's behaviour); 0: only fsync commits (faster small-file writes on
  * servers that answer UNSTABLE4; EFS answers FILE_SYNC4 anyway). */
 void backend_nfs_set_commit_on_close(int on);
+
+/* -o tls and friends: TLS on every connection of nfs:// targets attached
+ * from now on (conf NULL: plain TCP). The strings are kept, not copied. */
+void backend_nfs_set_tls(const struct tls_conf *conf);
+
+/* For `efsmtctl targets`: 0 when t is not an nfs:// target with TLS on;
+ * else 1, with info of its first connection (version "" while it is not
+ * connected) and the handshakes that resumed a session. */
+int backend_nfs_tls_info(struct target *t, struct tls_info *info, unsigned *resumptions);
 
 #endif

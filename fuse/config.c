@@ -160,6 +160,29 @@ static int parse_one_opt(struct efsmt_config *cfg, const char *o, char *err, siz
 		cfg->log_level = l;
 		return 0;
 	}
+	if ((KEY("tls") || KEY("notls")) && !v) {
+		cfg->tls = KEY("tls");
+		return 0;
+	}
+	if ((KEY("cafile") || KEY("tls_name")) && v) {
+		char **dst = KEY("cafile") ? &cfg->cafile : &cfg->tls_name;
+		if (!*v || (KEY("cafile") && v[0] != '/')) {
+			snprintf(err, errlen, "%.*s=%s: give %s", (int)klen, o, v,
+				 KEY("cafile") ? "an absolute path to a PEM file" : "a host name");
+			return -1;
+		}
+		free(*dst);
+		*dst = strdup(v);
+		return 0;
+	}
+	if (KEY("tls_verify") && v) {
+		if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
+			snprintf(err, errlen, "tls_verify=%s: expected 1 (default) or 0", v);
+			return -1;
+		}
+		cfg->tls_verify = v[0] == '1';
+		return 0;
+	}
 	if (KEY("debug") && !v) {
 		cfg->debug = cfg->foreground = 1;
 		return 0;
@@ -306,6 +329,7 @@ int config_parse(int argc, char **argv, struct efsmt_config *cfg, char *err, siz
 	cfg->lanes = CFG_DEFAULT_LANES;
 	cfg->probe_interval = CFG_DEFAULT_PROBE_INTERVAL;
 	cfg->probe_timeout = CFG_DEFAULT_PROBE_TIMEOUT;
+	cfg->tls_verify = 1;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -374,6 +398,8 @@ void config_free(struct efsmt_config *cfg)
 	free(cfg->targets_file);
 	free(cfg->control);
 	free(cfg->fuse_opts);
+	free(cfg->cafile);
+	free(cfg->tls_name);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -413,6 +439,20 @@ void config_usage(FILE *out)
 "                         [{\"id\":\"mt-1\",\"uri\":\"dir:///a\"}, ...], or\n"
 "                         {\"generation\":N,\"targets\":[...]}. A target's id seeds\n"
 "                         its hash and defaults to its URI.\n"
+"\n"
+"Encryption in transit (nfs:// targets):\n"
+"  -o tls                   every connection to every nfs:// target is TLS 1.2 or\n"
+"                           newer (port 2049 unless the URI names another), as\n"
+"                           EFS file system policies with aws:SecureTransport\n"
+"                           require. Off by default; -o notls turns it off.\n"
+"  -o cafile=PATH           trust the CA certificates in this PEM file instead\n"
+"                           of the system store\n"
+"  -o tls_name=NAME         the name the server certificate must carry; default\n"
+"                           each target's host (IP or name). For EFS give\n"
+"                           FSID.efs.REGION.amazonaws.com.\n"
+"  -o tls_verify=0          do not check certificates at all (logged as a\n"
+"                           warning at start: anyone on the path can read and\n"
+"                           change the data). For tests only.\n"
 "\n"
 "Caching (seconds, 0 disables):\n"
 "  -o entry_timeout=SEC     how long the kernel trusts a name lookup (default %.0f)\n"

@@ -43,6 +43,10 @@ struct efsmt_config {
 	int lanes;   /* TCP connections per nfs:// target */
 	double probe_interval; /* health.h; 0: no health monitor */
 	double probe_timeout;
+	int tls;	/* TLS on every nfs:// connection (-o tls; default off) */
+	int tls_verify; /* 0: -o tls_verify=0, certificates not checked */
+	char *cafile;	/* -o cafile=PATH; NULL: the system CA store */
+	char *tls_name; /* -o tls_name=NAME; NULL: each target's host */
 	int log_level;
 	int foreground;
 	int debug;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 
+#include "backend_nfs.h"
 #include "control_server.h"
 #include "ctl_proto.h"
 #include "fs.h"
@@ -57,12 +58,17 @@ static json_t *cmd_status(void)
 static json_t *target_json(struct target *t)
 {
 	struct totals s = target_totals(t);
+	struct tls_info ti;
+	unsigned resumed = 0;
+	int tls = backend_nfs_tls_info(t, &ti, &resumed);
 
-	return json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:I}", "id", t->id, "uri", t->uri, "state",
-			 target_state_name(atomic_load(&t->state)), "open_handles",
-			 atomic_load(&t->open_handles), "ops",
-			 (json_int_t)s.ops, "bytes", (json_int_t)s.bytes, "errors",
-			 (json_int_t)s.errors);
+	/* tls_version and tls_cipher: null while TLS is off or not connected. */
+	return json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:b,s:s?,s:s?,s:i}", "id", t->id, "uri",
+			 t->uri, "state", target_state_name(atomic_load(&t->state)),
+			 "open_handles", atomic_load(&t->open_handles), "ops", (json_int_t)s.ops,
+			 "bytes", (json_int_t)s.bytes, "errors", (json_int_t)s.errors, "tls", tls,
+			 "tls_version", tls && ti.version[0] ? ti.version : NULL, "tls_cipher",
+			 tls && ti.cipher[0] ? ti.cipher : NULL, "tls_resumed", (int)resumed);
 }
 
 /* Targets of the table first, in table order, then the draining ones. */

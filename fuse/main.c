@@ -293,6 +293,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	backend_nfs_set_lanes(cfg.lanes);
+	struct tls_conf tls = {cfg.tls_verify, cfg.cafile, cfg.tls_name};
+	if (cfg.tls) {
+		if (!cfg.tls_verify)
+			log_warn("msg=tls-verify-off warning=\"-o tls_verify=0: server certificates "
+				 "are NOT checked; anyone on the network path can read and change "
+				 "the file system's data. Use it for tests only.\"");
+		backend_nfs_set_tls(&tls);
+	}
 	struct route_table *rt = open_targets(&cfg);
 	if (!rt) {
 		node_table_destroy();

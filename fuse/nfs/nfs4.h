@@ -26,6 +26,7 @@
 
 #include "nfs4_const.h"
 #include "rpc.h"
+#include "tls.h"
 
 #define NFS_DEFAULT_PORT 2049
 #define NFS_DEFAULT_SLOTS 64	      /* session slots asked for */
@@ -42,6 +43,7 @@ struct nfs_opts {
 	int timeout_ms;	  /* one call; 0: RPC_DEFAULT_TIMEOUT_MS */
 	uint32_t slots;	  /* 0: NFS_DEFAULT_SLOTS */
 	uint32_t max_io;  /* 0: NFS_IO_MAX */
+	struct tls_target *tls; /* tls.h: TLS on every connection; NULL: plain TCP */
 };
 
 struct nfs_fh {
@@ -135,6 +137,10 @@ int nfs_client_open(const char *host, const struct nfs_opts *opts, struct nfs_cl
 		    char *err, size_t errlen);
 void nfs_client_close(struct nfs_client *c); /* DESTROY_SESSION, DESTROY_CLIENTID */
 void nfs_client_info(struct nfs_client *c, struct nfs_info *info);
+/* Why the last reconnect failed (one line), "" after a success. */
+void nfs_client_last_error(struct nfs_client *c, char *buf, size_t len);
+/* 1 with info filled when the current connection is TLS, else 0. */
+int nfs_client_tls_info(struct nfs_client *c, struct tls_info *info);
 /* 0 while the connection and session work (a SEQUENCE round trip). */
 int nfs_ping(struct nfs_client *c);
 /* The server stopped answering: fail every call in flight (the connection

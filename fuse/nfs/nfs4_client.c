@@ -60,6 +60,7 @@ struct nfs_client {
 	atomic_uint_fast64_t next_owner;
 	atomic_llong last_ok_ms;
 	unsigned reconnects;
+	char last_err[256]; /* why the last reconnect failed; under conn_lock */
 
 	pthread_t renew_thread;
 	int renew_started;
@@ -573,7 +574,8 @@ static int establish(struct nfs_client *c, char *err, size_t errlen)
 {
 	struct rpc_conn *conn = NULL;
 	set_conn(c, NULL);
-	int e = rpc_connect(c->host, c->opts.port, NFS_CONNECT_TIMEOUT_MS, &conn, err, errlen);
+	int e = rpc_connect_tls(c->host, c->opts.port, NFS_CONNECT_TIMEOUT_MS, c->opts.tls, &conn,
+				err, errlen);
 	if (e)
 		return e;
 	set_conn(c, conn);
@@ -613,6 +615,9 @@ static int rebuild(struct nfs_client *c, unsigned seen)
 		e = establish(c, err, sizeof err);
 		if (!e)
 			c->reconnects++;
+		pthread_mutex_lock(&c->conn_lock);
+		snprintf(c->last_err, sizeof c->last_err, "%s", e ? err : "");
+		pthread_mutex_unlock(&c->conn_lock);
 	}
 	pthread_rwlock_unlock(&c->state);
 	return e;
@@ -980,6 +985,21 @@ void nfs_client_info(struct nfs_client *c, struct nfs_info *info)
 	info->max_ops = c->max_ops;
 	info->reconnects = c->reconnects;
 	pthread_rwlock_unlock(&c->state);
+}
+
+void nfs_client_last_error(struct nfs_client *c, char *buf, size_t len)
+{
+	pthread_mutex_lock(&c->conn_lock);
+	snprintf(buf, len, "%s", c->last_err);
+	pthread_mutex_unlock(&c->conn_lock);
+}
+
+int nfs_client_tls_info(struct nfs_client *c, struct tls_info *info)
+{
+	pthread_mutex_lock(&c->conn_lock);
+	int on = c->conn ? rpc_conn_tls_info(c->conn, info) : 0;
+	pthread_mutex_unlock(&c->conn_lock);
+	return on;
 }
 
 uint32_t nfs_max_ops(struct nfs_client *c)

@@ -4,6 +4,8 @@
 #endif
 #include "rpc.h"
 
+#include "tls.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -38,6 +40,7 @@ enum { REJ_RPC_MISMATCH, REJ_AUTH_ERROR };
 
 struct rpc_conn {
 	int fd;
+	struct tls_conn *tls; /* NULL: plain TCP */
 	pthread_t rx_thread;
 	int rx_started;
 	pthread_mutex_t lock; /* pending, dead */
@@ -65,12 +68,16 @@ static void fork_prepare(void)
 	for (struct rpc_conn *c = registry; c; c = c->reg_next) {
 		pthread_mutex_lock(&c->send_lock);
 		pthread_mutex_lock(&c->lock);
+		if (c->tls)
+			tls_conn_lock(c->tls);
 	}
 }
 
 static void fork_parent(void)
 {
 	for (struct rpc_conn *c = registry; c; c = c->reg_next) {
+		if (c->tls)
+			tls_conn_unlock(c->tls);
 		pthread_mutex_unlock(&c->lock);
 		pthread_mutex_unlock(&c->send_lock);
 	}
@@ -87,6 +94,8 @@ static void fork_child(void)
 		memset(c->pending, 0, sizeof c->pending);
 		pthread_mutex_init(&c->lock, NULL);
 		pthread_mutex_init(&c->send_lock, NULL);
+		if (c->tls)
+			tls_conn_reinit_lock(c->tls);
 	}
 	pthread_mutex_init(&registry_lock, NULL);
 }
@@ -231,6 +240,14 @@ void rpc_conn_kill(struct rpc_conn *c, int err)
 	pthread_mutex_unlock(&c->lock);
 }
 
+int rpc_conn_tls_info(struct rpc_conn *c, struct tls_info *info)
+{
+	if (!c->tls)
+		return 0;
+	tls_conn_info(c->tls, info);
+	return 1;
+}
+
 int rpc_conn_error(struct rpc_conn *c)
 {
 	pthread_mutex_lock(&c->lock);
@@ -240,11 +257,15 @@ int rpc_conn_error(struct rpc_conn *c)
 }
 
 /* Read exactly n bytes; 0, or -errno (-ECONNRESET on EOF). */
-static int read_full(int fd, void *buf, size_t n)
+static int read_full(struct rpc_conn *c, void *buf, size_t n)
 {
 	uint8_t *p = buf;
 	while (n) {
-		ssize_t r = read(fd, p, n);
+		ssize_t r = c->tls ? tls_read(c->tls, p, n) : read(c->fd, p, n);
+		if (r < 0 && c->tls) {
+			errno = (int)-r;
+			r = -1;
+		}
 		if (r == 0)
 			return -ECONNRESET;
 		if (r < 0) {
@@ -292,7 +313,7 @@ static void *rx_main(void *arg)
 	int err = 0;
 	for (;;) {
 		uint8_t hdr[4];
-		err = read_full(c->fd, hdr, sizeof hdr);
+		err = read_full(c, hdr, sizeof hdr);
 		if (err)
 			break;
 		uint32_t mark = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
@@ -308,7 +329,7 @@ static void *rx_main(void *arg)
 			break;
 		}
 		rec = nr;
-		err = read_full(c->fd, rec + len, frag);
+		err = read_full(c, rec + len, frag);
 		if (err)
 			break;
 		len += frag;
@@ -323,12 +344,13 @@ static void *rx_main(void *arg)
 	return NULL;
 }
 
-static struct rpc_conn *conn_new(int fd)
+static struct rpc_conn *conn_new(int fd, struct tls_conn *tls)
 {
 	struct rpc_conn *c = calloc(1, sizeof *c);
 	if (!c)
 		return NULL;
 	c->fd = fd;
+	c->tls = tls;
 	c->timeout_ms = RPC_DEFAULT_TIMEOUT_MS;
 	c->max_record = RPC_MAX_RECORD_DEFAULT;
 	pthread_mutex_init(&c->lock, NULL);
@@ -348,7 +370,7 @@ static struct rpc_conn *conn_new(int fd)
 
 struct rpc_conn *rpc_conn_from_fd(int fd)
 {
-	return conn_new(fd);
+	return conn_new(fd, NULL);
 }
 
 void rpc_conn_set_timeout(struct rpc_conn *c, int timeout_ms)
@@ -400,6 +422,12 @@ static int connect_one(const struct addrinfo *ai, int timeout_ms)
 int rpc_connect(const char *host, uint16_t port, int timeout_ms, struct rpc_conn **out,
 		char *err, size_t errlen)
 {
+	return rpc_connect_tls(host, port, timeout_ms, NULL, out, err, errlen);
+}
+
+int rpc_connect_tls(const char *host, uint16_t port, int timeout_ms, struct tls_target *tls,
+		    struct rpc_conn **out, char *err, size_t errlen)
+{
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
 	struct addrinfo *res = NULL;
 	char portstr[8];
@@ -420,8 +448,17 @@ int rpc_connect(const char *host, uint16_t port, int timeout_ms, struct rpc_conn
 		snprintf(err, errlen, "connect %s:%u: %s", host, port, strerror(-fd));
 		return fd;
 	}
-	struct rpc_conn *c = conn_new(fd);
+	struct tls_conn *tc = NULL;
+	if (tls) {
+		int e = tls_handshake(tls, fd, port, timeout_ms, &tc, err, errlen);
+		if (e) {
+			close(fd);
+			return e;
+		}
+	}
+	struct rpc_conn *c = conn_new(fd, tc);
 	if (!c) {
+		tls_conn_free(tc);
 		close(fd);
 		snprintf(err, errlen, "connect %s:%u: out of memory", host, port);
 		return -ENOMEM;
@@ -438,6 +475,7 @@ void rpc_conn_close(struct rpc_conn *c)
 	rpc_conn_kill(c, -ESHUTDOWN);
 	if (c->rx_started)
 		pthread_join(c->rx_thread, NULL);
+	tls_conn_free(c->tls);
 	close(c->fd);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->send_lock);
@@ -515,7 +553,8 @@ int rpc_send(struct rpc_conn *c, struct rpc_call *call, uint32_t prog, uint32_t 
 	if (!err) {
 		xdr_patch_u32(&x, 0, RPC_RM_LAST | (uint32_t)total);
 		pthread_mutex_lock(&c->send_lock);
-		err = send_all(c->fd, iov, nargs + 1);
+		err = c->tls ? tls_writev(c->tls, iov, nargs + 1)
+			     : send_all(c->fd, iov, nargs + 1);
 		pthread_mutex_unlock(&c->send_lock);
 	}
 	xdr_enc_free(&x);

@@ -61,6 +61,14 @@ struct rpc_call {
  * with a one-line reason in err. */
 int rpc_connect(const char *host, uint16_t port, int timeout_ms, struct rpc_conn **out,
 		char *err, size_t errlen);
+struct tls_target;
+struct tls_info;
+/* The same with TLS (tls.h) over the TCP connection when tls is not NULL:
+ * a failed handshake is -ECONNABORTED with its reason in err. */
+int rpc_connect_tls(const char *host, uint16_t port, int timeout_ms, struct tls_target *tls,
+		    struct rpc_conn **out, char *err, size_t errlen);
+/* 1 with info filled when the connection is TLS, else 0. */
+int rpc_conn_tls_info(struct rpc_conn *c, struct tls_info *info);
 /* Wrap a connected stream socket (tests use a socketpair); NULL on ENOMEM. */
 struct rpc_conn *rpc_conn_from_fd(int fd);
 void rpc_conn_set_timeout(struct rpc_conn *c, int timeout_ms);

@@ -91,6 +91,20 @@ START_TEST(test_good)
 	ck_assert_str_eq(cfg.targets[2].uri, "nfs://[fd00::1]:2050/x");
 	ck_assert_str_eq(cfg.targets[1].scheme, "nfs");
 	ck_assert_int_eq(cfg.lanes, 4);
+	ck_assert_int_eq(cfg.tls, 0); /* TLS is off unless asked for */
+	ck_assert_int_eq(cfg.tls_verify, 1);
+	config_free(&cfg);
+
+	ck_assert_int_eq(parse(&cfg, "fs-12345678", "-o",
+			       "target=10.0.1.5,tls,cafile=/etc/ca.pem,tls_name=a.b,tls_verify=0"),
+			 0);
+	ck_assert_int_eq(cfg.tls, 1);
+	ck_assert_int_eq(cfg.tls_verify, 0);
+	ck_assert_str_eq(cfg.cafile, "/etc/ca.pem");
+	ck_assert_str_eq(cfg.tls_name, "a.b");
+	config_free(&cfg);
+	ck_assert_int_eq(parse(&cfg, "x", "-o", "target=10.0.1.5,tls,notls"), 0);
+	ck_assert_int_eq(cfg.tls, 0);
 	config_free(&cfg);
 
 	ck_assert_int_eq(parse(&cfg, "x", "--help", NULL), 0);
@@ -126,6 +140,9 @@ START_TEST(test_bad_uris)
 	expect_error("x", "-o", "target=ftp://10.0.1.5", "unsupported scheme 'ftp'");
 	expect_error("x", "-o", "target=10.0.1.5,target=nfs://10.0.1.5:2049/", "given twice");
 	expect_error("x", "-o", "target=/a,lanes=17", "lanes=17");
+	expect_error("x", "-o", "target=/a,tls_verify=2", "tls_verify=2");
+	expect_error("x", "-o", "target=/a,cafile=ca.pem", "absolute path");
+	expect_error("x", "-o", "target=/a,tls_name=", "a host name");
 	expect_error("x", "-o", "target=dir://host/x", "no host part");
 	expect_error("x", "-o", "target=/a/../b", "'..' is not allowed");
 	expect_error("x", "-o", "target=", "empty target");
