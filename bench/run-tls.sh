@@ -1,0 +1,191 @@
+#!/bin/bash
+# run-tls.sh: efsmt over TLS (-o tls) against efsmt in plaintext, same run,
+# same targets.
+#
+# Starts three nfs-ganesha servers (tests/ganesha.sh) on NET.2 .. NET.4, all
+# exporting one directory, and stunnel4 in front of each on port 20049 with
+# a CA and server certificate made here with openssl. Then, alternating over
+# --runs runs, it mounts efsmt over the three plaintext targets
+# (nfs://NET.K/export) and over the three TLS ones
+# (nfs://NET.K:20049/export, -o tls,cafile=,tls_name=) and measures
+# smallfiles (create and read) and seqio (sequential write and read), and
+# prints the medians and the ratios TLS / plaintext. Everything it started
+# is stopped by pid and removed on exit.
+#
+# Goal (issue 9): TLS >= 0.8 x plaintext for sequential write and read.
+# Note that the TLS path here pays twice on one host: efsmt encrypts and
+# stunnel decrypts and copies once more, on the same cores as ganesha.
+#
+# Needs root, nfs-ganesha, nfs-ganesha-vfs, stunnel4 and openssl.
+
+set -euo pipefail
+export LC_ALL=C
+
+PROG="run-tls.sh"
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=bench/common.sh
+. "$SCRIPT_DIR/common.sh"
+
+FILES=2000
+FILE_SIZE=4096
+SUBDIRS=20
+SIZE_MIB=512
+BLOCK_KIB=1024
+RUNS=3
+NET="127.0.66"
+EFSMT="$SCRIPT_DIR/../fuse/efsmt"
+GANESHA_SH="$SCRIPT_DIR/../tests/ganesha.sh"
+TMP_BASE="${TMPDIR:-/var/tmp}"
+TLS_NAME="nfs.efsmt.bench"
+TLS_PORT=20049
+STUNNEL_WAIT_S=10
+CC=${CC:-cc}
+CFLAGS_BENCH="-O2 -D_GNU_SOURCE"
+
+usage() {
+	cat <<EOF
+usage: $PROG [options]
+  --runs N        runs, alternating plaintext and TLS (default $RUNS)
+  --files N       small files (default $FILES)
+  --size MIB      sequential file size (default $SIZE_MIB)
+  --net A.B.C     loopback /24 for the servers (default $NET)
+  --efsmt PATH    the binary (default fuse/efsmt)
+EOF
+}
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--runs) need_value "$@"; RUNS=$2; shift 2 ;;
+	--files) need_value "$@"; FILES=$2; shift 2 ;;
+	--size) need_value "$@"; SIZE_MIB=$2; shift 2 ;;
+	--net) need_value "$@"; NET=$2; shift 2 ;;
+	--efsmt) need_value "$@"; EFSMT=$2; shift 2 ;;
+	-h | --help) usage; exit 0 ;;
+	*) die "unknown option $1 (see --help)" ;;
+	esac
+done
+[ "$(id -u)" = 0 ] || die "run as root (FUSE mounts, ganesha, dropping caches)"
+command -v stunnel4 >/dev/null || die "stunnel4 missing (apt-get install stunnel4)"
+[ -x "$EFSMT" ] || die "$EFSMT: not built (make)"
+
+WORK=$(mktemp -d "$TMP_BASE/efsmt-bench-tls.XXXXXX")
+mkdir "$WORK/bin" "$WORK/certs" "$WORK/backing" "$WORK/mnt"
+export GANESHA_RUN="$WORK/ganesha" GANESHA_NET="$NET"
+STUNNEL_PIDS=()
+DAEMON_PID=""
+DAEMON_MNT=""
+BENCH_PID=""
+
+cleanup() {
+	[ -n "$BENCH_PID" ] && kill "$BENCH_PID" 2>/dev/null
+	unmount_daemon || true
+	for p in "${STUNNEL_PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	"$GANESHA_SH" stop >/dev/null 2>&1 || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+SEQIO=$(bench_prog seqio)
+SMALLFILES=$(bench_prog smallfiles)
+
+make_certs() {
+	local d=$WORK/certs
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/ca.key" -out "$d/ca.pem" \
+		-days 2 -subj "/CN=efsmt bench CA" 2>/dev/null
+	openssl req -newkey rsa:2048 -nodes -keyout "$d/server.key" -out "$d/server.csr" \
+		-subj "/CN=$TLS_NAME" -addext "subjectAltName=DNS:$TLS_NAME" 2>/dev/null
+	openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+		-CAcreateserial -out "$d/server.pem" -days 2 -copy_extensions copy 2>/dev/null
+}
+
+start_stunnel() { # ADDR
+	local conf="$WORK/stunnel-$1.conf"
+	cat >"$conf" <<EOF
+foreground = yes
+pid =
+syslog = no
+[nfs]
+accept = $1:$TLS_PORT
+connect = $1:2049
+cert = $WORK/certs/server.pem
+key = $WORK/certs/server.key
+sslVersionMin = TLSv1.2
+EOF
+	stunnel4 "$conf" >"$WORK/stunnel-$1.log" 2>&1 &
+	STUNNEL_PIDS+=($!)
+	for _ in $(seq $((STUNNEL_WAIT_S * 20))); do
+		(exec 3<>"/dev/tcp/$1/$TLS_PORT") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	die "stunnel on $1:$TLS_PORT did not listen; its log: $(cat "$WORK/stunnel-$1.log")"
+}
+
+mount_efsmt() { # KIND
+	local args=() k
+	for k in 2 3 4; do
+		if [ "$1" = tls ]; then
+			args+=(-o "target=nfs://$NET.$k:$TLS_PORT/export")
+		else
+			args+=(-o "target=nfs://$NET.$k/export")
+		fi
+	done
+	[ "$1" = tls ] && args+=(-o "tls,cafile=$WORK/certs/ca.pem,tls_name=$TLS_NAME")
+	"$EFSMT" efsmt-bench "$WORK/mnt" -f -o control=none "${args[@]}" >"$WORK/efsmt.log" 2>&1 &
+	DAEMON_PID=$!
+	DAEMON_MNT="$WORK/mnt"
+	wait_mounted "$WORK/mnt" "$DAEMON_PID" "$WORK/efsmt.log" || die "efsmt ($1) did not mount"
+}
+
+declare -A RES
+record() { # KIND OUTPUT
+	local line phase v
+	while read -r line; do
+		phase=$(sed -n 's/^phase=\([a-z]*\) .*/\1/p' <<<"$line")
+		[ -n "$phase" ] || continue
+		v=$(sed -n 's/.*MB_per_s=\([0-9.]*\).*/\1/p; s/.*files_per_s=\([0-9.]*\).*/\1/p' \
+			<<<"$line" | head -1)
+		[ -n "$v" ] && RES[$1.$phase]="${RES[$1.$phase]:-} $v"
+	done <<<"$2"
+}
+
+measure() { # KIND RUN
+	mount_efsmt "$1"
+	mkdir "$WORK/mnt/sf"
+	drop_caches
+	run_bench "$WORK/out" "$SMALLFILES" "$WORK/mnt/sf" -n "$FILES" -s "$FILE_SIZE" \
+		-d "$SUBDIRS" -p write,read,delete || die "$1: smallfiles failed"
+	record "$1" "$(cat "$WORK/out")"
+	rmdir "$WORK/mnt/sf"
+	run_bench "$WORK/out" "$SEQIO" "$WORK/mnt/seq.bin" -m "$SIZE_MIB" -b "$BLOCK_KIB" ||
+		die "$1: seqio failed"
+	record "$1" "$(cat "$WORK/out")"
+	rm -f "$WORK/mnt/seq.bin"
+	unmount_daemon
+	note "run $2 $1 done"
+}
+
+make_certs
+"$GANESHA_SH" start "$WORK/backing" 3 >/dev/null || die "starting nfs-ganesha failed"
+for k in 2 3 4; do
+	start_stunnel "$NET.$k"
+done
+for run in $(seq "$RUNS"); do
+	measure plain "$run"
+	measure tls "$run"
+done
+
+printf '%-12s %12s %12s %8s\n' phase plaintext tls tls/plain
+for phase in seqwrite seqread write read delete; do
+	# shellcheck disable=SC2086
+	p=$(median ${RES[plain.$phase]:-})
+	# shellcheck disable=SC2086
+	t=$(median ${RES[tls.$phase]:-})
+	[ -n "$p$t" ] || continue
+	unit="files/s"
+	case $phase in seq*) unit="MB/s" ;; esac
+	printf '%-12s %12s %12s %8s  %s\n' "$phase" "$(fmt "$phase" "$p")" "$(fmt "$phase" "$t")" \
+		"$(ratio "$t" "$p")" "$unit"
+done
