@@ -1,5 +1,6 @@
 #!/bin/sh
-# Install everything efsmt needs to build, test and benchmark on Debian 12.
+# Install everything efsmt needs to build, test, benchmark and package on
+# Debian 12 (packaging/README.md: debhelper, help2man, rpm).
 # Run as root. Used by README.md and by .ci/run.
 set -eu
 if [ "$(id -u)" != 0 ]; then
@@ -14,4 +15,5 @@ apt-get install -y -q --no-install-recommends \
 	libxxhash-dev check \
 	python3 python3-pytest python3-xxhash python3-botocore valgrind attr git xz-utils \
 	mergerfs util-linux procps nfs-ganesha nfs-ganesha-vfs \
-	clang-14 libclang-rt-14-dev
+	clang-14 libclang-rt-14-dev \
+	debhelper dpkg-dev help2man rpm man-db
