@@ -63,6 +63,7 @@
 
 #include "backend.h"
 #include "backend_nfs.h"
+#include "log.h"
 #include "nfs/nfs4.h"
 #include "target.h"
 
@@ -130,7 +131,9 @@ struct nfs_target {
 };
 
 struct nfs_file {
-	struct nfs_open of;
+	struct nfs_open of; /* of.stateid changes on a re-open: read it with file_sid() */
+	const char *tid;    /* the target's id, for the log */
+	unsigned state_gen; /* re-opens so far, under lock */
 	struct rpc_auth auth; /* the opener's */
 	int lane;
 	int append; /* O_APPEND: each write goes to the server's end of file */
@@ -558,6 +561,44 @@ static int wb_drain(struct nfs_file *f)
 	return e;
 }
 
+/* The file's current stateid and how many re-opens it has seen. */
+static unsigned file_sid(struct nfs_file *f, struct nfs_stateid *sid)
+{
+	pthread_mutex_lock(&f->lock);
+	*sid = f->of.stateid;
+	unsigned gen = f->state_gen;
+	pthread_mutex_unlock(&f->lock);
+	return gen;
+}
+
+/* The server no longer knows the file's open (-EBADF: it restarted, or the
+ * lease expired while it was unreachable): open it again by its handle,
+ * once per loss, so that the handle goes on working. 0 to try the call
+ * again, else -EIO (and the loss is in the log). */
+static int file_reopen(struct nfs_client *cl, struct nfs_file *f, unsigned seen)
+{
+	int e = 0;
+	pthread_mutex_lock(&f->lock);
+	if (f->state_gen == seen) {
+		struct nfs_open of = f->of;
+		e = nfs_reopen(cl, &f->auth, &of);
+		if (!e) {
+			f->of.stateid = of.stateid;
+			f->of.owner = of.owner;
+			f->state_gen++;
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (e)
+		log_warn("msg=open-file-lost target=%s error=\"%s\" (the server forgot an open "
+			 "file and refused to open it again; its reads and writes fail with EIO)",
+			 f->tid, strerror(-e));
+	else
+		log_info("msg=open-file-reopened target=%s (the server had lost its open state)",
+			 f->tid);
+	return e ? -EIO : 0;
+}
+
 /* Note what a WRITE answered: whether a COMMIT is due, and whether the
  * server lost uncommitted data (a new verifier). */
 static void note_written(struct nfs_file *f, int how, const uint8_t verf[NFS4_VERIFIER_SIZE])
@@ -577,13 +618,22 @@ static void note_written(struct nfs_file *f, int how, const uint8_t verf[NFS4_VE
 static int write_all(struct nfs_client *cl, struct nfs_file *f, const uint8_t *buf, size_t len,
 		     uint64_t off)
 {
+	int reopened = 0;
 	while (len) {
 		uint8_t verf[NFS4_VERIFIER_SIZE];
 		int how;
-		ssize_t n = nfs_write(cl, &f->auth, &f->of.fh, &f->of.stateid, buf, len, off,
-				      UNSTABLE4, &how, verf);
+		struct nfs_stateid sid;
+		unsigned gen = file_sid(f, &sid);
+		ssize_t n = nfs_write(cl, &f->auth, &f->of.fh, &sid, buf, len, off, UNSTABLE4, &how,
+				      verf);
+		if (n == -EBADF && !reopened++) {
+			int e = file_reopen(cl, f, gen);
+			if (e)
+				return e;
+			continue;
+		}
 		if (n <= 0)
-			return n < 0 ? (int)n : -EIO;
+			return n == -EBADF ? -EIO : n < 0 ? (int)n : -EIO;
 		note_written(f, how, verf);
 		buf += n;
 		off += (uint64_t)n;
@@ -1159,6 +1209,7 @@ static int open_at(struct target *t, const struct rpc_auth *cr, const char *path
 		return -ENOMEM;
 	struct nfs_client *cl = pick_lane(nt, &f->lane);
 	f->auth = *cr;
+	f->tid = t->id;
 	if ((flags & O_ACCMODE) == O_RDONLY && !(flags & O_CREAT))
 		f->pre = malloc(NFS_PREFETCH_BYTES); /* none if short of memory */
 	f->pre_gen = atomic_load(&nfs_write_gen);
@@ -1258,8 +1309,20 @@ static ssize_t nfs_be_read(struct target *t, uint64_t fh, char *buf, size_t size
 			return (ssize_t)n;
 		}
 	}
-	return nfs_read(NT(t)->lane[f->lane], &f->auth, &f->of.fh, &f->of.stateid, buf, size,
-			(uint64_t)off, &eof);
+	struct nfs_client *cl = NT(t)->lane[f->lane];
+	struct nfs_stateid sid;
+	unsigned gen = file_sid(f, &sid);
+	ssize_t n = nfs_read(cl, &f->auth, &f->of.fh, &sid, buf, size, (uint64_t)off, &eof);
+	if (n == -EBADF) {
+		int e = file_reopen(cl, f, gen);
+		if (e)
+			return e;
+		file_sid(f, &sid);
+		n = nfs_read(cl, &f->auth, &f->of.fh, &sid, buf, size, (uint64_t)off, &eof);
+		if (n == -EBADF)
+			n = -EIO;
+	}
+	return n;
 }
 
 static ssize_t nfs_be_write(struct target *t, uint64_t fh, const char *buf, size_t size,
@@ -1335,13 +1398,17 @@ static int commit_file(struct target *t, struct nfs_file *f)
 	int e = nfs_commit(NT(t)->lane[f->lane], &f->auth, &f->of.fh, 0, 0, cverf);
 	if (!e && memcmp(cverf, verf, sizeof verf) != 0)
 		e = -EIO; /* the server restarted: uncommitted writes are gone */
+	pthread_mutex_lock(&f->lock);
 	if (e) {
-		pthread_mutex_lock(&f->lock);
 		f->unstable = 1;
 		if (e == -EIO)
 			f->lost = 1;
-		pthread_mutex_unlock(&f->lock);
+	} else if (!f->unstable) {
+		/* Nothing is uncommitted: the next WRITE's verifier starts afresh
+		 * (a server restarted since lost nothing of ours). */
+		f->have_verf = 0;
 	}
+	pthread_mutex_unlock(&f->lock);
 	return e;
 }
 

@@ -16,4 +16,5 @@ apt-get install -y -q --no-install-recommends \
 	python3 python3-pytest python3-xxhash python3-botocore valgrind attr git xz-utils \
 	mergerfs util-linux procps nfs-ganesha nfs-ganesha-vfs \
 	clang-14 libclang-rt-14-dev \
+	debootstrap yamllint docker-compose python3-yaml \
 	debhelper dpkg-dev help2man rpm man-db

@@ -169,6 +169,9 @@ ssize_t nfs_readlink(struct nfs_client *c, const struct rpc_auth *cr, const stru
 
 /* Files. flags are open(2) flags: O_ACCMODE, O_CREAT (UNCHECKED4, or with
  * O_EXCL EXCLUSIVE4_1), O_TRUNC. mode is used when a file is created. */
+/* Open the file of->fh again (CLAIM_FH, same access) for a new stateid,
+ * after the server lost the old one (a restart: -EBADF from READ/WRITE). */
+int nfs_reopen(struct nfs_client *c, const struct rpc_auth *cr, struct nfs_open *of);
 int nfs_open(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_fh *dir,
 	     const char *name, int flags, uint32_t mode, struct nfs_open *of,
 	     struct nfs_attr *attr);

@@ -348,7 +348,7 @@ static const struct errmap errmap[] = {
 	{ 10008, EAGAIN },   /* DELAY (after the retries) */
 	{ 10009, EINVAL },   /* SAME */
 	{ 10010, EAGAIN },   /* DENIED (lock held by another) */
-	{ 10011, EIO },	     /* EXPIRED */
+	{ 10011, EBADF },    /* EXPIRED: the open state is gone (backend re-opens) */
 	{ 10012, EAGAIN },   /* LOCKED */
 	{ 10013, EAGAIN },   /* GRACE (after the retries) */
 	{ 10014, ESTALE },   /* FHEXPIRED */
@@ -360,7 +360,7 @@ static const struct errmap errmap[] = {
 	{ 10020, EBADF },    /* NOFILEHANDLE */
 	{ 10021, EPROTONOSUPPORT }, /* MINOR_VERS_MISMATCH */
 	{ 10022, EIO },	     /* STALE_CLIENTID */
-	{ 10023, EIO },	     /* STALE_STATEID */
+	{ 10023, EBADF },    /* STALE_STATEID: a server restart (backend re-opens) */
 	{ 10024, EIO },	     /* OLD_STATEID */
 	{ 10025, EBADF },    /* BAD_STATEID */
 	{ 10026, EIO },	     /* BAD_SEQID */
@@ -380,7 +380,7 @@ static const struct errmap errmap[] = {
 	{ 10044, EOPNOTSUPP }, /* NFS4_OP_ILLEGAL */
 	{ 10045, EDEADLK },  /* DEADLOCK */
 	{ 10046, EBUSY },    /* FILE_OPEN */
-	{ 10047, EIO },	     /* ADMIN_REVOKED */
+	{ 10047, EBADF },    /* ADMIN_REVOKED */
 	{ 10052, EIO },	     /* BADSESSION (after the retries) */
 	{ 10065, EINVAL },   /* REQ_TOO_BIG */
 	{ 10066, EINVAL },   /* REP_TOO_BIG */

@@ -451,6 +451,23 @@ static int get_delegation(struct xdr_dec *d, int *has, struct nfs_stateid *deleg
 	return d->err;
 }
 
+/* OPEN4resok after the status: the stateid, change info, flags, the
+ * attributes set (first 3 words kept when attrset is not NULL), delegation. */
+static void get_open_ok(struct xdr_dec *d, struct nfs_stateid *sid, uint32_t *attrset,
+			int *has_deleg, struct nfs_stateid *deleg)
+{
+	get_stateid(d, sid);
+	skip_cinfo(d);
+	(void)xdr_get_u32(d); /* rflags */
+	uint32_t n = xdr_get_u32(d);
+	for (uint32_t i = 0; i < n && !d->err; i++) {
+		uint32_t w = xdr_get_u32(d);
+		if (attrset && i < 3)
+			attrset[i] = w;
+	}
+	get_delegation(d, has_deleg, deleg);
+}
+
 static void delegreturn(struct nfs_client *c, const struct nfs_fh *fh,
 			const struct nfs_stateid *sid)
 {
@@ -463,6 +480,50 @@ static void delegreturn(struct nfs_client *c, const struct nfs_fh *fh,
 	if (nfs_compound_run(c, NULL, &cp, &r) == 0)
 		res_free(&r);
 	comp_free(&cp);
+}
+
+int nfs_reopen(struct nfs_client *c, const struct rpc_auth *cr, struct nfs_open *of)
+{
+	struct nfs_compound cp;
+	struct nfs_res r;
+	uint64_t owner = nfs_next_owner(c);
+	comp_init(&cp);
+	cp.cachethis = 1;
+	put_fh(&cp, &of->fh);
+	comp_op(&cp, NFS4_OP_OPEN);
+	xdr_put_u32(&cp.x, 0); /* seqid: unused in 4.1 */
+	xdr_put_u32(&cp.x, (uint32_t)of->access | OPEN4_SHARE_ACCESS_WANT_NO_DELEG);
+	xdr_put_u32(&cp.x, OPEN4_SHARE_DENY_NONE);
+	put_open_owner(&cp.x, nfs_client_id(c), owner);
+	xdr_put_u32(&cp.x, OPEN4_NOCREATE);
+	xdr_put_u32(&cp.x, CLAIM_FH); /* the file by its handle, whatever its name now */
+	int err = nfs_compound_run(c, cr, &cp, &r);
+	comp_free(&cp);
+	if (err)
+		return err;
+	int st = res_op(&r, NFS4_OP_PUTFH);
+	if (!st)
+		st = res_op(&r, NFS4_OP_OPEN);
+	if (!st) {
+		struct nfs_stateid sid;
+		int has_deleg = 0;
+		struct nfs_stateid deleg;
+		get_open_ok(&r.d, &sid, NULL, &has_deleg, &deleg);
+		if (r.d.err) {
+			st = -EBADMSG;
+		} else {
+			of->stateid = sid;
+			of->owner = owner;
+			if (has_deleg) {
+				res_free(&r);
+				delegreturn(c, &of->fh, &deleg);
+				return 0;
+			}
+		}
+	}
+	err = st_err(st);
+	res_free(&r);
+	return err;
 }
 
 int nfs_open(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_fh *dir,
@@ -553,16 +614,7 @@ int nfs_open_read(struct nfs_client *c, const struct rpc_auth *cr, const struct 
 	if (!st)
 		st = res_op(&r, NFS4_OP_OPEN);
 	if (!st) {
-		get_stateid(&r.d, &of->stateid);
-		skip_cinfo(&r.d);
-		(void)xdr_get_u32(&r.d); /* rflags */
-		uint32_t n = xdr_get_u32(&r.d);
-		for (uint32_t i = 0; i < n && !r.d.err; i++) {
-			uint32_t w = xdr_get_u32(&r.d);
-			if (i < 3)
-				attrset[i] = w;
-		}
-		get_delegation(&r.d, &has_deleg, &deleg);
+		get_open_ok(&r.d, &of->stateid, attrset, &has_deleg, &deleg);
 		st = r.d.err ? -EBADMSG : 0;
 		opened = !st;
 	}
