@@ -1,5 +1,6 @@
 #!/bin/sh
-# Install everything efsmt needs to build, test and benchmark on Debian 12.
+# Install everything efsmt needs to build, test, benchmark and package on
+# Debian 12 (packaging/README.md: debhelper, help2man, rpm).
 # Run as root. Used by README.md and by .ci/run.
 set -eu
 if [ "$(id -u)" != 0 ]; then
@@ -15,4 +16,5 @@ apt-get install -y -q --no-install-recommends \
 	python3 python3-pytest python3-xxhash python3-botocore valgrind attr git xz-utils \
 	mergerfs util-linux procps nfs-ganesha nfs-ganesha-vfs stunnel4 \
 	clang-14 libclang-rt-14-dev \
-	debootstrap yamllint docker-compose python3-yaml
+	debootstrap yamllint docker-compose python3-yaml \
+	debhelper dpkg-dev help2man rpm man-db

@@ -15,7 +15,7 @@ import pytest
 import efsmt_testlib as lib
 from conftest import GANESHA_SH, REPO, Daemon, _free_loopback_net
 
-CTL_BIN = os.path.join(REPO, "control", "efsmtctl")
+CTL_BIN = os.environ.get("EFSMTCTL", os.path.join(REPO, "control", "efsmtctl"))
 
 DOWN_WITHIN_S = 10  # the documented bound: probe_interval + probe_timeout, with margin
 

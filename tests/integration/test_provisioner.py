@@ -15,7 +15,7 @@ from conftest import FS, GANESHA_SH, REPO, STATIC, Daemon, _free_loopback_net
 
 PROV = os.environ.get("EFSMT_PROVISIONER",
                       os.path.join(REPO, "provisioner", "efsmt-provisioner"))
-CTL = os.path.join(REPO, "control", "efsmtctl")
+CTL = os.environ.get("EFSMTCTL", os.path.join(REPO, "control", "efsmtctl"))
 
 
 class Prov:
