@@ -783,24 +783,16 @@ def netns_mount(netns_targets, efsmt_bin):
     assert not problems, "efsmt teardown:\n" + "\n".join(problems)
 
 
-class NetnsMount:
+class NetnsMount(Mount):
+    """A Mount over network-namespace targets (a subset of them: uris)."""
+
     def __init__(self, targets, daemon, uris):
-        self.targets = targets
+        self.backend = self.targets = targets
         self.daemon = daemon
         self.mnt = daemon.mnt
         self.backing = targets.backing
         self.uris = uris
         self.ids = uris
-
-    def m(self, *rel):
-        return os.path.join(self.mnt, *rel)
-
-    def b(self, *rel):
-        return os.path.join(self.backing, *rel)
-
-    def route(self, rel):
-        """Index in .uris of the target rel routes to."""
-        return lib.route_index(self.ids, lib.fuse_path(rel))
 
     def stop(self):
         problems = self.daemon.stop()

@@ -281,6 +281,9 @@ def test_remove_target_with_open_file(cfs):
     while time.time() < deadline and m.ids[k] in targets_of(m.sock):
         time.sleep(0.05)
     assert m.ids[k] not in targets_of(m.sock), "target still there after its last close"
+    # Its connections close as the target is freed, just after it leaves the
+    # list (each lane's session is destroyed in turn).
+    lib.wait_for(lambda: not m.backend.target_resources(m.pid, k), 5)
     held = m.backend.target_resources(m.pid, k)
     assert not held, "daemon still holds %s" % held
     assert lib.read_file(m.m(rel)) == b"before after"
