@@ -108,6 +108,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!h)
 		return;
 	fi->noflush = !needs_flush(t, fi->flags);
+	h->rdonly = (fi->flags & O_ACCMODE) == O_RDONLY;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	node_add_handle(ino, h);
 	if (fuse_reply_open(req, fi) != 0) {
@@ -139,7 +140,21 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ssize_t n = t->ops->read(t, h->bh, buf, size, off);
+	uint64_t bh;
+	handle_read_target(h, &t, &bh);
+	ssize_t n = t->ops->read(t, bh, buf, size, off);
+	if (n < 0 && h->rdonly && health_is_unreachable((int)n)) {
+		/* Reading is safe anywhere: open the file again on the next
+		 * target and read there (the target is marked down now). */
+		char path[PATH_MAX];
+		health_note(t, (int)n);
+		int len = fs_path(ino, path);
+		struct target *t2 = len < 0 ? NULL : fs_route(path, (size_t)len);
+		if (t2 && handle_failover(h, t2, path) == 0) {
+			handle_read_target(h, &t, &bh);
+			n = t->ops->read(t, bh, buf, size, off);
+		}
+	}
 	if (n < 0) {
 		fuse_reply_err(req, (int)-fs_count(t, (int)n));
 	} else {

@@ -75,7 +75,22 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * name may be gone (unlinked, renamed by another host). */
 	struct efsmt_handle *h = fi ? FS_HANDLE(fi) : node_get_handle(ino);
 	if (h) {
-		rc = fs_count(h->t, h->t->ops->fgetattr(h->t, h->bh, &st));
+		struct target *t;
+		uint64_t bh;
+		handle_read_target(h, &t, &bh);
+		rc = t->ops->fgetattr(t, bh, &st);
+		if (health_is_unreachable(rc)) {
+			/* Its target went away: ask by name elsewhere. */
+			health_note(t, rc);
+			char path[PATH_MAX];
+			int len = fs_path(ino, path);
+			if (len >= 0) {
+				t = fs_route(path, (size_t)len);
+				FS_RETRY_ELSEWHERE(t, path, (size_t)len, rc,
+						   t->ops->getattr(t, path, &st));
+			}
+		}
+		rc = fs_count(t, rc);
 		if (!fi)
 			handle_put(h);
 	} else {

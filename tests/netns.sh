@@ -82,7 +82,7 @@ need_ganesha() {
 # $RUN/prefix, $RUN/dir, $RUN/rate: one value each.
 # $RUN/targets: "I K NS HOSTVETH NSVETH ADDR" per target, written before the
 # target's pieces are made, so that stop also removes a half-made one.
-# $RUN/tI.pid: the server's pid (that of `ip netns exec`, which execs it).
+# $RUN/tI.pid: the server's pid (that of nsenter, which execs it).
 
 PREFIX="" DIR="" RATE=""
 load_state() {
@@ -160,8 +160,11 @@ start_server() { # I: launch target I's ganesha in its namespace (no wait)
 	local i=$1 name="efsmt_${PREFIX}_t$1"
 	mkdir -p "$RUN/t$i.recovery"
 	ganesha_conf "$RUN/t$i.conf" "$DIR" "$T_ADDR" "$name" "$RUN/t$i.recovery" "$PLUGINS"
-	# `ip netns exec` execs the command: $! is the server's pid
-	ip netns exec "$T_NS" ganesha.nfsd -F -f "$RUN/t$i.conf" -L "$RUN/t$i.log" \
+	# nsenter joins the network namespace only, and execs: $! is the
+	# server's pid. Not `ip netns exec`: it also makes a mount namespace,
+	# whose copy of the host's FUSE mounts would outlive their unmount
+	# and keep those daemons from exiting.
+	nsenter --net="/run/netns/$T_NS" ganesha.nfsd -F -f "$RUN/t$i.conf" -L "$RUN/t$i.log" \
 		-p "$RUN/t$i.ganesha.pid" -N NIV_EVENT </dev/null >>"$RUN/t$i.out" 2>&1 &
 	echo $! >"$RUN/t$i.pid"
 }

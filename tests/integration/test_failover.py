@@ -152,6 +152,29 @@ def test_stopped_target_fails_over_and_comes_back(cluster):
     assert "msg=target-down" in s.daemon.log() and "msg=target-up" in s.daemon.log()
 
 
+def test_read_through_an_open_file_moves_on(cluster):
+    """A file open for reading when its target stops: the reads waiting and
+    the ones after go on through the next target (reading is safe there)."""
+    s = cluster
+    name = next(n for n in ("o%d" % i for i in range(100))
+                if lib.route_index(s.uris, lib.fuse_path(n)) == 1)
+    data = os.urandom(4 << 20)
+    lib.write_file(os.path.join(s.mnt, name), data)
+    with open(os.path.join(s.mnt, name), "rb", buffering=0) as f:
+        head = f.read(1 << 20)
+        s.signal(1, signal.SIGSTOP)
+        t0 = time.monotonic()
+        rest = b""
+        while True:
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
+            rest += chunk
+        assert time.monotonic() - t0 < DOWN_WITHIN_S + 5
+    assert head + rest == data
+    wait_state(s, 1, "down", 2)
+
+
 def test_killed_target_down_at_once_and_restarted(cluster):
     s = cluster
     sums = write_files(s, 40)
