@@ -12,7 +12,7 @@ import efsmt_testlib as lib
 from conftest import REPO, Daemon
 from tlslib import TLS_NAME, TLS_PORT, Stunnels, make_certs
 
-CTL_BIN = os.path.join(REPO, "control", "efsmtctl")
+CTL_BIN = os.environ.get("EFSMTCTL", os.path.join(REPO, "control", "efsmtctl"))
 
 pytestmark = pytest.mark.skipif(not shutil.which("stunnel4"),
                                 reason="stunnel4 missing: apt-get install stunnel4")
