@@ -139,7 +139,11 @@ mount_efsmt() { # KIND
 	wait_mounted "$WORK/mnt" "$DAEMON_PID" "$WORK/efsmt.log" || die "efsmt ($1) did not mount"
 }
 
-declare -A RES
+declare -A RES CPU
+ganesha_pids() { cat "$WORK"/ganesha/*.pid 2>/dev/null; }
+cpu_per_gib() { # BEFORE AFTER MIB
+	awk -v a="$1" -v b="$2" -v m="$3" 'BEGIN { printf "%.2f", (b - a) * 1024 / m }'
+}
 record() { # KIND OUTPUT
 	local line phase v
 	while read -r line; do
@@ -159,9 +163,18 @@ measure() { # KIND RUN
 		-d "$SUBDIRS" -p write,read,delete || die "$1: smallfiles failed"
 	record "$1" "$(cat "$WORK/out")"
 	rmdir "$WORK/mnt/sf"
+	local d0 s0 g0
+	d0=$(proc_cpu "$DAEMON_PID")
+	s0=$(proc_cpu "${STUNNEL_PIDS[@]}")
+	g0=$(proc_cpu $(ganesha_pids))
 	run_bench "$WORK/out" "$SEQIO" "$WORK/mnt/seq.bin" -m "$SIZE_MIB" -b "$BLOCK_KIB" ||
 		die "$1: seqio failed"
 	record "$1" "$(cat "$WORK/out")"
+	# CPU seconds per GiB moved (written + read) by each party: whose cost TLS is
+	local per=$((SIZE_MIB * 2))
+	CPU[$1.efsmt]="${CPU[$1.efsmt]:-} $(cpu_per_gib "$d0" "$(proc_cpu "$DAEMON_PID")" "$per")"
+	CPU[$1.stunnel]="${CPU[$1.stunnel]:-} $(cpu_per_gib "$s0" "$(proc_cpu "${STUNNEL_PIDS[@]}")" "$per")"
+	CPU[$1.ganesha]="${CPU[$1.ganesha]:-} $(cpu_per_gib "$g0" "$(proc_cpu $(ganesha_pids))" "$per")"
 	rm -f "$WORK/mnt/seq.bin"
 	unmount_daemon
 	note "run $2 $1 done"
@@ -188,4 +201,12 @@ for phase in seqwrite seqread write read delete; do
 	case $phase in seq*) unit="MB/s" ;; esac
 	printf '%-12s %12s %12s %8s  %s\n' "$phase" "$(fmt "$phase" "$p")" "$(fmt "$phase" "$t")" \
 		"$(ratio "$t" "$p")" "$unit"
+done
+
+echo
+echo "CPU seconds per GiB of sequential I/O (written + read), medians:"
+printf '%-12s %12s %12s\n' process plaintext tls
+for who in efsmt stunnel ganesha; do
+	# shellcheck disable=SC2086
+	printf '%-12s %12s %12s\n' "$who" "$(median ${CPU[plain.$who]:-})" "$(median ${CPU[tls.$who]:-})"
 done

@@ -23,6 +23,9 @@
 
 #define TLS_RECORD_MAX 16384 /* bytes of plaintext in one TLS record */
 #define TLS_WANT_READ_WAIT_MS 10 /* a write waiting on a read: poll again this soon */
+/* With read-ahead one read(2) takes in several records: a 1 MiB READ
+ * reply is 64 records, which cost two read(2)s each without it. */
+#define TLS_READ_BUFFER 65536 /* bytes */
 
 struct tls_target {
 	SSL_CTX *ctx;
@@ -99,6 +102,8 @@ int tls_target_new(const struct tls_conf *conf, const char *host, struct tls_tar
 	SSL_CTX_set_options(t->ctx, SSL_OP_NO_RENEGOTIATION);
 	/* Retries of a write that would block may come from a moved buffer. */
 	SSL_CTX_set_mode(t->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_read_ahead(t->ctx, 1);
+	SSL_CTX_set_default_read_buffer_len(t->ctx, TLS_READ_BUFFER);
 	SSL_CTX_set_session_cache_mode(t->ctx,
 				       SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(t->ctx, new_session);
