@@ -26,6 +26,9 @@
 /* With read-ahead one read(2) takes in several records: a 1 MiB READ
  * reply is 64 records, which cost two read(2)s each without it. */
 #define TLS_READ_BUFFER 65536 /* bytes */
+/* Records are gathered and sent with one write(2) per this many bytes (and
+ * at the end of every call) instead of one per 16 KiB record. */
+#define TLS_WRITE_BUFFER 131072 /* bytes */
 
 struct tls_target {
 	SSL_CTX *ctx;
@@ -239,6 +242,21 @@ static void handshake_error(struct tls_target *t, SSL *ssl, int sslerr, int sys,
 		snprintf(err, errlen, "TLS handshake with %s: protocol: %s", where, why);
 }
 
+/* After the handshake (OpenSSL buffers its own flights): a buffering BIO
+ * in front of the socket for writes; tls_writev flushes it. */
+static int buffer_writes(struct tls_conn *c)
+{
+	BIO *sock = SSL_get_wbio(c->ssl);
+	BIO *buf = BIO_new(BIO_f_buffer());
+	if (!buf || BIO_set_write_buffer_size(buf, TLS_WRITE_BUFFER) != 1 || !BIO_up_ref(sock)) {
+		BIO_free(buf);
+		return -ENOMEM;
+	}
+	BIO_push(buf, sock);
+	SSL_set0_wbio(c->ssl, buf); /* drops the SSL's own reference to sock as wbio */
+	return 0;
+}
+
 int tls_handshake(struct tls_target *t, int fd, unsigned port, int timeout_ms,
 		  struct tls_conn **out, char *err, size_t errlen)
 {
@@ -302,6 +320,11 @@ int tls_handshake(struct tls_target *t, int fd, unsigned port, int timeout_ms,
 	}
 	if (SSL_session_reused(c->ssl))
 		atomic_fetch_add(&t->resumed, 1);
+	if (buffer_writes(c) != 0) {
+		tls_conn_free(c);
+		snprintf(err, errlen, "TLS: out of memory");
+		return -ENOMEM;
+	}
 	*out = c;
 	return 0;
 }
@@ -379,6 +402,27 @@ static int write_buf(struct tls_conn *c, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/* Send what the write buffer holds. */
+static int flush_writes(struct tls_conn *c)
+{
+	for (;;) {
+		pthread_mutex_lock(&c->lock);
+		BIO *w = SSL_get_wbio(c->ssl);
+		errno = 0;
+		long r = BIO_flush(w);
+		int retry = r <= 0 && BIO_should_retry(w);
+		int sys = errno;
+		pthread_mutex_unlock(&c->lock);
+		if (r > 0)
+			return 0;
+		if (!retry)
+			return sys ? -sys : -EPIPE;
+		int e = wait_fd(c->fd, POLLOUT, -1);
+		if (e)
+			return e;
+	}
+}
+
 int tls_writev(struct tls_conn *c, const struct iovec *iov, int n)
 {
 	size_t used = 0;
@@ -412,7 +456,12 @@ int tls_writev(struct tls_conn *c, const struct iovec *iov, int n)
 			}
 		}
 	}
-	return used ? write_buf(c, c->out, used) : 0;
+	if (used) {
+		int e = write_buf(c, c->out, used);
+		if (e)
+			return e;
+	}
+	return flush_writes(c);
 }
 
 void tls_conn_info(struct tls_conn *c, struct tls_info *info)
