@@ -459,6 +459,17 @@ measure_efsmt() {
 	show "$sys" "$run" "$out"
 	record "$sys" "$out"
 	rmdir "$dir/sf" || die "$sys: rmdir $dir/sf failed"
+	if [ "$sys" = efsmt-dir ]; then
+		# The local ceiling with the durability of an NFS close (EFS: a
+		# closed file is on stable storage): fsync before each close.
+		mkdir "$dir/sfs" || die "$sys: mkdir $dir/sfs failed"
+		run_bench "$WORK/out" "$SMALLFILES" "$dir/sfs" -n "$FILES" -s "$FILE_SIZE" \
+			-d "$SUBDIRS" -p write,delete -f || die "$sys: smallfiles -f failed (run $run)"
+		out=$(sed 's/^phase=write /phase=write-fsync /' "$WORK/out")
+		show "$sys" "$run" "$out"
+		record "$sys" "$out"
+		rmdir "$dir/sfs" || die "$sys: rmdir $dir/sfs failed"
+	fi
 	drop_caches
 	step_start
 	run_bench "$WORK/out" "$SEQIO" "$dir/seq.bin" -m "$SIZE_MIB" -b "$BLOCK_KIB" -p write ||
@@ -648,6 +659,14 @@ for phase in $PHASES; do
 		"$r_lib" "$r_dir" "$goal"
 	unset med
 done
+if has_system efsmt-dir; then
+	# shellcheck disable=SC2086
+	wf=$(median ${RES[efsmt-dir.write-fsync]:-})
+	# shellcheck disable=SC2086
+	echo "durable ceiling: efsmt-dir writing each small file with fsync before close (smallfiles -f):" \
+		"$(fmt write "$wf") files/s; efsmt-nfs write / that: $(ratio "$(median ${RES[efsmt-nfs.write]:-})" "$wf")" \
+		"(an NFS close commits, as EFS makes a closed file durable)"
+fi
 if has_system libnfs; then
 	echo "n/a: libnfs's tools have no small-file mode (nfs-cp and nfs-cat copy one file per command)"
 	# shellcheck disable=SC2086
