@@ -236,6 +236,30 @@ def test_write_on_a_stopped_target_fails_not_hangs(cluster):
     assert lib.read_file(path)[:4096] == b"a" * 4096
 
 
+def test_write_handle_works_again_after_its_target_returns(cluster):
+    """A file open for writing whose target goes down and comes back while
+    the file is idle: the same descriptor writes again (the connection is
+    new, the open state is taken again) and nothing written before is lost."""
+    s = cluster
+    name = next(n for n in ("r%d" % i for i in range(100))
+                if lib.route_index(s.uris, lib.fuse_path(n)) == 2)
+    path = os.path.join(s.mnt, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"a" * 4096)
+        os.fsync(fd)
+        s.signal(2, signal.SIGSTOP)
+        wait_state(s, 2, "down", DOWN_WITHIN_S)
+        s.signal(2, signal.SIGCONT)
+        wait_state(s, 2, "up", DOWN_WITHIN_S)
+        assert os.pwrite(fd, b"b" * 4096, 4096) == 4096
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    assert lib.read_file(os.path.join(s.backing, name)) == b"a" * 4096 + b"b" * 4096
+    assert lib.read_file(path) == b"a" * 4096 + b"b" * 4096
+
+
 def test_server_restart_keeps_acknowledged_data(cluster):
     """A server killed and restarted while files are open for writing: every
     byte acknowledged by fsync or close is there afterwards, and the handle
