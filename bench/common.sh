@@ -51,6 +51,37 @@ need_value() {
 	[ $# -ge 2 ] || die "option $1 needs a value"
 }
 
+parse_options() {
+	# parse_options SPEC ARGS...: SPEC is one word per option, "--name=VAR"
+	# (takes a value) or "--name!VAR" (a flag: VAR=1). -h and --help print
+	# usage (the caller's) and exit; anything else is an error.
+	local spec=$1 word var
+	shift
+	while [ $# -gt 0 ]; do
+		case "$1" in -h | --help) usage; exit 0 ;; esac
+		var=""
+		for word in $spec; do
+			case "$word" in
+			"$1="*) var=${word#*=}; need_value "$@"; printf -v "$var" '%s' "$2"; shift ;;
+			"$1!"*) var=${word#*!}; printf -v "$var" 1 ;;
+			esac
+			[ -z "$var" ] || break
+		done
+		[ -n "$var" ] || { usage >&2; die "unknown argument: $1"; }
+		shift
+	done
+}
+
+whole_numbers() {
+	# whole_numbers MIN VAR...: each VAR holds a whole number of at least MIN
+	local min=$1 v
+	shift
+	for v in "$@"; do
+		[[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -ge "$min" ] ||
+			die "$v must be a whole number of at least $min, got '${!v}'"
+	done
+}
+
 note() {
 	echo "$PROG: $*" >&2
 }

@@ -53,17 +53,8 @@ usage: $PROG [options]
 EOF
 }
 
-while [ $# -gt 0 ]; do
-	case "$1" in
-	--runs) need_value "$@"; RUNS=$2; shift 2 ;;
-	--files) need_value "$@"; FILES=$2; shift 2 ;;
-	--size) need_value "$@"; SIZE_MIB=$2; shift 2 ;;
-	--net) need_value "$@"; NET=$2; shift 2 ;;
-	--efsmt) need_value "$@"; EFSMT=$2; shift 2 ;;
-	-h | --help) usage; exit 0 ;;
-	*) die "unknown option $1 (see --help)" ;;
-	esac
-done
+parse_options "--runs=RUNS --files=FILES --size=SIZE_MIB --net=NET --efsmt=EFSMT" "$@"
+whole_numbers 1 RUNS FILES SIZE_MIB
 [ "$(id -u)" = 0 ] || die "run as root (FUSE mounts, ganesha, dropping caches)"
 command -v stunnel4 >/dev/null || die "stunnel4 missing (apt-get install stunnel4)"
 [ -x "$EFSMT" ] || die "$EFSMT: not built (make)"
