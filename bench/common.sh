@@ -161,3 +161,44 @@ wait_mounted() {
 	sed 's/^/    /' "$log" >&2
 	return 1
 }
+
+remove_work() {
+	# remove_work SUBDIR...: unmount each $WORK/SUBDIR still mounted, then
+	# remove $WORK, unless something stayed mounted (then say what)
+	local t left=""
+	[ -n "$WORK" ] || return 0
+	for t in "$@"; do
+		if is_mounted "$WORK/$t"; then
+			umount "$WORK/$t" 2>/dev/null || umount -l "$WORK/$t" 2>/dev/null
+		fi
+		is_mounted "$WORK/$t" && left="$left $WORK/$t"
+	done
+	if [ -z "$left" ]; then
+		rm -rf --one-file-system "$WORK"
+	else
+		note "still mounted, left in place:$left"
+	fi
+}
+
+keep_logs() {
+	# copy $WORK/logs to --keep-logs DIR, when one was given
+	if [ -n "$WORK" ] && [ -n "${KEEP_LOGS:-}" ] && [ -d "$WORK/logs" ]; then
+		mkdir -p "$KEEP_LOGS" && cp -r "$WORK/logs/." "$KEEP_LOGS/"
+	fi
+}
+
+stop_bench() {
+	# stop the benchmark program run_bench is waiting for, if any
+	if [ -n "${BENCH_PID:-}" ]; then
+		kill "$BENCH_PID" 2>/dev/null
+		wait "$BENCH_PID" 2>/dev/null
+	fi
+}
+
+trap_cleanup() {
+	# run the caller's cleanup on exit, and exit on a signal so that it runs
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	trap 'exit 129' HUP
+}

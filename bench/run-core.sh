@@ -111,40 +111,20 @@ DAEMON_MNT=""
 TRACE_INST=""
 
 cleanup() {
-	local rc=$? t left=""
+	local rc=$?
 	trap - EXIT INT TERM HUP
 	set +e
-	if [ -n "$BENCH_PID" ]; then
-		kill "$BENCH_PID" 2>/dev/null
-		wait "$BENCH_PID" 2>/dev/null
-	fi
+	stop_bench
 	unmount_daemon
 	if [ -n "$TRACE_INST" ] && [ -d "$TRACE_INST" ]; then
 		echo 0 >"$TRACE_INST/tracing_on" 2>/dev/null
 		rmdir "$TRACE_INST" 2>/dev/null
 	fi
-	if [ -n "$WORK" ]; then
-		if [ -n "$KEEP_LOGS" ] && [ -d "$WORK/logs" ]; then
-			mkdir -p "$KEEP_LOGS" && cp -r "$WORK/logs/." "$KEEP_LOGS/"
-		fi
-		for t in mnt T3 T2 T1; do
-			if is_mounted "$WORK/$t"; then
-				umount "$WORK/$t" 2>/dev/null || umount -l "$WORK/$t" 2>/dev/null
-			fi
-			is_mounted "$WORK/$t" && left="$left $WORK/$t"
-		done
-		if [ -z "$left" ]; then
-			rm -rf --one-file-system "$WORK"
-		else
-			note "still mounted, left in place:$left"
-		fi
-	fi
+	keep_logs
+	remove_work mnt T3 T2 T1
 	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+trap_cleanup
 
 WORK=$(mktemp -d "$TMP_BASE/efsmt-bench.XXXXXX")
 [[ $WORK =~ ^[A-Za-z0-9_./-]+$ ]] || die "temporary directory path '$WORK' has unusual characters"

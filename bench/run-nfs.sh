@@ -200,37 +200,17 @@ stop_servers() {
 }
 
 cleanup() {
-	local rc=$? t left=""
+	local rc=$?
 	trap - EXIT INT TERM HUP
 	set +e
-	if [ -n "$BENCH_PID" ]; then
-		kill "$BENCH_PID" 2>/dev/null
-		wait "$BENCH_PID" 2>/dev/null
-	fi
+	stop_bench
 	unmount_daemon
-	if [ -n "$WORK" ] && [ -n "$KEEP_LOGS" ] && [ -d "$WORK/logs" ]; then
-		mkdir -p "$KEEP_LOGS" && cp -r "$WORK/logs/." "$KEEP_LOGS/"
-	fi
+	keep_logs
 	stop_servers
-	if [ -n "$WORK" ]; then
-		for t in mnt src T3 T2 T1; do
-			if is_mounted "$WORK/$t"; then
-				umount "$WORK/$t" 2>/dev/null || umount -l "$WORK/$t" 2>/dev/null
-			fi
-			is_mounted "$WORK/$t" && left="$left $WORK/$t"
-		done
-		if [ -z "$left" ]; then
-			rm -rf --one-file-system "$WORK"
-		else
-			note "still mounted, left in place:$left"
-		fi
-	fi
+	remove_work mnt src T3 T2 T1
 	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+trap_cleanup
 
 WORK=$(mktemp -d "$TMP_BASE/efsmt-bench-nfs.XXXXXX")
 WORK=$(cd "$WORK" && pwd -P) # ganesha exports the real path

@@ -127,10 +127,7 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM HUP
 	set +e
-	if [ -n "$BENCH_PID" ]; then
-		kill "$BENCH_PID" 2>/dev/null
-		wait "$BENCH_PID" 2>/dev/null
-	fi
+	stop_bench
 	unmount_daemon
 	if [ -n "$NETNS_STARTED" ]; then
 		"$NETNS_SH" stop || note "tests/netns.sh stop failed: namespaces or servers may be left (state in $NETNS_RUN)"
@@ -148,10 +145,7 @@ cleanup() {
 	fi
 	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+trap_cleanup
 
 WORK=$(mktemp -d "$TMP_BASE/efsmt-bench-scale.XXXXXX")
 WORK=$(cd "$WORK" && pwd -P) # ganesha exports the real path

@@ -68,16 +68,19 @@ DAEMON_MNT=""
 BENCH_PID=""
 
 cleanup() {
-	[ -n "$BENCH_PID" ] && kill "$BENCH_PID" 2>/dev/null
-	unmount_daemon || true
+	local rc=$?
+	trap - EXIT INT TERM HUP
+	set +e
+	stop_bench
+	unmount_daemon
 	for p in "${STUNNEL_PIDS[@]}"; do
-		kill "$p" 2>/dev/null || true
+		kill "$p" 2>/dev/null
 	done
-	"$GANESHA_SH" stop >/dev/null 2>&1 || true
-	rm -rf "$WORK"
+	"$GANESHA_SH" stop >/dev/null 2>&1
+	remove_work mnt
+	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap_cleanup
 
 SEQIO=$(bench_prog seqio)
 SMALLFILES=$(bench_prog smallfiles)
@@ -131,7 +134,11 @@ mount_efsmt() { # KIND
 }
 
 declare -A RES CPU
-ganesha_pids() { cat "$WORK"/ganesha/*.pid 2>/dev/null; }
+ganesha_cpu() { # CPU seconds of every ganesha so far
+	local pids
+	mapfile -t pids < <(cat "$WORK"/ganesha/*.pid 2>/dev/null)
+	proc_cpu "${pids[@]}"
+}
 cpu_per_gib() { # BEFORE AFTER MIB
 	awk -v a="$1" -v b="$2" -v m="$3" 'BEGIN { printf "%.2f", (b - a) * 1024 / m }'
 }
@@ -157,7 +164,7 @@ measure() { # KIND RUN
 	local d0 s0 g0
 	d0=$(proc_cpu "$DAEMON_PID")
 	s0=$(proc_cpu "${STUNNEL_PIDS[@]}")
-	g0=$(proc_cpu $(ganesha_pids))
+	g0=$(ganesha_cpu)
 	run_bench "$WORK/out" "$SEQIO" "$WORK/mnt/seq.bin" -m "$SIZE_MIB" -b "$BLOCK_KIB" ||
 		die "$1: seqio failed"
 	record "$1" "$(cat "$WORK/out")"
@@ -165,7 +172,7 @@ measure() { # KIND RUN
 	local per=$((SIZE_MIB * 2))
 	CPU[$1.efsmt]="${CPU[$1.efsmt]:-} $(cpu_per_gib "$d0" "$(proc_cpu "$DAEMON_PID")" "$per")"
 	CPU[$1.stunnel]="${CPU[$1.stunnel]:-} $(cpu_per_gib "$s0" "$(proc_cpu "${STUNNEL_PIDS[@]}")" "$per")"
-	CPU[$1.ganesha]="${CPU[$1.ganesha]:-} $(cpu_per_gib "$g0" "$(proc_cpu $(ganesha_pids))" "$per")"
+	CPU[$1.ganesha]="${CPU[$1.ganesha]:-} $(cpu_per_gib "$g0" "$(ganesha_cpu)" "$per")"
 	rm -f "$WORK/mnt/seq.bin"
 	unmount_daemon
 	note "run $2 $1 done"

@@ -68,10 +68,7 @@ cleanup() {
 		rm -rf --one-file-system "$TREE"
 	fi
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+trap_cleanup
 
 make_tree() {
 	# two processes: the machine has two cores and creating is CPU bound
