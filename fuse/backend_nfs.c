@@ -1339,10 +1339,14 @@ static int nfs_be_open(struct target *t, const char *path, int flags, uint64_t *
 	return 0;
 }
 
-static ssize_t nfs_be_read(struct target *t, uint64_t fh, char *buf, size_t size, off_t off)
+/* A read, with the data left where it arrived: in the OPEN's prefetch (no
+ * keep) or in the READ reply (*keep). */
+static ssize_t nfs_be_read_ref(struct target *t, uint64_t fh, size_t size, off_t off,
+			       const char **data, void **keep)
 {
 	struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
 	int eof;
+	*keep = NULL;
 	if (off < 0)
 		return -EINVAL;
 	wb_wait_fh(&f->of.fh);
@@ -1350,28 +1354,40 @@ static ssize_t nfs_be_read(struct target *t, uint64_t fh, char *buf, size_t size
 		/* Served from what the OPEN read, when it covers the request. */
 		uint64_t o = (uint64_t)off;
 		if (o + size <= f->pre_len) {
-			memcpy(buf, f->pre + o, size);
+			*data = (const char *)f->pre + o;
 			return (ssize_t)size;
 		}
 		if (f->pre_eof) {
 			size_t n = o < f->pre_len ? f->pre_len - (size_t)o : 0;
-			memcpy(buf, f->pre + (n ? o : 0), n);
+			*data = (const char *)f->pre + (n ? o : 0);
 			return (ssize_t)n;
 		}
 	}
 	struct nfs_client *cl = NT(t)->lane[f->lane];
 	struct nfs_stateid sid;
 	unsigned gen = file_sid(f, &sid);
-	ssize_t n = nfs_read(cl, &f->auth, &f->of.fh, &sid, buf, size, (uint64_t)off, &eof);
+	const uint8_t **d = (const uint8_t **)data;
+	ssize_t n = nfs_read_ref(cl, &f->auth, &f->of.fh, &sid, size, (uint64_t)off, &eof, d, keep);
 	if (n == -EBADF) {
 		int e = file_reopen(cl, f, gen);
 		if (e)
 			return e;
 		file_sid(f, &sid);
-		n = nfs_read(cl, &f->auth, &f->of.fh, &sid, buf, size, (uint64_t)off, &eof);
+		n = nfs_read_ref(cl, &f->auth, &f->of.fh, &sid, size, (uint64_t)off, &eof, d, keep);
 		if (n == -EBADF)
 			n = -EIO;
 	}
+	return n;
+}
+
+static ssize_t nfs_be_read(struct target *t, uint64_t fh, char *buf, size_t size, off_t off)
+{
+	const char *p;
+	void *keep;
+	ssize_t n = nfs_be_read_ref(t, fh, size, off, &p, &keep);
+	if (n > 0)
+		memcpy(buf, p, (size_t)n);
+	free(keep);
 	return n;
 }
 
@@ -1795,6 +1811,7 @@ const struct backend_ops backend_nfs_ops = {
 	.create = nfs_be_create,
 	.open = nfs_be_open,
 	.read = nfs_be_read,
+	.read_ref = nfs_be_read_ref,
 	.write = nfs_be_write,
 	.handle_fd = nfs_be_handle_fd,
 	.fgetattr = nfs_be_fgetattr,

@@ -847,6 +847,58 @@ ssize_t nfs_read(struct nfs_client *c, const struct rpc_auth *cr, const struct n
 	return size == 0 ? 0 : io_batch_run(c, cr, fh, &rb.b);
 }
 
+ssize_t nfs_read_ref(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_fh *fh,
+		     const struct nfs_stateid *sid, size_t size, uint64_t off, int *eof,
+		     const uint8_t **data, void **keep)
+{
+	*keep = NULL;
+	if (eof)
+		*eof = 0;
+	if (size > nfs_io_read(c)) {
+		/* Several READs: their data is gathered into one buffer. */
+		uint8_t *buf = malloc(size);
+		if (!buf)
+			return -ENOMEM;
+		ssize_t n = nfs_read(c, cr, fh, sid, buf, size, off, eof);
+		if (n < 0) {
+			free(buf);
+			return n;
+		}
+		*data = buf;
+		*keep = buf;
+		return n;
+	}
+	struct nfs_compound cp;
+	struct nfs_res r;
+	comp_init(&cp);
+	put_fh(&cp, fh);
+	comp_op(&cp, NFS4_OP_READ);
+	put_stateid(&cp.x, sid);
+	xdr_put_u64(&cp.x, off);
+	xdr_put_u32(&cp.x, (uint32_t)size);
+	int st = run_fh_op(c, cr, &cp, &r, fh, NFS4_OP_READ);
+	if (st < 0)
+		return st;
+	ssize_t n = st_err(st);
+	if (!n) {
+		int at_end = xdr_get_bool(&r.d);
+		size_t got;
+		const uint8_t *p = xdr_get_opaque(&r.d, &got, size);
+		if (!p) {
+			n = -EBADMSG;
+		} else {
+			*data = p;
+			*keep = r.rep.buf; /* the reply's buffer is now the caller's */
+			r.rep.buf = NULL;
+			if (eof)
+				*eof = at_end;
+			n = (ssize_t)got;
+		}
+	}
+	res_free(&r);
+	return n;
+}
+
 struct write_batch {
 	struct io_batch b;
 	const void *buf;
