@@ -293,7 +293,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	backend_nfs_set_lanes(cfg.lanes);
-	struct tls_conf tls = {cfg.tls_verify, cfg.cafile, cfg.tls_name};
+	struct tls_conf tls = {.verify = cfg.tls_verify, .cafile = cfg.cafile, .name = cfg.tls_name};
 	if (cfg.tls) {
 		if (!cfg.tls_verify)
 			log_warn("msg=tls-verify-off warning=\"-o tls_verify=0: server certificates "

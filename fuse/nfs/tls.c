@@ -31,6 +31,8 @@ struct tls_target {
 	int verify;
 	pthread_mutex_t lock; /* sess */
 	SSL_SESSION *sess;    /* the newest session the server gave */
+	unsigned sess_cert_gen; /* the client certificate it was made with */
+	const struct tls_client_cert *client_cert; /* NULL: none */
 	atomic_uint resumed;
 };
 
@@ -39,6 +41,7 @@ struct tls_conn {
 	int fd;
 	pthread_mutex_t lock; /* every SSL call */
 	struct tls_target *target;
+	unsigned cert_gen; /* of the client certificate presented */
 	uint8_t out[TLS_RECORD_MAX]; /* small iovecs gathered into full records */
 };
 
@@ -62,9 +65,11 @@ static int new_session(SSL *ssl, SSL_SESSION *sess)
 	struct tls_target *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), target_index);
 	if (!t)
 		return 0;
+	struct tls_conn *c = SSL_get_app_data(ssl);
 	pthread_mutex_lock(&t->lock);
 	SSL_SESSION *old = t->sess;
 	t->sess = sess;
+	t->sess_cert_gen = c ? c->cert_gen : 0;
 	pthread_mutex_unlock(&t->lock);
 	SSL_SESSION_free(old);
 	return 1; /* we keep the reference */
@@ -91,6 +96,7 @@ int tls_target_new(const struct tls_conf *conf, const char *host, struct tls_tar
 	}
 	pthread_mutex_init(&t->lock, NULL);
 	t->verify = conf->verify;
+	t->client_cert = conf->client_cert;
 	t->ctx = SSL_CTX_new(TLS_client_method());
 	if (!t->ctx)
 		goto ssl_fail;
@@ -212,6 +218,18 @@ static void handshake_error(struct tls_target *t, SSL *ssl, int sslerr, int sys,
 			 where, X509_verify_cert_error_string(v));
 		return;
 	}
+	if (t->client_cert && (strstr(why, "alert bad certificate") ||
+			       strstr(why, "alert certificate required") ||
+			       strstr(why, "alert access denied") ||
+			       strstr(why, "alert certificate unknown"))) {
+		snprintf(err, errlen,
+			 "TLS handshake with %s: the server refused the client certificate: %s "
+			 "(with -o iam: the IAM signature was rejected, check the credentials, "
+			 "their policy and this host's clock; with -o accesspoint: check the "
+			 "access point id)",
+			 where, why);
+		return;
+	}
 	if (sys == ETIMEDOUT || eof || strstr(why, "wrong version number") ||
 	    strstr(why, "packet length too long") || strstr(why, "record layer failure")) {
 		snprintf(err, errlen,
@@ -234,6 +252,27 @@ static void handshake_error(struct tls_target *t, SSL *ssl, int sslerr, int sys,
 		snprintf(err, errlen, "TLS handshake with %s: protocol: %s", where, why);
 }
 
+/* The provider's current certificate for this connection only, so that
+ * a renewed one goes to new connections while open ones keep theirs. */
+static int attach_client_cert(const struct tls_client_cert *cc, struct tls_conn *c, char *err,
+			      size_t errlen)
+{
+	X509 *x = NULL;
+	EVP_PKEY *k = NULL;
+	char why[256];
+	if (cc->get(cc->arg, &x, &k, &c->cert_gen, err, errlen))
+		return -1;
+	int ok = SSL_use_certificate(c->ssl, x) == 1 && SSL_use_PrivateKey(c->ssl, k) == 1;
+	X509_free(x);
+	EVP_PKEY_free(k);
+	if (!ok) {
+		ssl_reason(why, sizeof why);
+		snprintf(err, errlen, "TLS: cannot use the client certificate: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
 int tls_handshake(struct tls_target *t, int fd, unsigned port, int timeout_ms,
 		  struct tls_conn **out, char *err, size_t errlen)
 {
@@ -251,6 +290,11 @@ int tls_handshake(struct tls_target *t, int fd, unsigned port, int timeout_ms,
 	int fl = fcntl(fd, F_GETFL);
 	fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 	SSL_set_fd(c->ssl, fd);
+	SSL_set_app_data(c->ssl, c);
+	if (t->client_cert && attach_client_cert(t->client_cert, c, err, errlen)) {
+		tls_conn_free(c);
+		return -ECONNABORTED;
+	}
 	if (t->name) {
 		if (t->name_is_ip) {
 			X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), t->name);
@@ -260,7 +304,9 @@ int tls_handshake(struct tls_target *t, int fd, unsigned port, int timeout_ms,
 		}
 	}
 	pthread_mutex_lock(&t->lock);
-	if (t->sess)
+	/* A session made under an older client certificate would show the
+	 * server that one: renewed certificates need a full handshake. */
+	if (t->sess && t->sess_cert_gen == c->cert_gen)
 		SSL_set_session(c->ssl, t->sess);
 	pthread_mutex_unlock(&t->lock);
 
