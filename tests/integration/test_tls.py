@@ -50,7 +50,8 @@ def mount(env, efsmt_bin, tmp_path):
         args = []
         for u in uris or env.tls_uris:
             args += ["-o", "target=" + u]
-        args += ["-o", "control=" + sock]
+        # the client key below the test's directory, not in /var/lib/efsmt
+        args += ["-o", "control=%s,keyfile=%s" % (sock, os.path.join(str(tmp_path), "key.pem"))]
         if opts is None:
             opts = "tls,cafile=%s,tls_name=%s" % (env.certs["ca"], TLS_NAME)
         if opts:
@@ -114,7 +115,7 @@ def test_tls_workload_and_targets_show_tls(env, mount):
 
 
 def test_plaintext_mount_shows_tls_off(env, mount):
-    m = mount(uris=env.plain_uris, opts="")
+    m = mount(uris=env.plain_uris, opts="notls")
     workload(m.mnt, n=2, size=1 << 16)
     for t in m.targets():
         assert t["tls"] is False and t["tls_version"] is None, t
