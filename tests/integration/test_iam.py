@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 import efsmt_testlib as lib
-from conftest import PY, REPO, Daemon
+from conftest import PY, REPO, Daemon, Fake
 from tlslib import TLS_NAME, TLS_PORT, Stunnels, make_certs
 
 CERTCHECK = os.path.join(REPO, "tests", "certcheck.py")
@@ -216,3 +216,51 @@ def test_iam_without_credentials_says_where_it_looked(env, mount):
 def test_notls_with_access_point_is_refused(env, mount):
     out = mount("notls,accesspoint=" + AP, expect_fail=True)
     assert "accesspoint= needs TLS" in out, out
+
+
+def cert_akid(pem):
+    """The access key id in a certificate's IAM extension, parsed by the checker."""
+    import certcheck_path  # noqa: F401 - puts tests/ on sys.path
+    import certcheck as cc
+    from cryptography import x509
+    cert = x509.load_pem_x509_certificate(open(pem, "rb").read())
+    for e in cert.extensions:
+        if e.oid.dotted_string == cc.OID_IAM:
+            _, content, _ = cc.tlv(e.value.value)
+            return cc.seq_items(content)[0][1].decode()
+    return None
+
+
+def test_iam_with_imds_credentials_renews_when_they_change(env, mount, aws_env, fake_server,
+                                                          tmp_path):
+    """Credentials and region from IMDSv2 (the fake AWS); temporary ones
+    that changed make a new certificate for the next connection."""
+    fake = Fake(fake_server, tmp_path)
+    # Credentials within libaws's refresh margin are fetched again at each
+    # use: every new connection sees new ones.
+    fake.config(creds_ttl=200, region="sa-east-1")
+    aws_env.delenv("AWS_EC2_METADATA_DISABLED")
+    aws_env.setenv("EFSMT_IMDS_ENDPOINT", fake_server)
+    before = env.proxy.count()
+    d = mount(tls_opts(env, "iam"))  # no region: IMDS's placement/region
+    use(d.mnt, "imds")
+    first = env.proxy.captured[before:]
+    assert first
+    keys = fake.post("keys", {})
+    for pem in first:
+        ak = cert_akid(pem)
+        assert ak in keys, (ak, sorted(keys))
+        secret, token = keys[ak]
+        r = subprocess.run([PY, CERTCHECK, "check", pem, "--fs-id", FS, "--access-key", ak,
+                            "--secret", secret, "--token", token, "--region", "sa-east-1"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+    n = env.proxy.handshakes
+    env.proxy.drop_all()
+    use(d.mnt, "imds2")
+    assert lib.wait_for(lambda: env.proxy.handshakes > n, 30, 0.2)
+    later = env.proxy.captured[before + len(first):]
+    assert later
+    old = {cert_akid(p) for p in first}
+    for pem in later:
+        assert cert_akid(pem) not in old, "a connection after new credentials kept the old"
