@@ -23,6 +23,7 @@
 
 #define TLS_RECORD_MAX 16384 /* bytes of plaintext in one TLS record */
 #define TLS_WANT_READ_WAIT_MS 10 /* a write waiting on a read: poll again this soon */
+#define TLS_CERT_VERDICT_WAIT_MS 300 /* await_cert_verdict: a round trip and then some */
 
 struct tls_target {
 	SSL_CTX *ctx;
@@ -42,6 +43,7 @@ struct tls_conn {
 	pthread_mutex_t lock; /* every SSL call */
 	struct tls_target *target;
 	unsigned cert_gen; /* of the client certificate presented */
+	int got_ticket;	   /* the server sent a session ticket (await_cert_verdict) */
 	uint8_t out[TLS_RECORD_MAX]; /* small iovecs gathered into full records */
 };
 
@@ -66,6 +68,8 @@ static int new_session(SSL *ssl, SSL_SESSION *sess)
 	if (!t)
 		return 0;
 	struct tls_conn *c = SSL_get_app_data(ssl);
+	if (c)
+		c->got_ticket = 1;
 	pthread_mutex_lock(&t->lock);
 	SSL_SESSION *old = t->sess;
 	t->sess = sess;
@@ -175,6 +179,47 @@ static int wait_fd(int fd, short events, int timeout_ms)
 	return r < 0 ? -errno : r == 0 ? -ETIMEDOUT : 0;
 }
 
+static void cert_refused(const char *where, const char *why, char *err, size_t errlen)
+{
+	snprintf(err, errlen,
+		 "TLS handshake with %s: the server refused the client certificate: %s (with "
+		 "-o iam: the IAM signature was rejected, check the credentials, their policy and "
+		 "this host's clock; with -o accesspoint: check the access point id)",
+		 where, why);
+}
+
+/* TLS 1.3 ends the client's side of the handshake before the server has
+ * judged its certificate: a refusal comes as an alert afterwards, which
+ * the NFS layer would report as a bare protocol error. Wait a little for
+ * the server's first record (a session ticket, or the alert); a server
+ * that sends no ticket costs the whole wait, once per connection.
+ * 0, or -1 with the reason in why. */
+static int await_cert_verdict(struct tls_conn *c, int wait_ms, char *why, size_t whylen)
+{
+	long long end = now_ms() + wait_ms;
+	char b;
+	for (;;) {
+		ERR_clear_error();
+		int r = SSL_peek(c->ssl, &b, 1);
+		if (r > 0)
+			return 0;
+		int e = SSL_get_error(c->ssl, r);
+		if (e == SSL_ERROR_SSL) {
+			ssl_reason(why, whylen);
+			return -1;
+		}
+		if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL) {
+			snprintf(why, whylen, "the connection was closed after the handshake");
+			return -1;
+		}
+		if (e != SSL_ERROR_WANT_READ || c->got_ticket)
+			return 0;
+		long long left = end - now_ms();
+		if (left <= 0 || wait_fd(c->fd, POLLIN, (int)left))
+			return 0;
+	}
+}
+
 /* One line for a failed handshake: what went wrong and what to do. */
 static void handshake_error(struct tls_target *t, SSL *ssl, int sslerr, int sys, int eof,
 			    const char *where, char *err, size_t errlen)
@@ -221,13 +266,9 @@ static void handshake_error(struct tls_target *t, SSL *ssl, int sslerr, int sys,
 	if (t->client_cert && (strstr(why, "alert bad certificate") ||
 			       strstr(why, "alert certificate required") ||
 			       strstr(why, "alert access denied") ||
-			       strstr(why, "alert certificate unknown"))) {
-		snprintf(err, errlen,
-			 "TLS handshake with %s: the server refused the client certificate: %s "
-			 "(with -o iam: the IAM signature was rejected, check the credentials, "
-			 "their policy and this host's clock; with -o accesspoint: check the "
-			 "access point id)",
-			 where, why);
+			       strstr(why, "alert certificate unknown") ||
+			       strstr(why, "alert unknown ca"))) {
+		cert_refused(where, why, err, errlen);
 		return;
 	}
 	if (sys == ETIMEDOUT || eof || strstr(why, "wrong version number") ||
@@ -340,6 +381,14 @@ int tls_handshake(struct tls_target *t, int fd, unsigned port, int timeout_ms,
 		handshake_error(t, c->ssl, sslerr, sys, eof, where, err, errlen);
 		tls_conn_free(c);
 		return -ECONNABORTED; /* unreachable for health.c: routed around */
+	}
+	char why[256];
+	if (t->client_cert && !SSL_session_reused(c->ssl) &&
+	    SSL_version(c->ssl) >= TLS1_3_VERSION &&
+	    await_cert_verdict(c, TLS_CERT_VERDICT_WAIT_MS, why, sizeof why)) {
+		cert_refused(where, why, err, errlen);
+		tls_conn_free(c);
+		return -ECONNABORTED;
 	}
 	if (SSL_session_reused(c->ssl))
 		atomic_fetch_add(&t->resumed, 1);

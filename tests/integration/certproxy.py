@@ -13,7 +13,7 @@ RELAY_CHUNK = 1 << 16  # bytes per read
 
 
 class CertProxy:
-    def __init__(self, addr, port, upstream, cert_pem, key_pem, capture_dir):
+    def __init__(self, addr, port, upstream, cert_pem, key_pem, capture_dir, refuse=False):
         self.addr, self.port, self.upstream = addr, port, upstream
         self.dir = capture_dir
         os.makedirs(capture_dir, exist_ok=True)
@@ -22,8 +22,9 @@ class CertProxy:
         self.ctx.use_certificate_file(cert_pem)
         self.ctx.use_privatekey_file(key_pem)
         # VERIFY_PEER on a server: send a CertificateRequest. The callback
-        # accepts whatever comes; the test's checker judges it.
-        self.ctx.set_verify(SSL.VERIFY_PEER, lambda conn, cert, errno, depth, ok: True)
+        # accepts whatever comes (the test's checker judges it), or with
+        # refuse, rejects it as EFS rejects a bad signature.
+        self.ctx.set_verify(SSL.VERIFY_PEER, lambda conn, cert, errno, depth, ok: not refuse)
         # A server that asks for certificates must name its sessions for
         # the clients' resumptions to be accepted.
         self.ctx.set_session_id(b"efsmt-certproxy")

@@ -46,7 +46,11 @@ def env(efsmt_bin, tmp_path_factory):
     st.proxy = CertProxy(st.addrs[0], PROXY_PORT, (st.addrs[0], 2049), pem, key,
                          os.path.join(tmp, "captured"))
     st.uri = "nfs://%s:%d/export" % (st.addrs[0], PROXY_PORT)
+    st.refuser = CertProxy(st.addrs[0], PROXY_PORT + 1, (st.addrs[0], 2049), pem, key,
+                           os.path.join(tmp, "refused"), refuse=True)
+    st.refuser_uri = "nfs://%s:%d/export" % (st.addrs[0], PROXY_PORT + 1)
     yield st
+    st.refuser.stop()
     st.proxy.stop()
     st.stop()
 
@@ -67,13 +71,14 @@ def aws_env(monkeypatch, tmp_path):
 
 @pytest.fixture
 def mount(env, efsmt_bin, tmp_path, aws_env):
-    started = []
+    started, made = [], []
 
-    def start(opts, expect_fail=False):
-        n = len(started)
+    def start(opts, expect_fail=False, uri=None):
+        n = len(made)
+        made.append(n)
         mnt = os.path.join(str(tmp_path), "mnt%d" % n)
         os.mkdir(mnt)
-        args = ["-o", "target=" + env.uri, "-o",
+        args = ["-o", "target=" + (uri or env.uri), "-o",
                 "control=none,keyfile=%s,lanes=2" % os.path.join(str(tmp_path), "key.pem"),
                 "-o", opts]
         d = Daemon(efsmt_bin, FS, mnt, args, os.path.join(str(tmp_path), "efsmt%d.log" % n))
@@ -264,3 +269,15 @@ def test_iam_with_imds_credentials_renews_when_they_change(env, mount, aws_env, 
     old = {cert_akid(p) for p in first}
     for pem in later:
         assert cert_akid(pem) not in old, "a connection after new credentials kept the old"
+
+
+def test_refused_certificate_is_named(env, mount, aws_env):
+    """A server that rejects the client certificate (as EFS rejects a bad
+    signature or access point): one line saying so, not a protocol error."""
+    aws_env.setenv("AWS_ACCESS_KEY_ID", AKID)
+    aws_env.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    out = mount(tls_opts(env, "iam,region=%s,accesspoint=%s" % (REGION, AP)), expect_fail=True,
+                uri=env.refuser_uri)
+    lines = [l for l in out.splitlines() if l.startswith("efsmt:") and "level=" not in l]
+    assert len(lines) == 1, out
+    assert "refused the client certificate" in lines[0] and "-o iam" in lines[0], out
