@@ -512,6 +512,7 @@ void tls_conn_info(struct tls_conn *c, struct tls_info *info)
 	const char *ci = SSL_get_cipher_name(c->ssl);
 	snprintf(info->cipher, sizeof info->cipher, "%s", ci ? ci : "");
 	info->resumed = SSL_session_reused(c->ssl);
+	info->client_cert = SSL_get_certificate(c->ssl) != NULL;
 	pthread_mutex_unlock(&c->lock);
 }
 

@@ -48,6 +48,7 @@ struct tls_info {
 	char version[16]; /* "TLSv1.3" */
 	char cipher[64];  /* "TLS_AES_256_GCM_SHA384" */
 	int resumed;	  /* this connection's handshake resumed a session */
+	int client_cert;  /* a client certificate was presented (tls_cert.h) */
 };
 
 /* A context for connections to host; 0 or -errno with a one-line reason. */

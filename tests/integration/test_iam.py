@@ -3,6 +3,7 @@ the TLS default for file system ids, end to end: a TLS end in front of
 nfs-ganesha (certproxy.py) asks for the client certificate and keeps it;
 tests/certcheck.py parses it and recomputes the IAM signature from it and
 the test's credentials."""
+import json
 import os
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from tlslib import TLS_NAME, TLS_PORT, Stunnels, make_certs
 
 CERTCHECK = os.path.join(REPO, "tests", "certcheck.py")
 PROXY_PORT = TLS_PORT + 1
+CTL_BIN = os.environ.get("EFSMTCTL", os.path.join(REPO, "control", "efsmtctl"))
 FS = "fs-0123456789abcdef0"
 AP = "fsap-0123456789abcdef0"
 AKID = "AKIDIAMTEST"
@@ -78,10 +80,12 @@ def mount(env, efsmt_bin, tmp_path, aws_env):
         made.append(n)
         mnt = os.path.join(str(tmp_path), "mnt%d" % n)
         os.mkdir(mnt)
+        sock = os.path.join(str(tmp_path), "ctl%d.sock" % n)
         args = ["-o", "target=" + (uri or env.uri), "-o",
-                "control=none,keyfile=%s,lanes=2" % os.path.join(str(tmp_path), "key.pem"),
+                "control=%s,keyfile=%s,lanes=2" % (sock, os.path.join(str(tmp_path), "key.pem")),
                 "-o", opts]
         d = Daemon(efsmt_bin, FS, mnt, args, os.path.join(str(tmp_path), "efsmt%d.log" % n))
+        d.sock = sock
         if expect_fail:
             r = subprocess.run([efsmt_bin, FS, mnt, "-f"] + args, stdin=subprocess.DEVNULL,
                                capture_output=True, text=True, timeout=60)
@@ -101,6 +105,13 @@ def mount(env, efsmt_bin, tmp_path, aws_env):
         if d.proc is not None and d.returncode is None:
             problems += d.stop(exit_timeout=20)
     assert not problems, problems
+
+
+def ctl(d, cmd):
+    r = subprocess.run([CTL_BIN, "-s", d.sock, "--json", cmd], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
 
 
 def certcheck(pem, secret=SECRET, token=TOKEN, access_point=AP, iam=True):
@@ -144,6 +155,10 @@ def test_iam_and_access_point_certificate(env, mount, aws_env):
     assert r.returncode == 1, r.stdout + r.stderr
     key = os.path.join(os.path.dirname(d.mnt), "key.pem")
     assert os.stat(key).st_mode & 0o7777 == 0o400
+    st = ctl(d, "status")
+    assert st["tls"] is True and st["iam"] is True and st["access_point"] == AP, st
+    for t in ctl(d, "targets")["targets"]:
+        assert t["tls"] is True and t["tls_client_cert"] is True, t
 
 
 def test_certificate_without_iam(env, mount):

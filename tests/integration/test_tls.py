@@ -105,6 +105,7 @@ def test_tls_workload_and_targets_show_tls(env, mount):
         assert t["tls"] is True, t
         assert t["tls_version"] in ("TLSv1.2", "TLSv1.3"), t
         assert t["tls_cipher"], t
+        assert t["tls_client_cert"] is True, t  # a file system id: EFS's client certificate
     # Two lanes per target: the second handshake resumes the first's session.
     assert sum(t["tls_resumed"] for t in ts) >= 1, ts
     table = subprocess.run([CTL_BIN, "-s", m.sock, "targets"], capture_output=True,
@@ -119,6 +120,7 @@ def test_plaintext_mount_shows_tls_off(env, mount):
     workload(m.mnt, n=2, size=1 << 16)
     for t in m.targets():
         assert t["tls"] is False and t["tls_version"] is None, t
+        assert t["tls_client_cert"] is False, t
 
 
 @pytest.mark.parametrize("case", ["wrong-ca", "wrong-name", "expired", "plaintext"])
