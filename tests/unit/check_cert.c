@@ -308,6 +308,43 @@ START_TEST(provider_renews)
 }
 END_TEST
 
+/* -o awsprofile=: that profile's keys, not the environment's nor default's */
+START_TEST(provider_awsprofile)
+{
+	char path[4200], creds[4200], err[512], *out;
+	key_path(path, sizeof path, "k3.pem");
+	key_path(creds, sizeof creds, "credentials");
+	no_aws_env();
+	FILE *f = fopen(creds, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = d/s\n"
+	      "[team]\naws_access_key_id = AKIDTEAM\naws_secret_access_key = team/secret+1\n"
+	      "aws_session_token = team/token==\n",
+	      f);
+	fclose(f);
+	setenv("AWS_SHARED_CREDENTIALS_FILE", creds, 1);
+	setenv("AWS_ACCESS_KEY_ID", "AKIDENV", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "env", 1);
+	struct tls_cert_conf conf = {
+	    .keyfile = path, .fs_id = FS_ID, .iam = 1, .region = REGION, .awsprofile = "team"};
+	struct tls_cert_provider *p = NULL;
+	ck_assert_msg(tls_cert_provider_new(&conf, &p, err, sizeof err) == 0, "%s", err);
+	X509 *x;
+	EVP_PKEY *k;
+	unsigned g;
+	ck_assert_int_eq(tls_cert_provider_get(p, &x, &k, &g, err, sizeof err), 0);
+	EVP_PKEY_free(k);
+	int st = certcheck_run(x,
+			       "--access-key AKIDTEAM --secret team/secret+1 --token team/token== "
+			       "--region " REGION,
+			       &out);
+	ck_assert_msg(st == 0, "certcheck.py: %s", out);
+	free(out);
+	X509_free(x);
+	tls_cert_provider_free(p);
+}
+END_TEST
+
 int main(void)
 {
 	const char *srcdir = getenv("srcdir");
@@ -325,6 +362,7 @@ int main(void)
 	tcase_add_test(tc, certificate_parsed_back);
 	tcase_add_test(tc, key_file);
 	tcase_add_test(tc, provider_renews);
+	tcase_add_test(tc, provider_awsprofile);
 	suite_add_tcase(s, tc);
 	int rc = check_run(s);
 	char cmd[4200];
