@@ -6,7 +6,7 @@ One HTTP server on 127.0.0.1 answers, by path:
   POST /           SSM (JSON 1.1, X-Amz-Target AmazonSSM.*), signing name ssm
   /latest/...      IMDSv2 (session token, role credentials, placement)
   /ecs/creds       the ECS container credential endpoint
-  /_fake/...       test control (unsigned): config, faults, log, reset
+  /_fake/...       test control (unsigned): config, faults, log, reset, keys
 
 Every EFS/SSM request's SigV4 signature is recomputed with botocore's
 SigV4Auth, an independent signer; a mismatch gets 403 SignatureDoesNotMatch
@@ -516,6 +516,8 @@ class Handler(BaseHTTPRequestHandler):
             if what == "faults":
                 STATE.faults.extend(json.loads(self.body))
                 return self.send(200, {"queued": len(STATE.faults)})
+            if what == "keys":  # the temporary keys issued, for tests that check signatures
+                return self.send(200, {k: list(v) for k, v in STATE.temp_keys.items()})
             if what == "log":
                 return self.send(200, {"log": STATE.log, "issued": STATE.issued,
                                        "faults_left": len(STATE.faults)})

@@ -1,4 +1,4 @@
-"""The AWS client (provisioner/libaws.a) through provisioner/awsprobe against
+"""The AWS client (aws/libaws.a) through provisioner/awsprobe against
 tests/fakeaws/fakeaws.py, which checks every signature with botocore."""
 
 import json

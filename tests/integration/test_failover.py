@@ -71,7 +71,8 @@ def cluster(tmp_path, efsmt_bin):
     args = []
     for u in s.uris:
         args += ["-o", "target=" + u]
-    d = Daemon(efsmt_bin, "fs-12345678", mnt, args + ["-o", "control=" + sock],
+    # plaintext ganesha: -o notls, as a file system id means TLS by default
+    d = Daemon(efsmt_bin, "fs-12345678", mnt, args + ["-o", "control=" + sock + ",notls"],
                os.path.join(s.tmp, "efsmt.log"))
     d.sock = sock
     try:

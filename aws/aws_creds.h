@@ -38,6 +38,10 @@ void aws_creds_clear(struct aws_creds *c); /* wipes and frees */
 struct aws_creds_provider;
 struct aws_creds_provider *aws_creds_provider_new(void);
 void aws_creds_provider_free(struct aws_creds_provider *p);
+/* Use the shared files' profile name (efsmt -o awsprofile=) instead of
+ * AWS_PROFILE; like AWS_PROFILE, it skips the environment's keys. 0 or
+ * -ENOMEM. */
+int aws_creds_provider_set_profile(struct aws_creds_provider *p, const char *name);
 
 /* A copy of valid credentials (caller clears), or -EACCES with err saying
  * which sources were tried. */

@@ -25,6 +25,7 @@ struct aws_creds_provider {
 	char *imds_token;
 	time_t imds_token_exp;
 	struct aws_endpoint *ecs;
+	char *profile; /* aws_creds_provider_set_profile; NULL: AWS_PROFILE or default */
 };
 
 static char *xstrdup(const char *s)
@@ -97,6 +98,7 @@ void aws_creds_provider_free(struct aws_creds_provider *p)
 	aws_endpoint_free(p->imds);
 	aws_endpoint_free(p->ecs);
 	wipe_free(p->imds_token);
+	free(p->profile);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -170,17 +172,31 @@ static char *home_path(const char *envname, const char *rel)
 	return p;
 }
 
-static const char *profile_name(void)
+static const char *profile_name(const struct aws_creds_provider *p)
 {
-	const char *p = env("AWS_PROFILE");
-	return p ? p : "default";
+	const char *n = p->profile ? p->profile : env("AWS_PROFILE");
+	return n ? n : "default";
+}
+
+int aws_creds_provider_set_profile(struct aws_creds_provider *p, const char *name)
+{
+	char *n = name ? strdup(name) : NULL;
+	if (name && !n)
+		return -ENOMEM;
+	pthread_mutex_lock(&p->lock);
+	free(p->profile);
+	p->profile = n;
+	aws_creds_clear(&p->cached);
+	p->have = 0;
+	pthread_mutex_unlock(&p->lock);
+	return 0;
 }
 
 /* key from the credentials file's [name], else the config file's
  * [profile name] ([default] for the default profile). */
-static char *profile_get(const char *key)
+static char *profile_get(const struct aws_creds_provider *p, const char *key)
 {
-	const char *name = profile_name();
+	const char *name = profile_name(p);
 	char *cpath = home_path("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
 	char *v = ini_get(cpath, name, key);
 	free(cpath);
@@ -197,10 +213,10 @@ static char *profile_get(const char *key)
 	return v;
 }
 
-static int from_profile(struct aws_creds *out)
+static int from_profile(const struct aws_creds_provider *p, struct aws_creds *out)
 {
-	char *ak = profile_get("aws_access_key_id");
-	char *sk = profile_get("aws_secret_access_key");
+	char *ak = profile_get(p, "aws_access_key_id");
+	char *sk = profile_get(p, "aws_secret_access_key");
 	if (!ak || !sk) {
 		wipe_free(ak);
 		wipe_free(sk);
@@ -208,7 +224,7 @@ static int from_profile(struct aws_creds *out)
 	}
 	out->access_key = ak;
 	out->secret_key = sk;
-	out->token = profile_get("aws_session_token");
+	out->token = profile_get(p, "aws_session_token");
 	snprintf(out->source, sizeof out->source, "profile");
 	return 0;
 }
@@ -474,10 +490,10 @@ static int resolve(struct aws_creds_provider *p, struct aws_error *err)
 {
 	struct aws_creds c = {0};
 	int rc = -ENOENT;
-	if (!env("AWS_PROFILE"))
+	if (!env("AWS_PROFILE") && !p->profile)
 		rc = from_env(&c);
 	if (rc == -ENOENT)
-		rc = from_profile(&c);
+		rc = from_profile(p, &c);
 	if (rc == -ENOENT)
 		rc = from_ecs(p, &c, err);
 	if (rc == -ENOENT)
@@ -485,13 +501,28 @@ static int resolve(struct aws_creds_provider *p, struct aws_error *err)
 	if (rc == 0 && (!c.access_key || !c.secret_key))
 		rc = -ENOMEM;
 	if (rc) {
+		int at_imds = strcmp(c.source, "imds") == 0;
 		aws_creds_clear(&c);
 		if (rc == -ENOENT)
-			aws_error_set(
-			    err, 0, AWS_ERR_CREDENTIALS,
-			    "no AWS credentials: none in the environment, profile %s, ECS or IMDS",
-			    profile_name());
-		else if (strcmp(err->code, AWS_ERR_MALFORMED) &&
+			aws_error_set(err, 0, AWS_ERR_CREDENTIALS,
+				      "no AWS credentials: none in the environment%s, profile %s "
+				      "(AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, "
+				      "AWS_CONFIG_FILE or ~/.aws/config), the ECS container "
+				      "endpoint (AWS_CONTAINER_CREDENTIALS_*) or IMDS%s",
+				      env("AWS_PROFILE") || p->profile ? " (skipped: a profile is named)"
+								       : "",
+				      profile_name(p),
+				      env("AWS_EC2_METADATA_DISABLED") ? " (disabled)" : "");
+		else if (at_imds) {
+			/* IMDS is the last place: say where else it looked */
+			char m[sizeof err->message];
+			snprintf(m, sizeof m, "%s", err->message);
+			snprintf(err->message, sizeof err->message,
+				 "no AWS credentials in the environment, profile %.64s or ECS; "
+				 "%.380s",
+				 profile_name(p), m);
+		}
+		if (rc != -ENOENT && strcmp(err->code, AWS_ERR_MALFORMED) &&
 			 strcmp(err->code, AWS_ERR_CREDENTIALS)) {
 			/* a network error reaching the metadata service */
 			snprintf(err->code, sizeof err->code, "%s", AWS_ERR_CREDENTIALS);
@@ -524,7 +555,7 @@ char *aws_region_resolve(struct aws_creds_provider *p, struct aws_error *err)
 		r = env("AWS_DEFAULT_REGION");
 	if (r)
 		return strdup(r);
-	if ((v = profile_get("region")))
+	if ((v = profile_get(p, "region")))
 		return v;
 	pthread_mutex_lock(&p->lock);
 	int rc = imds_get(p, "/latest/meta-data/placement/region", &v, err);
