@@ -816,6 +816,16 @@ static int nfs_attach(struct target *t, char *err, size_t errlen)
 	e = nfs_resolve(nt->lane[0], NULL, NULL, path, &nt->root, &a);
 	if (!e && !S_ISDIR(a.st.st_mode))
 		e = -ENOTDIR;
+	if (e == -EACCES || e == -EPERM) {
+		/* What EFS answers when its file system policy or an access
+		 * point's rules refuse this client. */
+		snprintf(err, errlen,
+			 "export path %s: access denied by the server (does the file system "
+			 "policy require TLS, -o iam, or an access point (-o accesspoint=) this "
+			 "client's IAM role may use?)",
+			 path);
+		goto fail;
+	}
 	if (e) {
 		snprintf(err, errlen, "export path %s: %s (the export's pseudo path, e.g. /)", path,
 			 strerror(-e));

@@ -7,6 +7,7 @@
 #
 # PROTOCOLS is "4" (the default) or "3, 4"; with NFSv3, MOUNT takes the
 # pseudo path (/export) as NFSv4 does, so both name the same export.
+# GANESHA_SQUASH (default No_Root_Squash) is the export's Squash setting.
 ganesha_conf() {
 	local file=$1 dir=$2 addr=$3 name=$4 recovery=$5 plugins=$6 protocols=${7:-4}
 	local mnt_pseudo=""
@@ -41,7 +42,7 @@ EXPORT {
 	Path = "$dir";
 	Pseudo = "/export";
 	Access_Type = RW;
-	Squash = No_Root_Squash;
+	Squash = ${GANESHA_SQUASH:-No_Root_Squash};
 	SecType = sys;
 	Protocols = $protocols;
 	Transports = TCP;
