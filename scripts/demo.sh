@@ -104,7 +104,9 @@ step "the first cycle: no mount target yet, min_targets = 1, so one is created"
 "$prov" --config "$work/provisioner.conf" describe
 
 step "efsmt mounted on $work/mnt, reading its targets from the state file"
-"$efsmt" fs-12345678 "$work/mnt" -o "targets_file=$work/targets.json,control=$work/sock/demo.sock"
+# notls: the stand-in mount targets are plaintext nfs-ganesha servers (EFS
+# itself takes TLS, which efsmt uses by default with a file system id)
+"$efsmt" fs-12345678 "$work/mnt" -o "notls,targets_file=$work/targets.json,control=$work/sock/demo.sock"
 "$ctl" -s "$work/sock/demo.sock" targets
 
 step "the provisioner runs (every second) while a workload writes $files files"
