@@ -16,7 +16,12 @@
 # Note that the TLS path here pays twice on one host: efsmt encrypts and
 # stunnel decrypts and copies once more, on the same cores as ganesha.
 #
-# Needs root, nfs-ganesha, nfs-ganesha-vfs, stunnel4 and openssl.
+# --tls-end nginx puts nginx's stream module (one event loop per core,
+# large buffers) there instead of stunnel4, to see how much of the TLS cost
+# is the stand-in server's rather than efsmt's.
+#
+# Needs root, nfs-ganesha, nfs-ganesha-vfs, stunnel4 and openssl (nginx and
+# libnginx-mod-stream for --tls-end nginx).
 
 set -euo pipefail
 export LC_ALL=C
@@ -39,6 +44,7 @@ TMP_BASE="${TMPDIR:-/var/tmp}"
 TLS_NAME="nfs.efsmt.bench"
 TLS_PORT=20049
 STUNNEL_WAIT_S=10
+TLS_END=stunnel
 CC=${CC:-cc}
 CFLAGS_BENCH="-O2 -D_GNU_SOURCE"
 
@@ -50,13 +56,21 @@ usage: $PROG [options]
   --size MIB      sequential file size (default $SIZE_MIB)
   --net A.B.C     loopback /24 for the servers (default $NET)
   --efsmt PATH    the binary (default fuse/efsmt)
+  --tls-end NAME  the TLS end in front of ganesha: stunnel (default) or nginx
 EOF
 }
 
-parse_options "--runs=RUNS --files=FILES --size=SIZE_MIB --net=NET --efsmt=EFSMT" "$@"
+parse_options "--runs=RUNS --files=FILES --size=SIZE_MIB --net=NET --efsmt=EFSMT --tls-end=TLS_END" "$@"
 whole_numbers 1 RUNS FILES SIZE_MIB
 [ "$(id -u)" = 0 ] || die "run as root (FUSE mounts, ganesha, dropping caches)"
-command -v stunnel4 >/dev/null || die "stunnel4 missing (apt-get install stunnel4)"
+case $TLS_END in
+stunnel) command -v stunnel4 >/dev/null || die "stunnel4 missing (apt-get install stunnel4)" ;;
+nginx)
+	command -v nginx >/dev/null && [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] ||
+		die "nginx with its stream module missing (apt-get install nginx libnginx-mod-stream)"
+	;;
+*) die "--tls-end: stunnel or nginx, not '$TLS_END'" ;;
+esac
 [ -x "$EFSMT" ] || die "$EFSMT: not built (make)"
 
 WORK=$(mktemp -d "$TMP_BASE/efsmt-bench-tls.XXXXXX")
@@ -117,6 +131,41 @@ EOF
 	die "stunnel on $1:$TLS_PORT did not listen; its log: $(cat "$WORK/stunnel-$1.log")"
 }
 
+start_nginx() { # ADDR...: one nginx, a TLS server block per address
+	local conf="$WORK/nginx.conf" a
+	{
+		echo "load_module /usr/lib/nginx/modules/ngx_stream_module.so;"
+		echo "worker_processes auto; daemon off; pid $WORK/nginx.pid;"
+		echo "error_log $WORK/nginx.log;"
+		echo "events { worker_connections 1024; }"
+		echo "stream {"
+		for a in "$@"; do
+			echo "  server { listen $a:$TLS_PORT ssl; proxy_pass $a:2049;"
+			echo "    ssl_certificate $WORK/certs/server.pem;"
+			echo "    ssl_certificate_key $WORK/certs/server.key;"
+			echo "    ssl_protocols TLSv1.2 TLSv1.3; proxy_buffer_size 256k; }"
+		done
+		echo "}"
+	} >"$conf"
+	nginx -c "$conf" -p "$WORK" >"$WORK/nginx.out" 2>&1 &
+	STUNNEL_PIDS+=($!)
+	for a in "$@"; do
+		for _ in $(seq $((STUNNEL_WAIT_S * 20))); do
+			(exec 3<>"/dev/tcp/$a/$TLS_PORT") 2>/dev/null && continue 2
+			sleep 0.05
+		done
+		die "nginx on $a:$TLS_PORT did not listen; its log: $(cat "$WORK/nginx.log" "$WORK/nginx.out")"
+	done
+}
+
+tls_end_pids() { # the TLS end's processes (nginx: master and workers)
+	local p
+	for p in "${STUNNEL_PIDS[@]}"; do
+		echo "$p"
+		pgrep -P "$p" || true
+	done
+}
+
 mount_efsmt() { # KIND
 	local args=() k
 	for k in 2 3 4; do
@@ -163,7 +212,9 @@ measure() { # KIND RUN
 	rmdir "$WORK/mnt/sf"
 	local d0 s0 g0
 	d0=$(proc_cpu "$DAEMON_PID")
-	s0=$(proc_cpu "${STUNNEL_PIDS[@]}")
+	local tpids
+	mapfile -t tpids < <(tls_end_pids)
+	s0=$(proc_cpu "${tpids[@]}")
 	g0=$(ganesha_cpu)
 	run_bench "$WORK/out" "$SEQIO" "$WORK/mnt/seq.bin" -m "$SIZE_MIB" -b "$BLOCK_KIB" ||
 		die "$1: seqio failed"
@@ -171,7 +222,7 @@ measure() { # KIND RUN
 	# CPU seconds per GiB moved (written + read) by each party: whose cost TLS is
 	local per=$((SIZE_MIB * 2))
 	CPU[$1.efsmt]="${CPU[$1.efsmt]:-} $(cpu_per_gib "$d0" "$(proc_cpu "$DAEMON_PID")" "$per")"
-	CPU[$1.stunnel]="${CPU[$1.stunnel]:-} $(cpu_per_gib "$s0" "$(proc_cpu "${STUNNEL_PIDS[@]}")" "$per")"
+	CPU[$1.stunnel]="${CPU[$1.stunnel]:-} $(cpu_per_gib "$s0" "$(proc_cpu "${tpids[@]}")" "$per")"
 	CPU[$1.ganesha]="${CPU[$1.ganesha]:-} $(cpu_per_gib "$g0" "$(ganesha_cpu)" "$per")"
 	rm -f "$WORK/mnt/seq.bin"
 	unmount_daemon
@@ -180,9 +231,13 @@ measure() { # KIND RUN
 
 make_certs
 "$GANESHA_SH" start "$WORK/backing" 3 >/dev/null || die "starting nfs-ganesha failed"
-for k in 2 3 4; do
-	start_stunnel "$NET.$k"
-done
+if [ "$TLS_END" = nginx ]; then
+	start_nginx "$NET.2" "$NET.3" "$NET.4"
+else
+	for k in 2 3 4; do
+		start_stunnel "$NET.$k"
+	done
+fi
 for run in $(seq "$RUNS"); do
 	measure plain "$run"
 	measure tls "$run"
@@ -204,7 +259,9 @@ done
 echo
 echo "CPU seconds per GiB of sequential I/O (written + read), medians:"
 printf '%-12s %12s %12s\n' process plaintext tls
-for who in efsmt stunnel ganesha; do
+for who in efsmt stunnel ganesha; do # CPU[*.stunnel]: the TLS end, whichever it is
+	label=$who
+	[ "$who" = stunnel ] && label="$TLS_END"
 	# shellcheck disable=SC2086
-	printf '%-12s %12s %12s\n' "$who" "$(median ${CPU[plain.$who]:-})" "$(median ${CPU[tls.$who]:-})"
+	printf '%-12s %12s %12s\n' "$label" "$(median ${CPU[plain.$who]:-})" "$(median ${CPU[tls.$who]:-})"
 done
