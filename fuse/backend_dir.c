@@ -19,11 +19,13 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "backend_kernel.h"
 #include "target.h"
 
 struct dir_target {
 	int rootfd;
 	char *root; /* absolute, for the calls that only take full paths */
+	void *ext;  /* the state of a backend built on this one (kernel://) */
 };
 
 struct dir_handle {
@@ -47,11 +49,12 @@ static int full_path(struct target *t, const char *path, char *buf, size_t size)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-static int dir_attach(struct target *t, char *err, size_t errlen)
+int backend_dir_attach_root(struct target *t, const char *dir, void *ext, char *err,
+			    size_t errlen)
 {
 	struct dir_target *d = calloc(1, sizeof(*d));
 	struct stat st;
-	size_t len = strlen(t->path) + strlen(t->subdir) + 1;
+	size_t len = strlen(dir) + strlen(t->subdir) + 1;
 
 	if (!d)
 		return -ENOMEM;
@@ -60,7 +63,8 @@ static int dir_attach(struct target *t, char *err, size_t errlen)
 		free(d);
 		return -ENOMEM;
 	}
-	snprintf(d->root, len, "%s%s", strcmp(t->path, "/") == 0 ? "" : t->path, t->subdir);
+	d->ext = ext;
+	snprintf(d->root, len, "%s%s", strcmp(dir, "/") == 0 ? "" : dir, t->subdir);
 	if (!d->root[0])
 		strcpy(d->root, "/");
 	d->rootfd = open(d->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -87,7 +91,17 @@ static int dir_attach(struct target *t, char *err, size_t errlen)
 	return 0;
 }
 
-static void dir_detach(struct target *t)
+static int dir_attach(struct target *t, char *err, size_t errlen)
+{
+	return backend_dir_attach_root(t, t->path, NULL, err, errlen);
+}
+
+void *backend_dir_ext(struct target *t)
+{
+	return t->priv ? D(t)->ext : NULL;
+}
+
+void backend_dir_detach(struct target *t)
 {
 	struct dir_target *d = D(t);
 
@@ -410,39 +424,66 @@ static int dir_removexattr(struct target *t, const char *path, const char *name)
 	return rc < 0 ? rc : NEG(lremovexattr(full, name));
 }
 
+/* Every call but attach and detach: kernel:// targets pass through as dir:// ones. */
+#define DIR_PASSTHROUGH_OPS \
+	.getattr = dir_getattr, \
+	.setattr = dir_setattr, \
+	.readlink = dir_readlink, \
+	.mknod = dir_mknod, \
+	.mkdir = dir_mkdir, \
+	.symlink = dir_symlink, \
+	.link = dir_link, \
+	.unlink = dir_unlink, \
+	.rmdir = dir_rmdir, \
+	.rename = dir_rename, \
+	.statfs = dir_statfs, \
+	.access = dir_access, \
+	.create = dir_create, \
+	.open = dir_open, \
+	.read = dir_read, \
+	.write = dir_write, \
+	.handle_fd = dir_handle_fd, \
+	.fgetattr = dir_fgetattr, \
+	.fsync = dir_fsync, \
+	.release = dir_release, \
+	.fallocate = dir_fallocate, \
+	.lseek = dir_lseek, \
+	.copy_range = dir_copy_range, \
+	.opendir = dir_opendir, \
+	.readdir = dir_readdir, \
+	.fsyncdir = dir_fsyncdir, \
+	.releasedir = dir_releasedir, \
+	.getxattr = dir_getxattr, \
+	.setxattr = dir_setxattr, \
+	.listxattr = dir_listxattr, \
+	.removexattr = dir_removexattr,
+
 const struct backend_ops backend_dir_ops = {
 	.scheme = "dir",
 	.attach = dir_attach,
-	.detach = dir_detach,
-	.getattr = dir_getattr,
-	.setattr = dir_setattr,
-	.readlink = dir_readlink,
-	.mknod = dir_mknod,
-	.mkdir = dir_mkdir,
-	.symlink = dir_symlink,
-	.link = dir_link,
-	.unlink = dir_unlink,
-	.rmdir = dir_rmdir,
-	.rename = dir_rename,
-	.statfs = dir_statfs,
-	.access = dir_access,
-	.create = dir_create,
-	.open = dir_open,
-	.read = dir_read,
-	.write = dir_write,
-	.handle_fd = dir_handle_fd,
-	.fgetattr = dir_fgetattr,
-	.fsync = dir_fsync,
-	.release = dir_release,
-	.fallocate = dir_fallocate,
-	.lseek = dir_lseek,
-	.copy_range = dir_copy_range,
-	.opendir = dir_opendir,
-	.readdir = dir_readdir,
-	.fsyncdir = dir_fsyncdir,
-	.releasedir = dir_releasedir,
-	.getxattr = dir_getxattr,
-	.setxattr = dir_setxattr,
-	.listxattr = dir_listxattr,
-	.removexattr = dir_removexattr,
+	.detach = backend_dir_detach,
+	DIR_PASSTHROUGH_OPS
+};
+
+/* close(2) of a descriptor of fh: the kernel NFS client writes the file's
+ * dirty pages back and reports a failed write there (close-to-open), so a
+ * close through efsmt reports it too and another mount then reads the data.
+ * A directory target is a local file system: its close has nothing to say. */
+static int kernel_flush(struct target *t, uint64_t fh)
+{
+	int fd = dup((int)fh);
+
+	(void)t;
+	if (fd < 0)
+		return -errno;
+	return NEG(close(fd));
+}
+
+const struct backend_ops backend_kernel_ops = {
+	.scheme = "kernel",
+	.attach = backend_kernel_attach,
+	.detach = backend_kernel_detach,
+	.flush = kernel_flush,
+	.abort = backend_kernel_abort,
+	DIR_PASSTHROUGH_OPS
 };
