@@ -387,10 +387,31 @@ static int count_connections(const struct kernel_target *kt)
 	return n;
 }
 
+/* The device numbers of the mount at mnt, from /proc/self/mountinfo. */
+static int mount_dev(const char *mnt, unsigned *maj, unsigned *min)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096];
+	int rc = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (rc < 0 && fgets(line, sizeof(line), f)) {
+		char mp[PATH_MAX];
+		/* id parent MAJOR:MINOR root MOUNTPOINT ... */
+		if (sscanf(line, "%*s %*s %u:%u %*s %4095s", maj, min, mp) == 3) {
+			unescape_octal(mp);
+			if (strcmp(mp, mnt) == 0)
+				rc = 0;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
 int backend_kernel_info(struct target *t, struct kernel_info *ki)
 {
 	struct kernel_target *kt;
-	struct stat st;
 	char line[512], want_dev[32], server_hex[64] = "", server_port[16] = "";
 	FILE *f;
 
@@ -401,12 +422,10 @@ int backend_kernel_info(struct target *t, struct kernel_info *ki)
 	snprintf(ki->addr, sizeof(ki->addr), "%s", kt->addr);
 	ki->connections = count_connections(kt);
 	ki->client_users = -1;
-	/* stat(2) of a hard mount waits for its server: when the target is
-	 * down, report no server rather than block the control thread. */
-	if (atomic_load(&t->state) != TARGET_UP || stat(kt->mnt, &st) < 0)
+	/* The device from mountinfo, not stat(2): that would wait for the
+	 * server of a hard mount, and the control thread must not. */
+	if (mount_dev(kt->mnt, &ki->dev_major, &ki->dev_minor) < 0)
 		return 1;
-	ki->dev_major = major(st.st_dev);
-	ki->dev_minor = minor(st.st_dev);
 	snprintf(want_dev, sizeof(want_dev), "%u:%u", ki->dev_major, ki->dev_minor);
 	/* NV SERVER PORT DEV FSID FSC */
 	f = fopen(PROC_NFS_VOLUMES, "re");

@@ -16,8 +16,8 @@
 #   EFSMT_VM=1  EFSMT_VM_TARGETS="10.201.0.2 ..."  EFSMT_VM_CTL=DIR
 # and the caller's EFSMT, EFSMTCTL, EFSMT_BACKENDS and EFSMT_KERNEL_OPTS.
 # /tmp and /run are the guest's own. CMD's output is printed here; its exit
-# status is vm.sh's. From the guest, `tests/vm/vm.sh ctl stop-one ADDR` and
-# `ctl start-one ADDR` stop and start a server (the host does it).
+# status is vm.sh's. From the guest, `tests/vm/vm.sh ctl kill ADDR` and
+# `ctl start ADDR` kill (SIGKILL) and start a server (the host does it).
 #
 # Needs root, qemu-system-x86, busybox-static, nfs-ganesha, util-linux
 # (unshare), iproute2 and, for fetch, apt and xz-utils. KVM is used only when
@@ -152,6 +152,10 @@ mount -t proc proc \$H/proc
 mount -t sysfs sys \$H/sys
 mount -t devtmpfs dev \$H/dev
 mkdir -p \$H/dev/pts \$H/dev/shm 2>/dev/null
+ln -s /proc/self/fd \$H/dev/fd
+ln -s /proc/self/fd/0 \$H/dev/stdin
+ln -s /proc/self/fd/1 \$H/dev/stdout
+ln -s /proc/self/fd/2 \$H/dev/stderr
 mount -t devpts devpts \$H/dev/pts
 mount -t tmpfs tmpfs \$H/dev/shm
 mount -t tmpfs tmpfs \$H/run
@@ -177,8 +181,24 @@ accel() {
 	fi
 }
 
-# The guest's requests: $SHARE/ctl/N.req holds "stop-one ADDR" or
-# "start-one ADDR"; the host answers with N.rc.
+# SIGKILL the server on ADDR: ganesha.sh names the pid file of a server
+# that `start` started by the address's last byte, of one that `start-one`
+# started by the whole address.
+kill_server() { # ADDR
+	local f pid
+	for f in "$GRUN/efsmt_ganesha_${1##*.}.pid" "$GRUN/efsmt_ganesha_${1//[.:]/_}.pid"; do
+		pid=$(cat "$f" 2>/dev/null) || continue
+		kill -0 "$pid" 2>/dev/null || continue
+		kill -KILL "$pid" || return 1
+		while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+		return 0
+	done
+	echo "vm.sh: no running server on $1" >&2
+	return 1
+}
+
+# The guest's requests: $SHARE/ctl/N.req holds "kill ADDR" or "start ADDR";
+# the host answers with N.rc.
 ctl_server() {
 	local f base verb addr rc
 	while :; do
@@ -188,8 +208,8 @@ ctl_server() {
 			read -r verb addr <"$f"
 			rm -f "$f"
 			case "$verb" in
-			stop-one) GANESHA_RUN=$GRUN "$TOP/tests/ganesha.sh" stop-one "$addr" >&2; rc=$? ;;
-			start-one) GANESHA_RUN=$GRUN "$TOP/tests/ganesha.sh" start-one "$EXPORT" "$addr" >&2; rc=$? ;;
+			kill) kill_server "$addr"; rc=$? ;;
+			start) GANESHA_RUN=$GRUN "$TOP/tests/ganesha.sh" start-one "$EXPORT" "$addr" >&2; rc=$? ;;
 			*) echo "vm.sh: unknown request '$verb'" >&2; rc=2 ;;
 			esac
 			echo "$rc" >"$base.rc.tmp" && mv "$base.rc.tmp" "$base.rc"
@@ -217,7 +237,7 @@ inner() { # N CMD...
 	{
 		echo "export EFSMT_VM=1 EFSMT_VM_TARGETS='${addrs# }' EFSMT_VM_CTL='$SHARE/ctl'"
 		echo "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root"
-		echo "export PYTHONDONTWRITEBYTECODE=1 TMPDIR=/tmp"
+		echo "export PYTHONDONTWRITEBYTECODE=1 TMPDIR=/tmp PY_COLORS=0"
 		for v in EFSMT EFSMTCTL EFSMT_BACKENDS EFSMT_KERNEL_OPTS; do
 			[ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
 		done
@@ -269,14 +289,14 @@ run() {
 	SHARE=$WORK/share EXPORT=$WORK/export GRUN=$WORK/ganesha
 	mkdir -p "$SHARE/ctl" "$EXPORT" "$GRUN"
 	make_initramfs "$WORK/initramfs.cpio"
-	export -f inner ctl_server die
+	export -f inner ctl_server kill_server die
 	export TOP KDIR WORK SHARE EXPORT GRUN NET TIMEOUT_S CPUS MEM CTL_POLL_S VETH GUEST_ADDR GUEST_GW
 	export -f accel
 	unshare -n bash -c 'inner "$@"' inner "$n" "$@"
 }
 
-# From inside the guest: ask the host to stop or start a server.
-ctl() { # stop-one|start-one ADDR
+# From inside the guest: ask the host to kill or start a server.
+ctl() { # kill|start ADDR
 	local dir=${EFSMT_VM_CTL:?vm.sh ctl runs inside the guest} id waited=0
 	id=$$.$RANDOM
 	echo "$1 $2" >"$dir/$id.req.tmp" && mv "$dir/$id.req.tmp" "$dir/$id.req"
@@ -294,6 +314,6 @@ ctl() { # stop-one|start-one ADDR
 case "${1:-}" in
 fetch) [ "$(id -u)" -eq 0 ] || die "fetch: run as root (it writes $CACHE)"; fetch; echo "$KDIR" ;;
 run) shift; run "$@" ;;
-ctl) shift; [ $# -eq 2 ] || die "usage: vm.sh ctl stop-one|start-one ADDR"; ctl "$@" ;;
-*) die "usage: $0 fetch | run [-n N] -- CMD... | ctl stop-one|start-one ADDR" ;;
+ctl) shift; [ $# -eq 2 ] || die "usage: vm.sh ctl kill|start ADDR"; ctl "$@" ;;
+*) die "usage: $0 fetch | run [-n N] -- CMD... | ctl kill|start ADDR" ;;
 esac
