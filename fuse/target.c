@@ -141,9 +141,15 @@ static int parse_kernel(const char *rest, struct target_spec *out, char *err, si
 	struct in6_addr a6;
 	struct in_addr a4;
 
+	char es[400];
+
 	snprintf(nfsuri, sizeof(nfsuri), "nfs://%s", rest);
-	if (parse_nfs(nfsuri, out, err, errlen) < 0)
+	if (parse_nfs(nfsuri, out, es, sizeof(es)) < 0) {
+		snprintf(err, errlen, "target 'kernel://%s': %s", rest,
+			 strstr(es, "'..'") ? "'..' is not allowed in a target path"
+					    : "not kernel://IP[:PORT][/PATH]");
 		return -1;
+	}
 	/* "nfs://" -> "kernel://", and the host checked */
 	const char *h = out->uri + strlen("nfs://");
 	char host[256];
