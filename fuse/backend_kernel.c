@@ -22,7 +22,6 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -290,6 +289,12 @@ int backend_kernel_attach(struct target *t, char *err, size_t errlen)
 		goto fail;
 	}
 	log_info("msg=kernel-mounted id=%s src=%s mount=%s options=%s", t->id, src, kt->mnt, opts);
+	struct kernel_info ki;
+	if (backend_kernel_info(t, &ki) && ki.server[0] && strcmp(ki.server, kt->addr) != 0)
+		log_warn("msg=kernel-trunked id=%s addr=%s server=%s reason=\"the kernel NFS client "
+			 "found %s to be the server of %s and shares one client and connection: "
+			 "see README.md, Kernel NFS targets\"",
+			 t->id, kt->addr, ki.server, kt->addr, ki.server);
 	return 0;
 fail:
 	free(kt);
