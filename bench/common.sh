@@ -51,6 +51,37 @@ need_value() {
 	[ $# -ge 2 ] || die "option $1 needs a value"
 }
 
+parse_options() {
+	# parse_options SPEC ARGS...: SPEC is one word per option, "--name=VAR"
+	# (takes a value) or "--name!VAR" (a flag: VAR=1). -h and --help print
+	# usage (the caller's) and exit; anything else is an error.
+	local spec=$1 word var
+	shift
+	while [ $# -gt 0 ]; do
+		case "$1" in -h | --help) usage; exit 0 ;; esac
+		var=""
+		for word in $spec; do
+			case "$word" in
+			"$1="*) var=${word#*=}; need_value "$@"; printf -v "$var" '%s' "$2"; shift ;;
+			"$1!"*) var=${word#*!}; printf -v "$var" 1 ;;
+			esac
+			[ -z "$var" ] || break
+		done
+		[ -n "$var" ] || { usage >&2; die "unknown argument: $1"; }
+		shift
+	done
+}
+
+whole_numbers() {
+	# whole_numbers MIN VAR...: each VAR holds a whole number of at least MIN
+	local min=$1 v
+	shift
+	for v in "$@"; do
+		[[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -ge "$min" ] ||
+			die "$v must be a whole number of at least $min, got '${!v}'"
+	done
+}
+
 note() {
 	echo "$PROG: $*" >&2
 }
@@ -129,4 +160,45 @@ wait_mounted() {
 	note "no FUSE mount at $mnt after 10 s; daemon log:"
 	sed 's/^/    /' "$log" >&2
 	return 1
+}
+
+remove_work() {
+	# remove_work SUBDIR...: unmount each $WORK/SUBDIR still mounted, then
+	# remove $WORK, unless something stayed mounted (then say what)
+	local t left=""
+	[ -n "$WORK" ] || return 0
+	for t in "$@"; do
+		if is_mounted "$WORK/$t"; then
+			umount "$WORK/$t" 2>/dev/null || umount -l "$WORK/$t" 2>/dev/null
+		fi
+		is_mounted "$WORK/$t" && left="$left $WORK/$t"
+	done
+	if [ -z "$left" ]; then
+		rm -rf --one-file-system "$WORK"
+	else
+		note "still mounted, left in place:$left"
+	fi
+}
+
+keep_logs() {
+	# copy $WORK/logs to --keep-logs DIR, when one was given
+	if [ -n "$WORK" ] && [ -n "${KEEP_LOGS:-}" ] && [ -d "$WORK/logs" ]; then
+		mkdir -p "$KEEP_LOGS" && cp -r "$WORK/logs/." "$KEEP_LOGS/"
+	fi
+}
+
+stop_bench() {
+	# stop the benchmark program run_bench is waiting for, if any
+	if [ -n "${BENCH_PID:-}" ]; then
+		kill "$BENCH_PID" 2>/dev/null
+		wait "$BENCH_PID" 2>/dev/null
+	fi
+}
+
+trap_cleanup() {
+	# run the caller's cleanup on exit, and exit on a signal so that it runs
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	trap 'exit 129' HUP
 }

@@ -65,34 +65,18 @@ usage: $PROG [options]
 EOF
 }
 
-while [ $# -gt 0 ]; do
-	case "$1" in
-	--files) need_value "$@"; FILES=$2; shift 2 ;;
-	--file-size) need_value "$@"; FILE_SIZE=$2; shift 2 ;;
-	--subdirs) need_value "$@"; SUBDIRS=$2; shift 2 ;;
-	--size-mib) need_value "$@"; SIZE_MIB=$2; shift 2 ;;
-	--block-kib) need_value "$@"; BLOCK_KIB=$2; shift 2 ;;
-	--runs) need_value "$@"; RUNS=$2; shift 2 ;;
-	--efsmt) need_value "$@"; EFSMT=$2; shift 2 ;;
-	--efsmt-opts) need_value "$@"; EFSMT_OPTS=$2; shift 2 ;;
-	--mergerfs-opts) need_value "$@"; MERGERFS_OPTS=$2; shift 2 ;;
-	--no-efsmt) SYSTEMS=$(echo ",$SYSTEMS," | sed 's/,efsmt,/,/; s/^,//; s/,$//'); shift ;;
-	--systems) need_value "$@"; SYSTEMS=$2; shift 2 ;;
-	--roundtrips) need_value "$@"; ROUNDTRIPS=$2; shift 2 ;;
-	--tmpdir) need_value "$@"; TMP_BASE=$2; shift 2 ;;
-	--keep-logs) need_value "$@"; KEEP_LOGS=$2; shift 2 ;;
-	-h | --help) usage; exit 0 ;;
-	*) usage >&2; die "unknown argument: $1" ;;
-	esac
-done
+NO_EFSMT=""
+parse_options "--files=FILES --file-size=FILE_SIZE --subdirs=SUBDIRS --size-mib=SIZE_MIB \
+	--block-kib=BLOCK_KIB --runs=RUNS --efsmt=EFSMT --efsmt-opts=EFSMT_OPTS \
+	--mergerfs-opts=MERGERFS_OPTS --no-efsmt!NO_EFSMT --systems=SYSTEMS \
+	--roundtrips=ROUNDTRIPS --tmpdir=TMP_BASE --keep-logs=KEEP_LOGS" "$@"
+if [ -n "$NO_EFSMT" ]; then
+	SYSTEMS=$(echo ",$SYSTEMS," | sed 's/,efsmt,/,/; s/^,//; s/,$//')
+fi
 
 ROUNDTRIPS=${ROUNDTRIPS:-$FILES}
-for v in FILES FILE_SIZE SUBDIRS SIZE_MIB BLOCK_KIB RUNS ROUNDTRIPS; do
-	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, got '${!v}'"
-done
-[ "$FILES" -ge 1 ] && [ "$SUBDIRS" -ge 1 ] && [ "$SIZE_MIB" -ge 1 ] &&
-	[ "$BLOCK_KIB" -ge 1 ] && [ "$RUNS" -ge 1 ] ||
-	die "--files, --subdirs, --size-mib, --block-kib and --runs must be at least 1"
+whole_numbers 0 FILE_SIZE ROUNDTRIPS
+whole_numbers 1 FILES SUBDIRS SIZE_MIB BLOCK_KIB RUNS
 
 has_system() { [[ ",$SYSTEMS," == *",$1,"* ]]; }
 for s in ${SYSTEMS//,/ }; do
@@ -127,40 +111,20 @@ DAEMON_MNT=""
 TRACE_INST=""
 
 cleanup() {
-	local rc=$? t left=""
+	local rc=$?
 	trap - EXIT INT TERM HUP
 	set +e
-	if [ -n "$BENCH_PID" ]; then
-		kill "$BENCH_PID" 2>/dev/null
-		wait "$BENCH_PID" 2>/dev/null
-	fi
+	stop_bench
 	unmount_daemon
 	if [ -n "$TRACE_INST" ] && [ -d "$TRACE_INST" ]; then
 		echo 0 >"$TRACE_INST/tracing_on" 2>/dev/null
 		rmdir "$TRACE_INST" 2>/dev/null
 	fi
-	if [ -n "$WORK" ]; then
-		if [ -n "$KEEP_LOGS" ] && [ -d "$WORK/logs" ]; then
-			mkdir -p "$KEEP_LOGS" && cp -r "$WORK/logs/." "$KEEP_LOGS/"
-		fi
-		for t in mnt T3 T2 T1; do
-			if is_mounted "$WORK/$t"; then
-				umount "$WORK/$t" 2>/dev/null || umount -l "$WORK/$t" 2>/dev/null
-			fi
-			is_mounted "$WORK/$t" && left="$left $WORK/$t"
-		done
-		if [ -z "$left" ]; then
-			rm -rf --one-file-system "$WORK"
-		else
-			note "still mounted, left in place:$left"
-		fi
-	fi
+	keep_logs
+	remove_work mnt T3 T2 T1
 	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+trap_cleanup
 
 WORK=$(mktemp -d "$TMP_BASE/efsmt-bench.XXXXXX")
 [[ $WORK =~ ^[A-Za-z0-9_./-]+$ ]] || die "temporary directory path '$WORK' has unusual characters"

@@ -76,32 +76,13 @@ usage: $PROG [options]
 EOF
 }
 
-while [ $# -gt 0 ]; do
-	case "$1" in
-	--files) need_value "$@"; FILES=$2; shift 2 ;;
-	--file-size) need_value "$@"; FILE_SIZE=$2; shift 2 ;;
-	--subdirs) need_value "$@"; SUBDIRS=$2; shift 2 ;;
-	--size-mib) need_value "$@"; SIZE_MIB=$2; shift 2 ;;
-	--block-kib) need_value "$@"; BLOCK_KIB=$2; shift 2 ;;
-	--runs) need_value "$@"; RUNS=$2; shift 2 ;;
-	--efsmt) need_value "$@"; EFSMT=$2; shift 2 ;;
-	--efsmt-opts) need_value "$@"; EFSMT_OPTS=$2; shift 2 ;;
-	--nfs-opts) need_value "$@"; NFS_OPTS=$2; shift 2 ;;
-	--systems) need_value "$@"; SYSTEMS=$2; shift 2 ;;
-	--first-addr) need_value "$@"; FIRST_ADDR=$2; shift 2 ;;
-	--tmpdir) need_value "$@"; TMP_BASE=$2; shift 2 ;;
-	--keep-logs) need_value "$@"; KEEP_LOGS=$2; shift 2 ;;
-	-h | --help) usage; exit 0 ;;
-	*) usage >&2; die "unknown argument: $1" ;;
-	esac
-done
+parse_options "--files=FILES --file-size=FILE_SIZE --subdirs=SUBDIRS --size-mib=SIZE_MIB \
+	--block-kib=BLOCK_KIB --runs=RUNS --efsmt=EFSMT --efsmt-opts=EFSMT_OPTS \
+	--nfs-opts=NFS_OPTS --systems=SYSTEMS --first-addr=FIRST_ADDR --tmpdir=TMP_BASE \
+	--keep-logs=KEEP_LOGS" "$@"
 
-for v in FILES FILE_SIZE SUBDIRS SIZE_MIB BLOCK_KIB RUNS; do
-	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, got '${!v}'"
-done
-[ "$FILES" -ge 1 ] && [ "$SUBDIRS" -ge 1 ] && [ "$SIZE_MIB" -ge 1 ] &&
-	[ "$BLOCK_KIB" -ge 1 ] && [ "$RUNS" -ge 1 ] ||
-	die "--files, --subdirs, --size-mib, --block-kib and --runs must be at least 1"
+whole_numbers 0 FILE_SIZE
+whole_numbers 1 FILES SUBDIRS SIZE_MIB BLOCK_KIB RUNS
 for o in "$EFSMT_OPTS" "$NFS_OPTS"; do
 	[[ $o =~ ^[A-Za-z0-9_.=,/:-]*$ ]] || die "unexpected characters in efsmt options '$o'"
 done
@@ -219,37 +200,17 @@ stop_servers() {
 }
 
 cleanup() {
-	local rc=$? t left=""
+	local rc=$?
 	trap - EXIT INT TERM HUP
 	set +e
-	if [ -n "$BENCH_PID" ]; then
-		kill "$BENCH_PID" 2>/dev/null
-		wait "$BENCH_PID" 2>/dev/null
-	fi
+	stop_bench
 	unmount_daemon
-	if [ -n "$WORK" ] && [ -n "$KEEP_LOGS" ] && [ -d "$WORK/logs" ]; then
-		mkdir -p "$KEEP_LOGS" && cp -r "$WORK/logs/." "$KEEP_LOGS/"
-	fi
+	keep_logs
 	stop_servers
-	if [ -n "$WORK" ]; then
-		for t in mnt src T3 T2 T1; do
-			if is_mounted "$WORK/$t"; then
-				umount "$WORK/$t" 2>/dev/null || umount -l "$WORK/$t" 2>/dev/null
-			fi
-			is_mounted "$WORK/$t" && left="$left $WORK/$t"
-		done
-		if [ -z "$left" ]; then
-			rm -rf --one-file-system "$WORK"
-		else
-			note "still mounted, left in place:$left"
-		fi
-	fi
+	remove_work mnt src T3 T2 T1
 	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+trap_cleanup
 
 WORK=$(mktemp -d "$TMP_BASE/efsmt-bench-nfs.XXXXXX")
 WORK=$(cd "$WORK" && pwd -P) # ganesha exports the real path
@@ -459,6 +420,17 @@ measure_efsmt() {
 	show "$sys" "$run" "$out"
 	record "$sys" "$out"
 	rmdir "$dir/sf" || die "$sys: rmdir $dir/sf failed"
+	if [ "$sys" = efsmt-dir ]; then
+		# The local ceiling with the durability of an NFS close (EFS: a
+		# closed file is on stable storage): fsync before each close.
+		mkdir "$dir/sfs" || die "$sys: mkdir $dir/sfs failed"
+		run_bench "$WORK/out" "$SMALLFILES" "$dir/sfs" -n "$FILES" -s "$FILE_SIZE" \
+			-d "$SUBDIRS" -p write,delete -f || die "$sys: smallfiles -f failed (run $run)"
+		out=$(sed 's/^phase=write /phase=write-fsync /' "$WORK/out")
+		show "$sys" "$run" "$out"
+		record "$sys" "$out"
+		rmdir "$dir/sfs" || die "$sys: rmdir $dir/sfs failed"
+	fi
 	drop_caches
 	step_start
 	run_bench "$WORK/out" "$SEQIO" "$dir/seq.bin" -m "$SIZE_MIB" -b "$BLOCK_KIB" -p write ||
@@ -648,6 +620,14 @@ for phase in $PHASES; do
 		"$r_lib" "$r_dir" "$goal"
 	unset med
 done
+if has_system efsmt-dir; then
+	# shellcheck disable=SC2086
+	wf=$(median ${RES[efsmt-dir.write-fsync]:-})
+	# shellcheck disable=SC2086
+	echo "durable ceiling: efsmt-dir writing each small file with fsync before close (smallfiles -f):" \
+		"$(fmt write "$wf") files/s; efsmt-nfs write / that: $(ratio "$(median ${RES[efsmt-nfs.write]:-})" "$wf")" \
+		"(an NFS close commits, as EFS makes a closed file durable)"
+fi
 if has_system libnfs; then
 	echo "n/a: libnfs's tools have no small-file mode (nfs-cp and nfs-cat copy one file per command)"
 	# shellcheck disable=SC2086

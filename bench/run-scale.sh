@@ -66,27 +66,11 @@ usage: $PROG [options]
 EOF
 }
 
-while [ $# -gt 0 ]; do
-	case "$1" in
-	--runs) need_value "$@"; RUNS=$2; shift 2 ;;
-	--rate) need_value "$@"; RATE=$2; shift 2 ;;
-	--max-targets) need_value "$@"; MAX_TARGETS=$2; shift 2 ;;
-	--size-mib) need_value "$@"; SIZE_MIB=$2; shift 2 ;;
-	--lanes) need_value "$@"; LANES_LIST=$2; shift 2 ;;
-	--files) need_value "$@"; FILES=$2; shift 2 ;;
-	--block-kib) need_value "$@"; BLOCK_KIB=$2; shift 2 ;;
-	--efsmt) need_value "$@"; EFSMT=$2; shift 2 ;;
-	--efsmt-opts) need_value "$@"; EFSMT_OPTS=$2; shift 2 ;;
-	--tmpdir) need_value "$@"; TMP_BASE=$2; shift 2 ;;
-	--keep-logs) need_value "$@"; KEEP_LOGS=$2; shift 2 ;;
-	-h | --help) usage; exit 0 ;;
-	*) usage >&2; die "unknown argument: $1" ;;
-	esac
-done
+parse_options "--runs=RUNS --rate=RATE --max-targets=MAX_TARGETS --size-mib=SIZE_MIB \
+	--lanes=LANES_LIST --files=FILES --block-kib=BLOCK_KIB --efsmt=EFSMT \
+	--efsmt-opts=EFSMT_OPTS --tmpdir=TMP_BASE --keep-logs=KEEP_LOGS" "$@"
 
-for v in RUNS MAX_TARGETS SIZE_MIB FILES BLOCK_KIB; do
-	[[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -ge 1 ] || die "$v must be a whole number of at least 1, got '${!v}'"
-done
+whole_numbers 1 RUNS MAX_TARGETS SIZE_MIB FILES BLOCK_KIB
 [ "$MAX_TARGETS" -le 16 ] || die "--max-targets at most 16"
 [ "$FILES" -le 256 ] || die "--files at most 256"
 [ "$FILES" -ge "$MAX_TARGETS" ] || die "--files $FILES leaves some of the $MAX_TARGETS targets without a file"
@@ -143,10 +127,7 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM HUP
 	set +e
-	if [ -n "$BENCH_PID" ]; then
-		kill "$BENCH_PID" 2>/dev/null
-		wait "$BENCH_PID" 2>/dev/null
-	fi
+	stop_bench
 	unmount_daemon
 	if [ -n "$NETNS_STARTED" ]; then
 		"$NETNS_SH" stop || note "tests/netns.sh stop failed: namespaces or servers may be left (state in $NETNS_RUN)"
@@ -164,10 +145,7 @@ cleanup() {
 	fi
 	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+trap_cleanup
 
 WORK=$(mktemp -d "$TMP_BASE/efsmt-bench-scale.XXXXXX")
 WORK=$(cd "$WORK" && pwd -P) # ganesha exports the real path

@@ -53,17 +53,8 @@ usage: $PROG [options]
 EOF
 }
 
-while [ $# -gt 0 ]; do
-	case "$1" in
-	--runs) need_value "$@"; RUNS=$2; shift 2 ;;
-	--files) need_value "$@"; FILES=$2; shift 2 ;;
-	--size) need_value "$@"; SIZE_MIB=$2; shift 2 ;;
-	--net) need_value "$@"; NET=$2; shift 2 ;;
-	--efsmt) need_value "$@"; EFSMT=$2; shift 2 ;;
-	-h | --help) usage; exit 0 ;;
-	*) die "unknown option $1 (see --help)" ;;
-	esac
-done
+parse_options "--runs=RUNS --files=FILES --size=SIZE_MIB --net=NET --efsmt=EFSMT" "$@"
+whole_numbers 1 RUNS FILES SIZE_MIB
 [ "$(id -u)" = 0 ] || die "run as root (FUSE mounts, ganesha, dropping caches)"
 command -v stunnel4 >/dev/null || die "stunnel4 missing (apt-get install stunnel4)"
 [ -x "$EFSMT" ] || die "$EFSMT: not built (make)"
@@ -77,16 +68,19 @@ DAEMON_MNT=""
 BENCH_PID=""
 
 cleanup() {
-	[ -n "$BENCH_PID" ] && kill "$BENCH_PID" 2>/dev/null
-	unmount_daemon || true
+	local rc=$?
+	trap - EXIT INT TERM HUP
+	set +e
+	stop_bench
+	unmount_daemon
 	for p in "${STUNNEL_PIDS[@]}"; do
-		kill "$p" 2>/dev/null || true
+		kill "$p" 2>/dev/null
 	done
-	"$GANESHA_SH" stop >/dev/null 2>&1 || true
-	rm -rf "$WORK"
+	"$GANESHA_SH" stop >/dev/null 2>&1
+	remove_work mnt
+	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap_cleanup
 
 SEQIO=$(bench_prog seqio)
 SMALLFILES=$(bench_prog smallfiles)
@@ -139,7 +133,15 @@ mount_efsmt() { # KIND
 	wait_mounted "$WORK/mnt" "$DAEMON_PID" "$WORK/efsmt.log" || die "efsmt ($1) did not mount"
 }
 
-declare -A RES
+declare -A RES CPU
+ganesha_cpu() { # CPU seconds of every ganesha so far
+	local pids
+	mapfile -t pids < <(cat "$WORK"/ganesha/*.pid 2>/dev/null)
+	proc_cpu "${pids[@]}"
+}
+cpu_per_gib() { # BEFORE AFTER MIB
+	awk -v a="$1" -v b="$2" -v m="$3" 'BEGIN { printf "%.2f", (b - a) * 1024 / m }'
+}
 record() { # KIND OUTPUT
 	local line phase v
 	while read -r line; do
@@ -159,9 +161,18 @@ measure() { # KIND RUN
 		-d "$SUBDIRS" -p write,read,delete || die "$1: smallfiles failed"
 	record "$1" "$(cat "$WORK/out")"
 	rmdir "$WORK/mnt/sf"
+	local d0 s0 g0
+	d0=$(proc_cpu "$DAEMON_PID")
+	s0=$(proc_cpu "${STUNNEL_PIDS[@]}")
+	g0=$(ganesha_cpu)
 	run_bench "$WORK/out" "$SEQIO" "$WORK/mnt/seq.bin" -m "$SIZE_MIB" -b "$BLOCK_KIB" ||
 		die "$1: seqio failed"
 	record "$1" "$(cat "$WORK/out")"
+	# CPU seconds per GiB moved (written + read) by each party: whose cost TLS is
+	local per=$((SIZE_MIB * 2))
+	CPU[$1.efsmt]="${CPU[$1.efsmt]:-} $(cpu_per_gib "$d0" "$(proc_cpu "$DAEMON_PID")" "$per")"
+	CPU[$1.stunnel]="${CPU[$1.stunnel]:-} $(cpu_per_gib "$s0" "$(proc_cpu "${STUNNEL_PIDS[@]}")" "$per")"
+	CPU[$1.ganesha]="${CPU[$1.ganesha]:-} $(cpu_per_gib "$g0" "$(ganesha_cpu)" "$per")"
 	rm -f "$WORK/mnt/seq.bin"
 	unmount_daemon
 	note "run $2 $1 done"
@@ -188,4 +199,12 @@ for phase in seqwrite seqread write read delete; do
 	case $phase in seq*) unit="MB/s" ;; esac
 	printf '%-12s %12s %12s %8s  %s\n' "$phase" "$(fmt "$phase" "$p")" "$(fmt "$phase" "$t")" \
 		"$(ratio "$t" "$p")" "$unit"
+done
+
+echo
+echo "CPU seconds per GiB of sequential I/O (written + read), medians:"
+printf '%-12s %12s %12s\n' process plaintext tls
+for who in efsmt stunnel ganesha; do
+	# shellcheck disable=SC2086
+	printf '%-12s %12s %12s\n' "$who" "$(median ${CPU[plain.$who]:-})" "$(median ${CPU[tls.$who]:-})"
 done

@@ -43,20 +43,9 @@ usage: $PROG [options]
 EOF
 }
 
-while [ $# -gt 0 ]; do
-	case "$1" in
-	--dirs) need_value "$@"; DIRS=$2; shift 2 ;;
-	--files) need_value "$@"; FILES=$2; shift 2 ;;
-	--runs) need_value "$@"; RUNS=$2; shift 2 ;;
-	--threads) need_value "$@"; THREADS=$2; shift 2 ;;
-	--tmpdir) need_value "$@"; TMP_BASE=$2; shift 2 ;;
-	--keep-tree) KEEP_TREE=1; shift ;;
-	--cold) COLD=1; shift ;;
-	--prov) need_value "$@"; PROV=$2; shift 2 ;;
-	-h | --help) usage; exit 0 ;;
-	*) usage >&2; die "unknown option $1" ;;
-	esac
-done
+parse_options "--dirs=DIRS --files=FILES --runs=RUNS --threads=THREADS --tmpdir=TMP_BASE \
+	--keep-tree!KEEP_TREE --cold!COLD --prov=PROV" "$@"
+whole_numbers 1 DIRS FILES RUNS
 
 for v in DIRS FILES RUNS; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "--${v,,} wants a positive number, not '${!v}'"
@@ -79,10 +68,7 @@ cleanup() {
 		rm -rf --one-file-system "$TREE"
 	fi
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+trap_cleanup
 
 make_tree() {
 	# two processes: the machine has two cores and creating is CPU bound

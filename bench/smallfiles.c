@@ -50,16 +50,19 @@ struct cfg {
 	long size;
 	long subdirs;
 	unsigned phases;
+	int fsync_each; /* -f: fsync(2) each file before closing it */
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: %s DIR [-n FILES] [-s BYTES] [-d SUBDIRS] [-p PHASES]\n"
+		"usage: %s DIR [-n FILES] [-s BYTES] [-d SUBDIRS] [-p PHASES] [-f]\n"
 		"  -n FILES    number of files (default 10000)\n"
 		"  -s BYTES    bytes per file (default 4096)\n"
 		"  -d SUBDIRS  subdirectories the files are spread over (default 100)\n"
-		"  -p PHASES   comma list of write,read,stat,delete (default all)\n",
+		"  -p PHASES   comma list of write,read,stat,delete (default all)\n"
+		"  -f          write phase: fsync each file before closing it (the\n"
+		"              durability an NFS close gives, for a local peer)\n",
 		prog);
 }
 
@@ -167,6 +170,11 @@ static int phase_write(const struct cfg *c, const unsigned char *pattern)
 		}
 		if (write_all(fd, file_data(pattern, i), (size_t)c->size) != 0) {
 			fprintf(stderr, "%s: write %s: %s\n", prog, path, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		if (c->fsync_each && fsync(fd) != 0) {
+			fprintf(stderr, "%s: fsync %s: %s\n", prog, path, strerror(errno));
 			close(fd);
 			return -1;
 		}
@@ -283,7 +291,7 @@ static int phase_delete(const struct cfg *c)
 
 int main(int argc, char **argv)
 {
-	struct cfg c = { NULL, 10000, 4096, 100, PH_WRITE | PH_READ | PH_STAT | PH_DELETE };
+	struct cfg c = { NULL, 10000, 4096, 100, PH_WRITE | PH_READ | PH_STAT | PH_DELETE, 0 };
 	unsigned char *pattern, *buf;
 	struct stat st;
 	int rc = 0;
@@ -294,6 +302,10 @@ int main(int argc, char **argv)
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			usage(stdout);
 			return 0;
+		}
+		if (strcmp(a, "-f") == 0) {
+			c.fsync_each = 1;
+			continue;
 		}
 		if (a[0] == '-' && a[1] != '\0' && a[2] == '\0' && strchr("nsdp", a[1])) {
 			const char *v;

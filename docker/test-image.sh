@@ -260,7 +260,8 @@ say "image root filesystem: $(du -sh --exclude=proc "$ROOT" | cut -f1) (runtime 
 mkdir -p "$EXPORT" "$SHARE" "$GANESHA_RUN"
 "$SRC/tests/ganesha.sh" start "$EXPORT" 2 >"$WORK/ganesha-start.log" 2>&1 ||
 	{ cat "$WORK/ganesha-start.log"; die "nfs-ganesha did not start"; }
-TARGETS=target=nfs://$GANESHA_NET.2/export,target=nfs://$GANESHA_NET.3/export
+# plaintext ganesha: notls, as a file system id means TLS by default
+TARGETS=target=nfs://$GANESHA_NET.2/export,target=nfs://$GANESHA_NET.3/export,notls
 
 # The host side of the volume: its own shared peer group, as Docker wants
 # for rshared. The image root is a private mount, so what the container
@@ -408,7 +409,7 @@ echo "{\"generation\": 4, \"targets\": [{\"id\": \"fsmt-a\", \"uri\": \"nfs://$G
 	>"$ROOT/targets.json"
 # target= in EFSMT_OPTIONS bootstraps only: the existing file replaces it.
 run_container "$DOCKER_CAPS,sys_admin" EFSMT_SOURCE=$FS_ID EFSMT_TARGETS_FILE=/targets.json \
-	EFSMT_OPTIONS=target=nfs://$GANESHA_NET.9/export,lanes=1 -- \
+	EFSMT_OPTIONS=target=nfs://$GANESHA_NET.9/export,lanes=1,notls -- \
 	with-mount sh -c "echo with-mount >$MP/with-mount.txt && /usr/local/bin/efsmtctl -m $MP status | grep -q 'generation.*4'"
 sidecar_pid=$!
 rc=0
@@ -425,7 +426,7 @@ wait "$sidecar_pid" || rc=$?
 sidecar_pid=
 check "without EFSMT_SOURCE the entrypoint stops with status 2 and says why" \
 	sh -c "[ $rc = 2 ] && grep -q 'EFSMT_SOURCE is not set' '$WORK/sidecar.log'"
-run_container "$DOCKER_CAPS,sys_admin" EFSMT_SOURCE=$FS_ID EFSMT_OPTIONS=target=nfs://$GANESHA_NET.9/export -- mount
+run_container "$DOCKER_CAPS,sys_admin" EFSMT_SOURCE=$FS_ID EFSMT_OPTIONS=target=nfs://$GANESHA_NET.9/export,notls -- mount
 sidecar_pid=$!
 rc=0
 wait "$sidecar_pid" || rc=$?

@@ -26,6 +26,8 @@
  * close; EFS answers every WRITE as FILE_SYNC4, so there it costs nothing)
  * and a changed write verifier (the server lost uncommitted data) turns
  * into EIO there. backend_nfs_set_commit_on_close(0) leaves it to fsync.
+ * The first write of an empty file, if small, asks FILE_SYNC4 instead
+ * (NFS_SYNC_FIRST_MAX): a small file then needs no COMMIT at all, as on EFS.
  *
  * Write-behind: a write is copied, queued to a pool of writer threads and
  * answered at once, so one writer keeps several WRITEs in flight (the
@@ -94,6 +96,12 @@
  * than copying into it. */
 #define NFS_WB_BIG (1u << 20) /* bytes: writes this large take a pooled copy */
 #define NFS_WB_POOL_MAX 16
+/* The first write to an empty file, at offset 0 and at most this long, is
+ * sent FILE_SYNC4: a small file written whole is then durable when that
+ * WRITE is answered, and the COMMIT that close(2) would wait for (one more
+ * round trip) is not needed. A file that goes on growing pays one server
+ * sync of its first bytes. */
+#define NFS_SYNC_FIRST_MAX (256u << 10) /* bytes */
 
 static atomic_int nfs_lanes = NFS_LANES_DEFAULT;
 static const struct tls_conf *nfs_tls; /* set once before any target attaches */
@@ -158,6 +166,7 @@ struct nfs_file {
 	int have_verf;
 	uint8_t verf[NFS4_VERIFIER_SIZE];
 	int lost; /* the verifier changed: uncommitted data is gone */
+	int sync_first; /* empty at open, not written yet: see NFS_SYNC_FIRST_MAX */
 	/* Write-behind, under wb_lock: jobs queued or in flight, and the first
 	 * error one of them met. */
 	int wb_jobs;
@@ -466,6 +475,7 @@ struct wb_job {
 	uint64_t seq; /* order of queueing */
 	uint64_t off;
 	size_t len;
+	int stable; /* UNSTABLE4 or FILE_SYNC4 */
 	uint8_t data[];
 };
 
@@ -622,9 +632,10 @@ static void note_written(struct nfs_file *f, int how, const uint8_t verf[NFS4_VE
 	pthread_mutex_unlock(&f->lock);
 }
 
-/* All of buf at off, as UNSTABLE4 WRITEs; 0 or -errno. */
+/* All of buf at off, as WRITEs asking for stable (UNSTABLE4, FILE_SYNC4);
+ * 0 or -errno. */
 static int write_all(struct nfs_client *cl, struct nfs_file *f, const uint8_t *buf, size_t len,
-		     uint64_t off)
+		     uint64_t off, int stable)
 {
 	int reopened = 0;
 	while (len) {
@@ -632,7 +643,7 @@ static int write_all(struct nfs_client *cl, struct nfs_file *f, const uint8_t *b
 		int how;
 		struct nfs_stateid sid;
 		unsigned gen = file_sid(f, &sid);
-		ssize_t n = nfs_write(cl, &f->auth, &f->of.fh, &sid, buf, len, off, UNSTABLE4, &how,
+		ssize_t n = nfs_write(cl, &f->auth, &f->of.fh, &sid, buf, len, off, stable, &how,
 				      verf);
 		if (n == -EBADF && !reopened++) {
 			int e = file_reopen(cl, f, gen);
@@ -680,7 +691,7 @@ static void *wb_main(void *arg)
 		if (!wb_head)
 			wb_tail = NULL;
 		pthread_mutex_unlock(&wb_lock);
-		wb_finish(j, write_all(j->cl, j->f, j->data, j->len, j->off));
+		wb_finish(j, write_all(j->cl, j->f, j->data, j->len, j->off, j->stable));
 		pthread_mutex_lock(&wb_lock);
 		wb_idle++;
 	}
@@ -691,7 +702,7 @@ static void *wb_main(void *arg)
  * error). Waits while the file's window is full or an earlier write to the
  * same bytes is in flight. */
 static ssize_t wb_queue(struct nfs_client *cl, struct nfs_file *f, const char *buf, size_t size,
-			uint64_t off)
+			uint64_t off, int stable)
 {
 	struct wb_job *j = wb_job_new(size);
 	int e;
@@ -699,7 +710,7 @@ static ssize_t wb_queue(struct nfs_client *cl, struct nfs_file *f, const char *b
 		/* Short of memory: write it through, after what is in flight. */
 		e = wb_drain(f);
 		if (!e)
-			e = write_all(cl, f, (const uint8_t *)buf, size, off);
+			e = write_all(cl, f, (const uint8_t *)buf, size, off, stable);
 		return e ? e : (ssize_t)size;
 	}
 	memcpy(j->data, buf, size);
@@ -707,6 +718,7 @@ static ssize_t wb_queue(struct nfs_client *cl, struct nfs_file *f, const char *b
 	j->cl = cl;
 	j->off = off;
 	j->len = size;
+	j->stable = stable;
 	j->next = NULL;
 	pthread_mutex_lock(&wb_lock);
 	while (!f->wb_err && (f->wb_jobs >= NFS_WB_WINDOW || wb_busy_locked(&f->of.fh, off, size)))
@@ -746,7 +758,7 @@ static ssize_t wb_queue(struct nfs_client *cl, struct nfs_file *f, const char *b
 	}
 	pthread_mutex_unlock(&wb_lock);
 	if (inline_write)
-		wb_finish(j, write_all(cl, f, j->data, j->len, off));
+		wb_finish(j, write_all(cl, f, j->data, j->len, off, stable));
 	return (ssize_t)size;
 }
 
@@ -1298,6 +1310,7 @@ static int open_at(struct target *t, const struct rpc_auth *cr, const char *path
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_mutex_init(&f->append_lock, NULL);
 	f->append = (flags & O_APPEND) != 0;
+	f->sync_first = (flags & O_ACCMODE) != O_RDONLY && f->open_attr.st_size == 0;
 	*out = f;
 	return 0;
 }
@@ -1326,10 +1339,14 @@ static int nfs_be_open(struct target *t, const char *path, int flags, uint64_t *
 	return 0;
 }
 
-static ssize_t nfs_be_read(struct target *t, uint64_t fh, char *buf, size_t size, off_t off)
+/* A read, with the data left where it arrived: in the OPEN's prefetch (no
+ * keep) or in the READ reply (*keep). */
+static ssize_t nfs_be_read_ref(struct target *t, uint64_t fh, size_t size, off_t off,
+			       const char **data, void **keep)
 {
 	struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
 	int eof;
+	*keep = NULL;
 	if (off < 0)
 		return -EINVAL;
 	wb_wait_fh(&f->of.fh);
@@ -1337,28 +1354,40 @@ static ssize_t nfs_be_read(struct target *t, uint64_t fh, char *buf, size_t size
 		/* Served from what the OPEN read, when it covers the request. */
 		uint64_t o = (uint64_t)off;
 		if (o + size <= f->pre_len) {
-			memcpy(buf, f->pre + o, size);
+			*data = (const char *)f->pre + o;
 			return (ssize_t)size;
 		}
 		if (f->pre_eof) {
 			size_t n = o < f->pre_len ? f->pre_len - (size_t)o : 0;
-			memcpy(buf, f->pre + (n ? o : 0), n);
+			*data = (const char *)f->pre + (n ? o : 0);
 			return (ssize_t)n;
 		}
 	}
 	struct nfs_client *cl = NT(t)->lane[f->lane];
 	struct nfs_stateid sid;
 	unsigned gen = file_sid(f, &sid);
-	ssize_t n = nfs_read(cl, &f->auth, &f->of.fh, &sid, buf, size, (uint64_t)off, &eof);
+	const uint8_t **d = (const uint8_t **)data;
+	ssize_t n = nfs_read_ref(cl, &f->auth, &f->of.fh, &sid, size, (uint64_t)off, &eof, d, keep);
 	if (n == -EBADF) {
 		int e = file_reopen(cl, f, gen);
 		if (e)
 			return e;
 		file_sid(f, &sid);
-		n = nfs_read(cl, &f->auth, &f->of.fh, &sid, buf, size, (uint64_t)off, &eof);
+		n = nfs_read_ref(cl, &f->auth, &f->of.fh, &sid, size, (uint64_t)off, &eof, d, keep);
 		if (n == -EBADF)
 			n = -EIO;
 	}
+	return n;
+}
+
+static ssize_t nfs_be_read(struct target *t, uint64_t fh, char *buf, size_t size, off_t off)
+{
+	const char *p;
+	void *keep;
+	ssize_t n = nfs_be_read_ref(t, fh, size, off, &p, &keep);
+	if (n > 0)
+		memcpy(buf, p, (size_t)n);
+	free(keep);
 	return n;
 }
 
@@ -1371,10 +1400,13 @@ static ssize_t nfs_be_write(struct target *t, uint64_t fh, const char *buf, size
 	struct nfs_client *cl = NT(t)->lane[f->lane];
 	pthread_mutex_lock(&f->lock);
 	f->open_attr_ms = 0;
+	int sync = f->sync_first && off == 0 && size <= NFS_SYNC_FIRST_MAX &&
+		   atomic_load(&nfs_commit_on_close);
+	f->sync_first = 0;
 	pthread_mutex_unlock(&f->lock);
 	atomic_fetch_add(&nfs_write_gen, 1);
 	if (!f->append)
-		return wb_queue(cl, f, buf, size, (uint64_t)off);
+		return wb_queue(cl, f, buf, size, (uint64_t)off, sync ? FILE_SYNC4 : UNSTABLE4);
 	/* The kernel's offset is its cached size; another client may have
 	 * grown the file since. Like the kernel NFS client: the server's size,
 	 * then the write (not atomic across clients), so appends go through. */
@@ -1384,7 +1416,7 @@ static ssize_t nfs_be_write(struct target *t, uint64_t fh, const char *buf, size
 	if (!e)
 		e = nfs_getattr(cl, &f->auth, &f->of.fh, &a);
 	if (!e)
-		e = write_all(cl, f, (const uint8_t *)buf, size, (uint64_t)a.st.st_size);
+		e = write_all(cl, f, (const uint8_t *)buf, size, (uint64_t)a.st.st_size, UNSTABLE4);
 	pthread_mutex_unlock(&f->append_lock);
 	return e ? e : (ssize_t)size;
 }
@@ -1779,6 +1811,7 @@ const struct backend_ops backend_nfs_ops = {
 	.create = nfs_be_create,
 	.open = nfs_be_open,
 	.read = nfs_be_read,
+	.read_ref = nfs_be_read_ref,
 	.write = nfs_be_write,
 	.handle_fd = nfs_be_handle_fd,
 	.fgetattr = nfs_be_fgetattr,

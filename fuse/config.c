@@ -162,17 +162,60 @@ static int parse_one_opt(struct efsmt_config *cfg, const char *o, char *err, siz
 	}
 	if ((KEY("tls") || KEY("notls")) && !v) {
 		cfg->tls = KEY("tls");
+		cfg->tls_default = 0;
 		return 0;
 	}
-	if ((KEY("cafile") || KEY("tls_name")) && v) {
-		char **dst = KEY("cafile") ? &cfg->cafile : &cfg->tls_name;
-		if (!*v || (KEY("cafile") && v[0] != '/')) {
+	if (KEY("iam") && !v) {
+		cfg->iam = 1;
+		return 0;
+	}
+	if ((KEY("cafile") || KEY("tls_name") || KEY("keyfile") || KEY("awsprofile")) && v) {
+		int path = KEY("cafile") || KEY("keyfile");
+		char **dst = KEY("cafile")     ? &cfg->cafile
+			     : KEY("keyfile")  ? &cfg->keyfile
+			     : KEY("tls_name") ? &cfg->tls_name
+					       : &cfg->awsprofile;
+		if (!*v || (path && v[0] != '/')) {
 			snprintf(err, errlen, "%.*s=%s: give %s", (int)klen, o, v,
-				 KEY("cafile") ? "an absolute path to a PEM file" : "a host name");
+				 KEY("cafile")	   ? "an absolute path to a PEM file"
+				 : KEY("keyfile")  ? "an absolute path for the client key"
+				 : KEY("tls_name") ? "a host name"
+						   : "a profile name");
 			return -1;
 		}
 		free(*dst);
 		*dst = strdup(v);
+		return 0;
+	}
+	if (KEY("accesspoint") && v) {
+		size_t n = strlen(v);
+		int ok = strncmp(v, "fsap-", 5) == 0 && n == 5 + CFG_ACCESS_POINT_HEX;
+		for (size_t i = 5; ok && i < n; i++)
+			ok = isdigit((unsigned char)v[i]) || (v[i] >= 'a' && v[i] <= 'f');
+		if (!ok) {
+			snprintf(err, errlen,
+				 "accesspoint=%s: expected fsap- and %d lowercase hex digits "
+				 "(fsap-0123456789abcdef0)",
+				 v, CFG_ACCESS_POINT_HEX);
+			return -1;
+		}
+		free(cfg->access_point);
+		cfg->access_point = strdup(v);
+		return 0;
+	}
+	if (KEY("region") && v) {
+		size_t n = strlen(v);
+		int ok = n > 0 && n <= CFG_REGION_MAX && islower((unsigned char)v[0]);
+		for (size_t i = 0; ok && i < n; i++)
+			ok = islower((unsigned char)v[i]) || isdigit((unsigned char)v[i]) ||
+			     v[i] == '-';
+		if (!ok) {
+			snprintf(err, errlen, "region=%s: expected a region name such as us-east-1",
+				 v);
+			return -1;
+		}
+		free(cfg->region);
+		cfg->region = strdup(v);
 		return 0;
 	}
 	if (KEY("tls_verify") && v) {
@@ -290,6 +333,32 @@ static int load_targets_file(struct efsmt_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* The TLS default and what needs TLS (issue 9, issue 10): the access
+ * point and the IAM signature travel only in the client certificate. */
+static int check_tls(struct efsmt_config *cfg, char *err, size_t errlen)
+{
+	if (cfg->tls_default)
+		cfg->tls = cfg->fs_id != NULL;
+	const char *need = cfg->access_point ? "accesspoint=" : cfg->iam ? "iam" : NULL;
+	if (!need)
+		return 0;
+	if (!cfg->fs_id) {
+		snprintf(err, errlen,
+			 "-o %s needs SOURCE to be the file system id (fs-12345678): the client "
+			 "certificate names it",
+			 need);
+		return -1;
+	}
+	if (!cfg->tls) {
+		snprintf(err, errlen,
+			 "-o %s needs TLS: it travels only in the TLS client certificate (drop "
+			 "-o notls)",
+			 need);
+		return -1;
+	}
+	return 0;
+}
+
 static int check_targets(struct efsmt_config *cfg, char *err, size_t errlen)
 {
 	if (cfg->ntargets == 0) {
@@ -330,6 +399,7 @@ int config_parse(int argc, char **argv, struct efsmt_config *cfg, char *err, siz
 	cfg->probe_interval = CFG_DEFAULT_PROBE_INTERVAL;
 	cfg->probe_timeout = CFG_DEFAULT_PROBE_TIMEOUT;
 	cfg->tls_verify = 1;
+	cfg->tls_default = 1;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -372,7 +442,7 @@ int config_parse(int argc, char **argv, struct efsmt_config *cfg, char *err, siz
 				      "(see efsmt --help)");
 		return -1;
 	}
-	if (parse_source(cfg, pos[0], err, errlen) < 0)
+	if (parse_source(cfg, pos[0], err, errlen) < 0 || check_tls(cfg, err, errlen) < 0)
 		return -1;
 	char real[PATH_MAX];
 	if (!realpath(pos[1], real)) {
@@ -400,7 +470,18 @@ void config_free(struct efsmt_config *cfg)
 	free(cfg->fuse_opts);
 	free(cfg->cafile);
 	free(cfg->tls_name);
+	free(cfg->region);
+	free(cfg->access_point);
+	free(cfg->awsprofile);
+	free(cfg->keyfile);
 	memset(cfg, 0, sizeof(*cfg));
+}
+
+int config_efs_tls_name(const char *fs_id, const char *region, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s.efs.%s.amazonaws.com%s", fs_id, region,
+			 strncmp(region, "cn-", 3) == 0 ? ".cn" : "");
+	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
 void config_usage(FILE *out)
@@ -444,19 +525,43 @@ void config_usage(FILE *out)
 "                         {\"generation\":N,\"targets\":[...]}. A target's id seeds\n"
 "                         its hash and defaults to its URI.\n"
 "\n"
-"Encryption in transit (nfs:// targets):\n"
+"Encryption in transit (nfs:// targets; directory targets never use TLS):\n"
 "  -o tls                   every connection to every nfs:// target is TLS 1.2 or\n"
 "                           newer (port 2049 unless the URI names another), as\n"
 "                           EFS file system policies with aws:SecureTransport\n"
-"                           require. Off by default; -o notls turns it off.\n"
+"                           require. On by default when SOURCE is a file system\n"
+"                           id (fs-...), off otherwise.\n"
+"  -o notls                 plaintext NFS, also with a file system id\n"
 "  -o cafile=PATH           trust the CA certificates in this PEM file instead\n"
 "                           of the system store\n"
 "  -o tls_name=NAME         the name the server certificate must carry; default\n"
-"                           each target's host (IP or name). For EFS give\n"
-"                           FSID.efs.REGION.amazonaws.com.\n"
+"                           FSID.efs.REGION.amazonaws.com (.amazonaws.com.cn in\n"
+"                           cn- regions) with a file system id, else each\n"
+"                           target's host (IP or name)\n"
+"  -o region=REGION         the AWS region of the file system (us-east-1);\n"
+"                           default AWS_REGION, AWS_DEFAULT_REGION, the\n"
+"                           profile's region, else IMDS placement/region. With\n"
+"                           none, the mount fails: give region= or tls_name=.\n"
 "  -o tls_verify=0          do not check certificates at all (logged as a\n"
 "                           warning at start: anyone on the path can read and\n"
 "                           change the data). For tests only.\n"
+"\n"
+"Client certificate (TLS with a file system id): every connection presents a\n"
+"self-signed certificate naming the file system, renewed hourly (new\n"
+"connections use the new one); its RSA-3072 key is made once per host, mode\n"
+"0400, in /var/lib/efsmt/client-key.pem (root) or\n"
+"$XDG_STATE_HOME/efsmt/client-key.pem (default ~/.local/state).\n"
+"  -o iam                   sign it with AWS credentials, for file system\n"
+"                           policies that demand IAM authorization. The chain:\n"
+"                           AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY[/\n"
+"                           AWS_SESSION_TOKEN], the shared files\n"
+"                           (~/.aws/credentials, ~/.aws/config), the ECS\n"
+"                           container endpoint, IMDSv2. Needs TLS.\n"
+"  -o awsprofile=NAME       the shared files' profile (instead of AWS_PROFILE)\n"
+"  -o accesspoint=fsap-ID   mount through this EFS access point (its POSIX\n"
+"                           identity and root directory); fsap- and 17 hex\n"
+"                           digits. Needs TLS.\n"
+"  -o keyfile=PATH          the client key's file instead\n"
 "\n"
 "Caching (seconds, 0 disables):\n"
 "  -o entry_timeout=SEC     how long the kernel trusts a name lookup (default %.0f)\n"

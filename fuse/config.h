@@ -25,6 +25,8 @@
 #define CFG_DEFAULT_PROBE_INTERVAL 2.0 /* seconds between health probes */
 #define CFG_DEFAULT_PROBE_TIMEOUT 5.0  /* seconds a probe may take */
 #define CFG_MAX_TIMEOUT 86400.0 /* seconds */
+#define CFG_ACCESS_POINT_HEX 17 /* fsap- and this many hex digits */
+#define CFG_REGION_MAX 32	/* characters of a region name */
 
 struct efsmt_config {
 	char *source;     /* as given */
@@ -43,10 +45,19 @@ struct efsmt_config {
 	int lanes;   /* TCP connections per nfs:// target */
 	double probe_interval; /* health.h; 0: no health monitor */
 	double probe_timeout;
-	int tls;	/* TLS on every nfs:// connection (-o tls; default off) */
-	int tls_verify; /* 0: -o tls_verify=0, certificates not checked */
-	char *cafile;	/* -o cafile=PATH; NULL: the system CA store */
-	char *tls_name; /* -o tls_name=NAME; NULL: each target's host */
+	/* TLS on every nfs:// connection: -o tls / -o notls; when neither is
+	 * given, on exactly when SOURCE is a file system id (tls_default). */
+	int tls;
+	int tls_default; /* tls was not given */
+	int tls_verify;	 /* 0: -o tls_verify=0, certificates not checked */
+	char *cafile;	 /* -o cafile=PATH; NULL: the system CA store */
+	char *tls_name;	 /* -o tls_name=NAME; NULL: FSID.efs.REGION.amazonaws.com with a
+			    file system id, else each target's host */
+	char *region;	    /* -o region=; NULL: from the environment or IMDS */
+	int iam;	    /* -o iam: sign the client certificate (tls_cert.h) */
+	char *access_point; /* -o accesspoint=fsap-...; NULL: none */
+	char *awsprofile;   /* -o awsprofile=NAME; NULL: AWS_PROFILE or default */
+	char *keyfile;	    /* -o keyfile=PATH; NULL: tls_cert_key_default_path */
 	int log_level;
 	int foreground;
 	int debug;
@@ -59,5 +70,9 @@ struct efsmt_config {
 int config_parse(int argc, char **argv, struct efsmt_config *cfg, char *err, size_t errlen);
 void config_free(struct efsmt_config *cfg);
 void config_usage(FILE *out);
+/* The name an EFS mount target's certificate carries:
+ * FSID.efs.REGION.amazonaws.com (.amazonaws.com.cn in China). 0, or -1
+ * when it does not fit. */
+int config_efs_tls_name(const char *fs_id, const char *region, char *buf, size_t len);
 
 #endif

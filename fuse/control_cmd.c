@@ -49,11 +49,12 @@ static json_t *cmd_status(void)
 {
 	struct route_table *rt = reload_current();
 
-	return json_pack("{s:s,s:s,s:s?,s:s,s:s?,s:I,s:f,s:I,s:I}", "version", PACKAGE_VERSION,
-			 "source", ctl_cfg->source, "fs_id", ctl_cfg->fs_id, "mountpoint",
-			 ctl_cfg->mountpoint, "socket", ctl_socket_path, "pid",
+	return json_pack("{s:s,s:s,s:s?,s:s,s:s?,s:I,s:f,s:I,s:I,s:b,s:b,s:s?}", "version",
+			 PACKAGE_VERSION, "source", ctl_cfg->source, "fs_id", ctl_cfg->fs_id,
+			 "mountpoint", ctl_cfg->mountpoint, "socket", ctl_socket_path, "pid",
 			 (json_int_t)getpid(), "uptime_s", now_mono() - ctl_started, "generation",
-			 (json_int_t)rt->generation, "targets", (json_int_t)rt->n);
+			 (json_int_t)rt->generation, "targets", (json_int_t)rt->n, "tls",
+			 ctl_cfg->tls, "iam", ctl_cfg->iam, "access_point", ctl_cfg->access_point);
 }
 
 static json_t *target_json(struct target *t)
@@ -64,12 +65,13 @@ static json_t *target_json(struct target *t)
 	int tls = backend_nfs_tls_info(t, &ti, &resumed);
 
 	/* tls_version and tls_cipher: null while TLS is off or not connected. */
-	json_t *o = json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:b,s:s?,s:s?,s:i}", "id", t->id, "uri",
-			 t->uri, "state", target_state_name(atomic_load(&t->state)),
-			 "open_handles", atomic_load(&t->open_handles), "ops", (json_int_t)s.ops,
-			 "bytes", (json_int_t)s.bytes, "errors", (json_int_t)s.errors, "tls", tls,
-			 "tls_version", tls && ti.version[0] ? ti.version : NULL, "tls_cipher",
-			 tls && ti.cipher[0] ? ti.cipher : NULL, "tls_resumed", (int)resumed);
+	json_t *o = json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:b,s:s?,s:s?,s:i,s:b}", "id", t->id,
+			      "uri", t->uri, "state", target_state_name(atomic_load(&t->state)),
+			      "open_handles", atomic_load(&t->open_handles), "ops", (json_int_t)s.ops,
+			      "bytes", (json_int_t)s.bytes, "errors", (json_int_t)s.errors, "tls", tls,
+			      "tls_version", tls && ti.version[0] ? ti.version : NULL, "tls_cipher",
+			      tls && ti.cipher[0] ? ti.cipher : NULL, "tls_resumed", (int)resumed,
+			      "tls_client_cert", tls && ti.client_cert);
 	struct kernel_info ki;
 	if (o && backend_kernel_info(t, &ki))
 		json_object_set_new(

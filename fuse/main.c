@@ -22,6 +22,7 @@
 #include "log.h"
 #include "node.h"
 #include "reload.h"
+#include "tls_setup.h"
 
 #define EFSMT_MAX_WRITE (1024 * 1024) /* bytes per FUSE write request */
 /* The kernel's readahead for the mount. FUSE's INIT can only lower the
@@ -293,16 +294,23 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	backend_nfs_set_lanes(cfg.lanes);
-	struct tls_conf tls = {cfg.tls_verify, cfg.cafile, cfg.tls_name};
+	struct tls_setup tls = {0};
 	if (cfg.tls) {
 		if (!cfg.tls_verify)
 			log_warn("msg=tls-verify-off warning=\"-o tls_verify=0: server certificates "
 				 "are NOT checked; anyone on the network path can read and change "
 				 "the file system's data. Use it for tests only.\"");
-		backend_nfs_set_tls(&tls);
+		if (tls_setup_init(&cfg, &tls, err, sizeof err) < 0) {
+			fprintf(stderr, "efsmt: %s\n", err);
+			node_table_destroy();
+			config_free(&cfg);
+			return 1;
+		}
+		backend_nfs_set_tls(&tls.conf);
 	}
 	struct route_table *rt = open_targets(&cfg);
 	if (!rt) {
+		tls_setup_free(&tls);
 		node_table_destroy();
 		config_free(&cfg);
 		return 1;
@@ -310,6 +318,7 @@ int main(int argc, char **argv)
 	reload_init(rt, cfg.subdir);
 	if (open_control(&cfg) < 0) {
 		reload_shutdown();
+		tls_setup_free(&tls);
 		node_table_destroy();
 		config_free(&cfg);
 		return 1;
@@ -322,6 +331,7 @@ int main(int argc, char **argv)
 	node_table_destroy();
 	handle_release_all();
 	cred_cleanup();
+	tls_setup_free(&tls); /* no connection uses it any more */
 	config_free(&cfg);
 	return rc;
 }

@@ -117,6 +117,23 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 }
 
+/* One read through t, the bytes at *data; *keep is to free(3) afterwards.
+ * Backends that receive data in buffers of their own hand those over
+ * (read_ref) instead of copying them into one of ours. */
+static ssize_t target_read(struct target *t, uint64_t bh, size_t size, off_t off,
+			   const char **data, void **keep)
+{
+	*keep = NULL;
+	if (t->ops->read_ref)
+		return t->ops->read_ref(t, bh, size, off, data, keep);
+	char *buf = malloc(size ? size : 1);
+	if (!buf)
+		return -ENOMEM;
+	*keep = buf;
+	*data = buf;
+	return t->ops->read(t, bh, buf, size, off);
+}
+
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct efsmt_handle *h = FS_HANDLE(fi);
@@ -135,14 +152,11 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 		return;
 	}
-	char *buf = malloc(size ? size : 1);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
 	uint64_t bh;
+	const char *data = NULL;
+	void *keep;
 	handle_read_target(h, &t, &bh);
-	ssize_t n = t->ops->read(t, bh, buf, size, off);
+	ssize_t n = target_read(t, bh, size, off, &data, &keep);
 	if (n < 0 && h->rdonly && health_is_unreachable((int)n)) {
 		/* Reading is safe anywhere: open the file again on the next
 		 * target and read there (the target is marked down now). */
@@ -151,17 +165,18 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 		int len = fs_path(ino, path);
 		struct target *t2 = len < 0 ? NULL : fs_route(path, (size_t)len);
 		if (t2 && handle_failover(h, t2, path) == 0) {
+			free(keep);
 			handle_read_target(h, &t, &bh);
-			n = t->ops->read(t, bh, buf, size, off);
+			n = target_read(t, bh, size, off, &data, &keep);
 		}
 	}
 	if (n < 0) {
 		fuse_reply_err(req, (int)-fs_count(t, (int)n));
 	} else {
 		op_guard_bytes((uint64_t)n);
-		fuse_reply_buf(req, buf, (size_t)n);
+		fuse_reply_buf(req, data, (size_t)n);
 	}
-	free(buf);
+	free(keep);
 }
 
 void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,

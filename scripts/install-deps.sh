@@ -14,7 +14,7 @@ apt-get install -y -q --no-install-recommends \
 	build-essential autoconf automake pkg-config \
 	libfuse3-dev fuse3 libcurl4-openssl-dev libjansson-dev libssl-dev \
 	libxxhash-dev check \
-	python3 python3-pytest python3-xxhash python3-botocore valgrind attr git xz-utils \
+	python3 python3-pytest python3-xxhash python3-botocore python3-cryptography python3-openssl valgrind attr git xz-utils \
 	mergerfs util-linux procps nfs-ganesha nfs-ganesha-vfs stunnel4 \
 	clang-14 libclang-rt-14-dev \
 	debootstrap yamllint docker-compose python3-yaml \

@@ -71,7 +71,9 @@ class Soak:
                            capture_output=True, text=True)
         if r.returncode:
             sys.exit("soak: ganesha did not start: " + r.stderr)
-        args = [self.args.efsmt, "fs-12345678", self.mnt, "-f", "-o", "control=" + self.sock]
+        # plaintext ganesha: -o notls, as a file system id means TLS by default
+        args = [self.args.efsmt, "fs-12345678", self.mnt, "-f", "-o",
+                "control=" + self.sock + ",notls"]
         for u in self.uris[:3]:
             args += ["-o", "target=" + u]
         self.daemon_log = open(os.path.join(self.work, "efsmt.log"), "wb")

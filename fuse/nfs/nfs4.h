@@ -200,6 +200,11 @@ ssize_t nfs_read(struct nfs_client *c, const struct rpc_auth *cr, const struct n
 ssize_t nfs_write(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_fh *fh,
 		  const struct nfs_stateid *sid, const void *buf, size_t size, uint64_t off,
 		  int stable, int *committed, uint8_t verf[NFS4_VERIFIER_SIZE]);
+/* nfs_read without the copy: *data points at the bytes inside the reply
+ * itself, and *keep is what to free(3) once they are used. */
+ssize_t nfs_read_ref(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_fh *fh,
+		     const struct nfs_stateid *sid, size_t size, uint64_t off, int *eof,
+		     const uint8_t **data, void **keep);
 int nfs_commit(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_fh *fh,
 	       uint64_t off, uint32_t count, uint8_t verf[NFS4_VERIFIER_SIZE]);
 

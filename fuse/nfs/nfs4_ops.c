@@ -134,6 +134,25 @@ static void skip_bitmap(struct xdr_dec *d)
 
 /* ---- names ---- */
 
+/* Send cp (freed here) and read the status of its PUTFH (PUTROOTFH for a
+ * NULL fh) and then, unless op is 0, of op. Returns 0 with r after op's
+ * status, or an NFS4ERR_* with r after that status (NFS4ERR_DENIED carries
+ * a body): r is then the caller's to free; or -errno, r already freed. */
+static int run_fh_op(struct nfs_client *c, const struct rpc_auth *cr, struct nfs_compound *cp,
+		     struct nfs_res *r, const struct nfs_fh *fh, uint32_t op)
+{
+	int err = nfs_compound_run(c, cr, cp, r);
+	comp_free(cp);
+	if (err)
+		return err;
+	int st = res_op(r, fh ? NFS4_OP_PUTFH : NFS4_OP_PUTROOTFH);
+	if (!st && op)
+		st = res_op(r, op);
+	if (st < 0)
+		res_free(r);
+	return st;
+}
+
 int nfs_resolve(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_fh *base,
 		const char *path, struct nfs_fh *fh, struct nfs_attr *attr)
 {
@@ -217,13 +236,9 @@ int nfs_lookup(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs
 	xdr_put_string(&cp.x, name);
 	comp_op(&cp, NFS4_OP_GETFH);
 	put_stat_getattr(&cp);
-	err = nfs_compound_run(c, cr, &cp, &r);
-	comp_free(&cp);
-	if (err)
-		return err;
-	int st = res_op(&r, dir ? NFS4_OP_PUTFH : NFS4_OP_PUTROOTFH);
-	if (!st)
-		st = res_op(&r, NFS4_OP_LOOKUP);
+	int st = run_fh_op(c, cr, &cp, &r, dir, NFS4_OP_LOOKUP);
+	if (st < 0)
+		return st;
 	err = st_err(st);
 	if (!err)
 		err = res_fh_attr(&r, fh, attr);
@@ -239,11 +254,10 @@ int nfs_getattr(struct nfs_client *c, const struct rpc_auth *cr, const struct nf
 	comp_init(&cp);
 	put_fh(&cp, fh);
 	put_stat_getattr(&cp);
-	int err = nfs_compound_run(c, cr, &cp, &r);
-	comp_free(&cp);
-	if (err)
-		return err;
-	err = st_err(res_op(&r, fh ? NFS4_OP_PUTFH : NFS4_OP_PUTROOTFH));
+	int st = run_fh_op(c, cr, &cp, &r, fh, 0);
+	if (st < 0)
+		return st;
+	int err = st_err(st);
 	if (!err)
 		err = res_fh_attr(&r, NULL, attr);
 	res_free(&r);
@@ -263,14 +277,10 @@ int nfs_setattr(struct nfs_client *c, const struct rpc_auth *cr, const struct nf
 	put_stateid(&cp.x, sid);
 	nfs4_encode_sattr(&cp.x, sa);
 	put_stat_getattr(&cp);
-	int err = nfs_compound_run(c, cr, &cp, &r);
-	comp_free(&cp);
-	if (err)
-		return err;
-	int st = res_op(&r, NFS4_OP_PUTFH);
-	if (!st)
-		st = res_op(&r, NFS4_OP_SETATTR);
-	err = st_err(st);
+	int st = run_fh_op(c, cr, &cp, &r, fh, NFS4_OP_SETATTR);
+	if (st < 0)
+		return st;
+	int err = st_err(st);
 	if (!err) {
 		skip_bitmap(&r.d);
 		err = res_fh_attr(&r, NULL, attr ? attr : &tmp);
@@ -292,11 +302,10 @@ static int access_compound(struct nfs_client *c, const struct rpc_auth *cr,
 		put_stat_getattr(&cp);
 	comp_op(&cp, NFS4_OP_ACCESS);
 	xdr_put_u32(&cp.x, want);
-	int err = nfs_compound_run(c, cr, &cp, &r);
-	comp_free(&cp);
-	if (err)
-		return err;
-	err = st_err(res_op(&r, fh ? NFS4_OP_PUTFH : NFS4_OP_PUTROOTFH));
+	int st = run_fh_op(c, cr, &cp, &r, fh, 0);
+	if (st < 0)
+		return st;
+	int err = st_err(st);
 	if (!err && attr)
 		err = res_fh_attr(&r, NULL, attr);
 	if (!err)
@@ -337,11 +346,10 @@ int nfs_statfs(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs
 			    1u << FATTR4_MAXNAME,
 		    1u << (FATTR4_SPACE_AVAIL - 32) | 1u << (FATTR4_SPACE_FREE - 32) |
 			    1u << (FATTR4_SPACE_TOTAL - 32));
-	int err = nfs_compound_run(c, cr, &cp, &r);
-	comp_free(&cp);
-	if (err)
-		return err;
-	err = st_err(res_op(&r, fh ? NFS4_OP_PUTFH : NFS4_OP_PUTROOTFH));
+	int st = run_fh_op(c, cr, &cp, &r, fh, 0);
+	if (st < 0)
+		return st;
+	int err = st_err(st);
 	if (!err)
 		err = res_fh_attr(&r, NULL, &a);
 	res_free(&r);
@@ -368,13 +376,9 @@ ssize_t nfs_readlink(struct nfs_client *c, const struct rpc_auth *cr, const stru
 	comp_init(&cp);
 	put_fh(&cp, fh);
 	comp_op(&cp, NFS4_OP_READLINK);
-	int err = nfs_compound_run(c, cr, &cp, &r);
-	comp_free(&cp);
-	if (err)
-		return err;
-	int st = res_op(&r, NFS4_OP_PUTFH);
-	if (!st)
-		st = res_op(&r, NFS4_OP_READLINK);
+	int st = run_fh_op(c, cr, &cp, &r, fh, NFS4_OP_READLINK);
+	if (st < 0)
+		return st;
 	ssize_t ret = st_err(st);
 	if (!ret) {
 		size_t n;
@@ -497,13 +501,9 @@ int nfs_reopen(struct nfs_client *c, const struct rpc_auth *cr, struct nfs_open 
 	put_open_owner(&cp.x, nfs_client_id(c), owner);
 	xdr_put_u32(&cp.x, OPEN4_NOCREATE);
 	xdr_put_u32(&cp.x, CLAIM_FH); /* the file by its handle, whatever its name now */
-	int err = nfs_compound_run(c, cr, &cp, &r);
-	comp_free(&cp);
-	if (err)
-		return err;
-	int st = res_op(&r, NFS4_OP_PUTFH);
-	if (!st)
-		st = res_op(&r, NFS4_OP_OPEN);
+	int st = run_fh_op(c, cr, &cp, &r, &of->fh, NFS4_OP_OPEN);
+	if (st < 0)
+		return st;
 	if (!st) {
 		struct nfs_stateid sid;
 		int has_deleg = 0;
@@ -521,7 +521,7 @@ int nfs_reopen(struct nfs_client *c, const struct rpc_auth *cr, struct nfs_open 
 			}
 		}
 	}
-	err = st_err(st);
+	int err = st_err(st);
 	res_free(&r);
 	return err;
 }
@@ -847,6 +847,58 @@ ssize_t nfs_read(struct nfs_client *c, const struct rpc_auth *cr, const struct n
 	return size == 0 ? 0 : io_batch_run(c, cr, fh, &rb.b);
 }
 
+ssize_t nfs_read_ref(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_fh *fh,
+		     const struct nfs_stateid *sid, size_t size, uint64_t off, int *eof,
+		     const uint8_t **data, void **keep)
+{
+	*keep = NULL;
+	if (eof)
+		*eof = 0;
+	if (size > nfs_io_read(c)) {
+		/* Several READs: their data is gathered into one buffer. */
+		uint8_t *buf = malloc(size);
+		if (!buf)
+			return -ENOMEM;
+		ssize_t n = nfs_read(c, cr, fh, sid, buf, size, off, eof);
+		if (n < 0) {
+			free(buf);
+			return n;
+		}
+		*data = buf;
+		*keep = buf;
+		return n;
+	}
+	struct nfs_compound cp;
+	struct nfs_res r;
+	comp_init(&cp);
+	put_fh(&cp, fh);
+	comp_op(&cp, NFS4_OP_READ);
+	put_stateid(&cp.x, sid);
+	xdr_put_u64(&cp.x, off);
+	xdr_put_u32(&cp.x, (uint32_t)size);
+	int st = run_fh_op(c, cr, &cp, &r, fh, NFS4_OP_READ);
+	if (st < 0)
+		return st;
+	ssize_t n = st_err(st);
+	if (!n) {
+		int at_end = xdr_get_bool(&r.d);
+		size_t got;
+		const uint8_t *p = xdr_get_opaque(&r.d, &got, size);
+		if (!p) {
+			n = -EBADMSG;
+		} else {
+			*data = p;
+			*keep = r.rep.buf; /* the reply's buffer is now the caller's */
+			r.rep.buf = NULL;
+			if (eof)
+				*eof = at_end;
+			n = (ssize_t)got;
+		}
+	}
+	res_free(&r);
+	return n;
+}
+
 struct write_batch {
 	struct io_batch b;
 	const void *buf;
@@ -910,14 +962,10 @@ int nfs_commit(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs
 	comp_op(&cp, NFS4_OP_COMMIT);
 	xdr_put_u64(&cp.x, off);
 	xdr_put_u32(&cp.x, count);
-	int err = nfs_compound_run(c, cr, &cp, &r);
-	comp_free(&cp);
-	if (err)
-		return err;
-	int st = res_op(&r, NFS4_OP_PUTFH);
-	if (!st)
-		st = res_op(&r, NFS4_OP_COMMIT);
-	err = st_err(st);
+	int st = run_fh_op(c, cr, &cp, &r, fh, NFS4_OP_COMMIT);
+	if (st < 0)
+		return st;
+	int err = st_err(st);
 	if (!err) {
 		const uint8_t *v = xdr_get_fixed(&r.d, NFS4_VERIFIER_SIZE);
 		if (!v)
@@ -969,13 +1017,9 @@ int nfs_create(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs
 	nfs4_encode_sattr(&cp.x, &sa);
 	comp_op(&cp, NFS4_OP_GETFH);
 	put_stat_getattr(&cp);
-	err = nfs_compound_run(c, cr, &cp, &r);
-	comp_free(&cp);
-	if (err)
-		return err;
-	int st = res_op(&r, dir ? NFS4_OP_PUTFH : NFS4_OP_PUTROOTFH);
-	if (!st)
-		st = res_op(&r, NFS4_OP_CREATE);
+	int st = run_fh_op(c, cr, &cp, &r, dir, NFS4_OP_CREATE);
+	if (st < 0)
+		return st;
 	err = st_err(st);
 	if (!err) {
 		skip_cinfo(&r.d);
@@ -1053,13 +1097,9 @@ int nfs_rename(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs
 	comp_op(&cp, NFS4_OP_RENAME);
 	xdr_put_string(&cp.x, from);
 	xdr_put_string(&cp.x, to);
-	err = nfs_compound_run(c, cr, &cp, &r);
-	comp_free(&cp);
-	if (err)
-		return err;
-	int st = res_op(&r, from_dir ? NFS4_OP_PUTFH : NFS4_OP_PUTROOTFH);
-	if (!st)
-		st = res_op(&r, NFS4_OP_SAVEFH);
+	int st = run_fh_op(c, cr, &cp, &r, from_dir, NFS4_OP_SAVEFH);
+	if (st < 0)
+		return st;
 	if (!st)
 		st = res_op(&r, to_dir ? NFS4_OP_PUTFH : NFS4_OP_PUTROOTFH);
 	if (!st)
@@ -1176,13 +1216,9 @@ int nfs_link(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_f
 	xdr_put_string(&cp.x, name);
 	comp_op(&cp, NFS4_OP_RESTOREFH);
 	put_stat_getattr(&cp);
-	err = nfs_compound_run(c, cr, &cp, &r);
-	comp_free(&cp);
-	if (err)
-		return err;
-	int st = res_op(&r, NFS4_OP_PUTFH);
-	if (!st)
-		st = res_op(&r, NFS4_OP_SAVEFH);
+	int st = run_fh_op(c, cr, &cp, &r, fh, NFS4_OP_SAVEFH);
+	if (st < 0)
+		return st;
 	if (!st)
 		st = res_op(&r, dir ? NFS4_OP_PUTFH : NFS4_OP_PUTROOTFH);
 	if (!st)
@@ -1221,14 +1257,10 @@ int nfs_readdir(struct nfs_client *c, const struct rpc_auth *cr, const struct nf
 	xdr_put_u32(&cp.x, 2);
 	xdr_put_u32(&cp.x, stat_mask0 | 1u << FATTR4_RDATTR_ERROR);
 	xdr_put_u32(&cp.x, stat_mask1);
-	int err = nfs_compound_run(c, cr, &cp, &r);
-	comp_free(&cp);
-	if (err)
-		return err;
-	int st = res_op(&r, dir ? NFS4_OP_PUTFH : NFS4_OP_PUTROOTFH);
-	if (!st)
-		st = res_op(&r, NFS4_OP_READDIR);
-	err = st_err(st);
+	int st = run_fh_op(c, cr, &cp, &r, dir, NFS4_OP_READDIR);
+	if (st < 0)
+		return st;
+	int err = st_err(st);
 	if (err) {
 		res_free(&r);
 		return err;
@@ -1319,13 +1351,9 @@ int nfs_lock(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_o
 		put_stateid(&cp.x, &lk->stateid);
 		xdr_put_u32(&cp.x, 0);
 	}
-	int err = nfs_compound_run(c, cr, &cp, &r);
-	comp_free(&cp);
-	if (err)
-		return err;
-	int st = res_op(&r, NFS4_OP_PUTFH);
-	if (!st)
-		st = res_op(&r, NFS4_OP_LOCK);
+	int st = run_fh_op(c, cr, &cp, &r, &of->fh, NFS4_OP_LOCK);
+	if (st < 0)
+		return st;
 	if (st == 0) {
 		get_stateid(&r.d, &lk->stateid);
 		if (!r.d.err)
@@ -1356,13 +1384,9 @@ int nfs_unlock(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs
 	put_stateid(&cp.x, &lk->stateid);
 	xdr_put_u64(&cp.x, off);
 	xdr_put_u64(&cp.x, len);
-	int err = nfs_compound_run(c, cr, &cp, &r);
-	comp_free(&cp);
-	if (err)
-		return err;
-	int st = res_op(&r, NFS4_OP_PUTFH);
-	if (!st)
-		st = res_op(&r, NFS4_OP_LOCKU);
+	int st = run_fh_op(c, cr, &cp, &r, &of->fh, NFS4_OP_LOCKU);
+	if (st < 0)
+		return st;
 	if (!st) {
 		get_stateid(&r.d, &lk->stateid);
 		if (r.d.err)
@@ -1385,13 +1409,9 @@ int nfs_testlock(struct nfs_client *c, const struct rpc_auth *cr, const struct n
 	xdr_put_u64(&cp.x, off);
 	xdr_put_u64(&cp.x, len);
 	put_lock_owner(&cp.x, nfs_client_id(c), owner);
-	int err = nfs_compound_run(c, cr, &cp, &r);
-	comp_free(&cp);
-	if (err)
-		return err;
-	int st = res_op(&r, NFS4_OP_PUTFH);
-	if (!st)
-		st = res_op(&r, NFS4_OP_LOCKT);
+	int st = run_fh_op(c, cr, &cp, &r, fh, NFS4_OP_LOCKT);
+	if (st < 0)
+		return st;
 	if (st == NFS4ERR_DENIED) {
 		get_denied(&r.d, conflict);
 		st = r.d.err ? -EBADMSG : st;

@@ -23,6 +23,13 @@
 
 #define TLS_RECORD_MAX 16384 /* bytes of plaintext in one TLS record */
 #define TLS_WANT_READ_WAIT_MS 10 /* a write waiting on a read: poll again this soon */
+/* With read-ahead one read(2) takes in several records: a 1 MiB READ
+ * reply is 64 records, which cost two read(2)s each without it. */
+#define TLS_READ_BUFFER 65536 /* bytes */
+/* Records are gathered and sent with one write(2) per this many bytes (and
+ * at the end of every call) instead of one per 16 KiB record. */
+#define TLS_WRITE_BUFFER 131072 /* bytes */
+#define TLS_CERT_VERDICT_WAIT_MS 300 /* await_cert_verdict: a round trip and then some */
 
 struct tls_target {
 	SSL_CTX *ctx;
@@ -31,6 +38,8 @@ struct tls_target {
 	int verify;
 	pthread_mutex_t lock; /* sess */
 	SSL_SESSION *sess;    /* the newest session the server gave */
+	unsigned sess_cert_gen; /* the client certificate it was made with */
+	const struct tls_client_cert *client_cert; /* NULL: none */
 	atomic_uint resumed;
 };
 
@@ -39,6 +48,8 @@ struct tls_conn {
 	int fd;
 	pthread_mutex_t lock; /* every SSL call */
 	struct tls_target *target;
+	unsigned cert_gen; /* of the client certificate presented */
+	int got_ticket;	   /* the server sent a session ticket (await_cert_verdict) */
 	uint8_t out[TLS_RECORD_MAX]; /* small iovecs gathered into full records */
 };
 
@@ -62,9 +73,13 @@ static int new_session(SSL *ssl, SSL_SESSION *sess)
 	struct tls_target *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), target_index);
 	if (!t)
 		return 0;
+	struct tls_conn *c = SSL_get_app_data(ssl);
+	if (c)
+		c->got_ticket = 1;
 	pthread_mutex_lock(&t->lock);
 	SSL_SESSION *old = t->sess;
 	t->sess = sess;
+	t->sess_cert_gen = c ? c->cert_gen : 0;
 	pthread_mutex_unlock(&t->lock);
 	SSL_SESSION_free(old);
 	return 1; /* we keep the reference */
@@ -91,6 +106,7 @@ int tls_target_new(const struct tls_conf *conf, const char *host, struct tls_tar
 	}
 	pthread_mutex_init(&t->lock, NULL);
 	t->verify = conf->verify;
+	t->client_cert = conf->client_cert;
 	t->ctx = SSL_CTX_new(TLS_client_method());
 	if (!t->ctx)
 		goto ssl_fail;
@@ -99,6 +115,8 @@ int tls_target_new(const struct tls_conf *conf, const char *host, struct tls_tar
 	SSL_CTX_set_options(t->ctx, SSL_OP_NO_RENEGOTIATION);
 	/* Retries of a write that would block may come from a moved buffer. */
 	SSL_CTX_set_mode(t->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_read_ahead(t->ctx, 1);
+	SSL_CTX_set_default_read_buffer_len(t->ctx, TLS_READ_BUFFER);
 	SSL_CTX_set_session_cache_mode(t->ctx,
 				       SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(t->ctx, new_session);
@@ -169,6 +187,47 @@ static int wait_fd(int fd, short events, int timeout_ms)
 	return r < 0 ? -errno : r == 0 ? -ETIMEDOUT : 0;
 }
 
+static void cert_refused(const char *where, const char *why, char *err, size_t errlen)
+{
+	snprintf(err, errlen,
+		 "TLS handshake with %s: the server refused the client certificate: %s (with "
+		 "-o iam: the IAM signature was rejected, check the credentials, their policy and "
+		 "this host's clock; with -o accesspoint: check the access point id)",
+		 where, why);
+}
+
+/* TLS 1.3 ends the client's side of the handshake before the server has
+ * judged its certificate: a refusal comes as an alert afterwards, which
+ * the NFS layer would report as a bare protocol error. Wait a little for
+ * the server's first record (a session ticket, or the alert); a server
+ * that sends no ticket costs the whole wait, once per connection.
+ * 0, or -1 with the reason in why. */
+static int await_cert_verdict(struct tls_conn *c, int wait_ms, char *why, size_t whylen)
+{
+	long long end = now_ms() + wait_ms;
+	char b;
+	for (;;) {
+		ERR_clear_error();
+		int r = SSL_peek(c->ssl, &b, 1);
+		if (r > 0)
+			return 0;
+		int e = SSL_get_error(c->ssl, r);
+		if (e == SSL_ERROR_SSL) {
+			ssl_reason(why, whylen);
+			return -1;
+		}
+		if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL) {
+			snprintf(why, whylen, "the connection was closed after the handshake");
+			return -1;
+		}
+		if (e != SSL_ERROR_WANT_READ || c->got_ticket)
+			return 0;
+		long long left = end - now_ms();
+		if (left <= 0 || wait_fd(c->fd, POLLIN, (int)left))
+			return 0;
+	}
+}
+
 /* One line for a failed handshake: what went wrong and what to do. */
 static void handshake_error(struct tls_target *t, SSL *ssl, int sslerr, int sys, int eof,
 			    const char *where, char *err, size_t errlen)
@@ -212,6 +271,14 @@ static void handshake_error(struct tls_target *t, SSL *ssl, int sslerr, int sys,
 			 where, X509_verify_cert_error_string(v));
 		return;
 	}
+	if (t->client_cert && (strstr(why, "alert bad certificate") ||
+			       strstr(why, "alert certificate required") ||
+			       strstr(why, "alert access denied") ||
+			       strstr(why, "alert certificate unknown") ||
+			       strstr(why, "alert unknown ca"))) {
+		cert_refused(where, why, err, errlen);
+		return;
+	}
 	if (sys == ETIMEDOUT || eof || strstr(why, "wrong version number") ||
 	    strstr(why, "packet length too long") || strstr(why, "record layer failure")) {
 		snprintf(err, errlen,
@@ -234,6 +301,42 @@ static void handshake_error(struct tls_target *t, SSL *ssl, int sslerr, int sys,
 		snprintf(err, errlen, "TLS handshake with %s: protocol: %s", where, why);
 }
 
+/* After the handshake (OpenSSL buffers its own flights): a buffering BIO
+ * in front of the socket for writes; tls_writev flushes it. */
+static int buffer_writes(struct tls_conn *c)
+{
+	BIO *sock = SSL_get_wbio(c->ssl);
+	BIO *buf = BIO_new(BIO_f_buffer());
+	if (!buf || BIO_set_write_buffer_size(buf, TLS_WRITE_BUFFER) != 1 || !BIO_up_ref(sock)) {
+		BIO_free(buf);
+		return -ENOMEM;
+	}
+	BIO_push(buf, sock);
+	SSL_set0_wbio(c->ssl, buf); /* drops the SSL's own reference to sock as wbio */
+	return 0;
+}
+
+/* The provider's current certificate for this connection only, so that
+ * a renewed one goes to new connections while open ones keep theirs. */
+static int attach_client_cert(const struct tls_client_cert *cc, struct tls_conn *c, char *err,
+			      size_t errlen)
+{
+	X509 *x = NULL;
+	EVP_PKEY *k = NULL;
+	char why[256];
+	if (cc->get(cc->arg, &x, &k, &c->cert_gen, err, errlen))
+		return -1;
+	int ok = SSL_use_certificate(c->ssl, x) == 1 && SSL_use_PrivateKey(c->ssl, k) == 1;
+	X509_free(x);
+	EVP_PKEY_free(k);
+	if (!ok) {
+		ssl_reason(why, sizeof why);
+		snprintf(err, errlen, "TLS: cannot use the client certificate: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
 int tls_handshake(struct tls_target *t, int fd, unsigned port, int timeout_ms,
 		  struct tls_conn **out, char *err, size_t errlen)
 {
@@ -251,6 +354,11 @@ int tls_handshake(struct tls_target *t, int fd, unsigned port, int timeout_ms,
 	int fl = fcntl(fd, F_GETFL);
 	fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 	SSL_set_fd(c->ssl, fd);
+	SSL_set_app_data(c->ssl, c);
+	if (t->client_cert && attach_client_cert(t->client_cert, c, err, errlen)) {
+		tls_conn_free(c);
+		return -ECONNABORTED;
+	}
 	if (t->name) {
 		if (t->name_is_ip) {
 			X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), t->name);
@@ -260,7 +368,9 @@ int tls_handshake(struct tls_target *t, int fd, unsigned port, int timeout_ms,
 		}
 	}
 	pthread_mutex_lock(&t->lock);
-	if (t->sess)
+	/* A session made under an older client certificate would show the
+	 * server that one: renewed certificates need a full handshake. */
+	if (t->sess && t->sess_cert_gen == c->cert_gen)
 		SSL_set_session(c->ssl, t->sess);
 	pthread_mutex_unlock(&t->lock);
 
@@ -295,8 +405,21 @@ int tls_handshake(struct tls_target *t, int fd, unsigned port, int timeout_ms,
 		tls_conn_free(c);
 		return -ECONNABORTED; /* unreachable for health.c: routed around */
 	}
+	char why[256];
+	if (t->client_cert && !SSL_session_reused(c->ssl) &&
+	    SSL_version(c->ssl) >= TLS1_3_VERSION &&
+	    await_cert_verdict(c, TLS_CERT_VERDICT_WAIT_MS, why, sizeof why)) {
+		cert_refused(where, why, err, errlen);
+		tls_conn_free(c);
+		return -ECONNABORTED;
+	}
 	if (SSL_session_reused(c->ssl))
 		atomic_fetch_add(&t->resumed, 1);
+	if (buffer_writes(c) != 0) {
+		tls_conn_free(c);
+		snprintf(err, errlen, "TLS: out of memory");
+		return -ENOMEM;
+	}
 	*out = c;
 	return 0;
 }
@@ -374,6 +497,27 @@ static int write_buf(struct tls_conn *c, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/* Send what the write buffer holds. */
+static int flush_writes(struct tls_conn *c)
+{
+	for (;;) {
+		pthread_mutex_lock(&c->lock);
+		BIO *w = SSL_get_wbio(c->ssl);
+		errno = 0;
+		long r = BIO_flush(w);
+		int retry = r <= 0 && BIO_should_retry(w);
+		int sys = errno;
+		pthread_mutex_unlock(&c->lock);
+		if (r > 0)
+			return 0;
+		if (!retry)
+			return sys ? -sys : -EPIPE;
+		int e = wait_fd(c->fd, POLLOUT, -1);
+		if (e)
+			return e;
+	}
+}
+
 int tls_writev(struct tls_conn *c, const struct iovec *iov, int n)
 {
 	size_t used = 0;
@@ -407,7 +551,12 @@ int tls_writev(struct tls_conn *c, const struct iovec *iov, int n)
 			}
 		}
 	}
-	return used ? write_buf(c, c->out, used) : 0;
+	if (used) {
+		int e = write_buf(c, c->out, used);
+		if (e)
+			return e;
+	}
+	return flush_writes(c);
 }
 
 void tls_conn_info(struct tls_conn *c, struct tls_info *info)
@@ -417,6 +566,7 @@ void tls_conn_info(struct tls_conn *c, struct tls_info *info)
 	const char *ci = SSL_get_cipher_name(c->ssl);
 	snprintf(info->cipher, sizeof info->cipher, "%s", ci ? ci : "");
 	info->resumed = SSL_session_reused(c->ssl);
+	info->client_cert = SSL_get_certificate(c->ssl) != NULL;
 	pthread_mutex_unlock(&c->lock);
 }
 

@@ -18,11 +18,26 @@
 #include <stddef.h>
 #include <sys/uio.h>
 
+struct x509_st;
+struct evp_pkey_st;
+
+/* The client certificate to present when the server asks for one
+ * (tls_cert.h makes them). get gives references to the current
+ * certificate and key (the caller frees both) and its generation, which
+ * changes with every new certificate: a session made under another
+ * generation is not resumed, so the server sees the new one. */
+struct tls_client_cert {
+	int (*get)(void *arg, struct x509_st **cert, struct evp_pkey_st **key,
+		   unsigned *generation, char *err, size_t errlen);
+	void *arg;
+};
+
 /* The -o options (fuse/config.c). */
 struct tls_conf {
 	int verify;	    /* 0: tls_verify=0, the certificate is not checked */
 	const char *cafile; /* NULL: the system CA store */
 	const char *name;   /* the name the certificate must carry; NULL: the host */
+	const struct tls_client_cert *client_cert; /* NULL: none */
 };
 
 struct tls_target;
@@ -33,6 +48,7 @@ struct tls_info {
 	char version[16]; /* "TLSv1.3" */
 	char cipher[64];  /* "TLS_AES_256_GCM_SHA384" */
 	int resumed;	  /* this connection's handshake resumed a session */
+	int client_cert;  /* a client certificate was presented (tls_cert.h) */
 };
 
 /* A context for connections to host; 0 or -errno with a one-line reason. */

@@ -6,7 +6,9 @@ One HTTP server on 127.0.0.1 answers, by path:
   POST /           SSM (JSON 1.1, X-Amz-Target AmazonSSM.*), signing name ssm
   /latest/...      IMDSv2 (session token, role credentials, placement)
   /ecs/creds       the ECS container credential endpoint
-  /_fake/...       test control (unsigned): config, faults, log, reset
+  POST / (form)    STS AssumeRoleWithWebIdentity (unsigned; the token must be
+                   config["web_identity_token"], the role ARN well formed)
+  /_fake/...       test control (unsigned): config, faults, log, reset, keys
 
 Every EFS/SSM request's SigV4 signature is recomputed with botocore's
 SigV4Auth, an independent signer; a mismatch gets 403 SignatureDoesNotMatch
@@ -18,6 +20,7 @@ as AWS answers. Run with Debian's /usr/bin/python3 (python3-botocore).
 import argparse
 import base64
 import json
+import re
 import socketserver
 import subprocess
 import sys
@@ -26,7 +29,8 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
+from xml.sax.saxutils import escape as xml_escape
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -74,6 +78,7 @@ class State:
             "creds_ttl": 3600,  # seconds until issued credentials expire
             "imds_token_uses": 0,  # >0: a token dies after that many uses
             "ecs_token": None,  # required Authorization header value
+            "web_identity_token": None,  # the token STS accepts (None: any refused)
             "region": REGION,
             # The local rehearsal: a new mount target gets the next address of
             # ip_pool and create_cmd + [ip, id] runs (starting an NFS server);
@@ -87,7 +92,7 @@ class State:
         self.faults = []
         self.log = []
         self.temp_keys = {}  # access key -> (secret, token)
-        self.issued = {"imds": 0, "ecs": 0, "imds_token": 0}
+        self.issued = {"imds": 0, "ecs": 0, "imds_token": 0, "sts": 0}
         self.imds_tokens = {}  # token -> (expiry, uses left)
         self.params = {}
         self.filesystems = {"fs-12345678": "efsmt-test", "fs-paged": "paged"}
@@ -108,7 +113,8 @@ class State:
         return mid
 
     def issue(self, source):
-        ak = ("ASIAIMDS" if source == "imds" else "ASIAECS") + uuid.uuid4().hex[:12].upper()
+        prefix = {"imds": "ASIAIMDS", "ecs": "ASIAECS", "sts": "ASIASTS"}[source]
+        ak = prefix + uuid.uuid4().hex[:12].upper()
         secret = base64.b64encode(uuid.uuid4().bytes).decode()
         token = "tok/" + base64.b64encode(uuid.uuid4().bytes * 3).decode()
         self.temp_keys[ak] = (secret, token)
@@ -210,6 +216,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self.imds(p)
             if p == "/ecs/creds":
                 return self.ecs()
+            if p == "/" and self.command == "POST" and self.headers.get(
+                    "Content-Type", "").startswith("application/x-www-form-urlencoded"):
+                return self.sts()
             with STATE.lock:
                 service, action = self.route()
                 ak = self.verify(service)
@@ -504,6 +513,55 @@ class Handler(BaseHTTPRequestHandler):
             c["RoleArn"] = f"arn:aws:iam::{ACCOUNT}:role/{ROLE}"
             return self.send(200, c)
 
+    def sts_error(self, status, code, message):
+        body = ("<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>"
+                "<Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error>"
+                "<RequestId>%s</RequestId></ErrorResponse>" % (
+                    code, xml_escape(message), uuid.uuid4()))
+        return self.send(status, body, {"Content-Type": "text/xml"})
+
+    def sts(self):
+        """AssumeRoleWithWebIdentity, checked as STS does: the form's fields,
+        their formats, no signature needed, the token must be the one given."""
+        form = parse_qs(self.body.decode(), keep_blank_values=True, strict_parsing=True)
+        one = {k: v[0] for k, v in form.items() if len(v) == 1}
+        with STATE.lock:
+            STATE.log.append({"service": "sts", "action": one.get("Action"),
+                              "authorization": self.headers.get("Authorization"),
+                              "form": {k: v for k, v in one.items() if k != "WebIdentityToken"}})
+            want = STATE.config["web_identity_token"]
+        if len(one) != len(form):
+            return self.sts_error(400, "InvalidParameterValue", "a parameter is repeated")
+        if one.get("Action") != "AssumeRoleWithWebIdentity":
+            return self.sts_error(400, "InvalidAction", "unknown action %r" % one.get("Action"))
+        if one.get("Version") != "2011-06-15":
+            return self.sts_error(400, "InvalidParameterValue", "bad Version")
+        if not re.fullmatch(r"arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}",
+                            one.get("RoleArn", "")):
+            return self.sts_error(400, "ValidationError", "RoleArn is not a role ARN")
+        if not re.fullmatch(r"[\w+=,.@-]{2,64}", one.get("RoleSessionName", "")):
+            return self.sts_error(400, "ValidationError", "RoleSessionName is malformed")
+        if want is None or one.get("WebIdentityToken") != want:
+            return self.sts_error(400, "InvalidIdentityToken", "Couldn't verify the token")
+        with STATE.lock:
+            c = STATE.issue("sts")
+        arn = one["RoleArn"]
+        body = ("<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/"
+                "2011-06-15/\"><AssumeRoleWithWebIdentityResult>"
+                "<SubjectFromWebIdentityToken>system:serviceaccount:default:efsmt"
+                "</SubjectFromWebIdentityToken><AssumedRoleUser><Arn>%s/%s</Arn>"
+                "<AssumedRoleId>AROAFAKE:%s</AssumedRoleId></AssumedRoleUser>"
+                "<Credentials><SessionToken>%s</SessionToken>"
+                "<SecretAccessKey>%s</SecretAccessKey><Expiration>%s</Expiration>"
+                "<AccessKeyId>%s</AccessKeyId></Credentials>"
+                "<Provider>oidc.eks.fake</Provider></AssumeRoleWithWebIdentityResult>"
+                "<ResponseMetadata><RequestId>%s</RequestId></ResponseMetadata>"
+                "</AssumeRoleWithWebIdentityResponse>" % (
+                    xml_escape(arn), one["RoleSessionName"], one["RoleSessionName"],
+                    xml_escape(c["Token"]), xml_escape(c["SecretAccessKey"]), c["Expiration"],
+                    c["AccessKeyId"], uuid.uuid4()))
+        return self.send(200, body, {"Content-Type": "text/xml"})
+
     # ---- control ----
     def control(self, what):
         with STATE.lock:
@@ -516,6 +574,8 @@ class Handler(BaseHTTPRequestHandler):
             if what == "faults":
                 STATE.faults.extend(json.loads(self.body))
                 return self.send(200, {"queued": len(STATE.faults)})
+            if what == "keys":  # the temporary keys issued, for tests that check signatures
+                return self.send(200, {k: list(v) for k, v in STATE.temp_keys.items()})
             if what == "log":
                 return self.send(200, {"log": STATE.log, "issued": STATE.issued,
                                        "faults_left": len(STATE.faults)})

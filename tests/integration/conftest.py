@@ -7,7 +7,8 @@ backend's targets in the foreground, and on teardown unmounts, checks that the
 daemon exited 0 and empties B again. Nothing is left mounted, even when a test
 fails; ./run also sweeps its scratch directory when pytest itself dies.
 
-A new kind of backend (nfs: three nfs-ganesha servers exporting B) is a new
+A new kind of backend (nfs: three nfs-ganesha servers exporting B; tls: the
+same behind stunnel4, mounted with -o tls) is a new
 Backend subclass registered in BACKENDS and named in BACKEND_KINDS: every test
 that uses `backend` or `fs` then runs against it too. "kernel" (kernel://
 targets: efsmt mounts each with the kernel NFS client) needs a kernel with
@@ -35,7 +36,7 @@ import efsmt_testlib as lib
 
 # EFSMT_BACKENDS=kernel (comma-separated) picks the backends; the kernel one
 # runs only in the guest of tests/vm/vm.sh (make check-vm).
-BACKEND_KINDS = [k for k in os.environ.get("EFSMT_BACKENDS", "dir,nfs").split(",") if k]
+BACKEND_KINDS = [k for k in os.environ.get("EFSMT_BACKENDS", "dir,nfs,tls").split(",") if k]
 
 DEFAULT_TEST_TIME_LIMIT = 120  # seconds; @pytest.mark.time_limit(N) changes it
 
@@ -132,8 +133,10 @@ class Backend:
         self.workdir = workdir
         self.backing = os.path.join(workdir, "B")  # direct access, for checking
 
-    # what efsmt is given: -o target=<option> for each
+    # what efsmt is given: -o target=<option> for each, and further options
+    # every mount of this backend needs ("opt,opt=v"; "" for none)
     target_options = []
+    mount_options = ""
     # canonical ids and URIs, in the same order
     ids = []
     uris = []
@@ -287,6 +290,54 @@ class NfsBackend(Backend):
         return [] if r.returncode == 0 else ["ganesha.sh stop: %s" % r.stderr.decode().strip()]
 
 
+class TlsBackend(NfsBackend):
+    """The nfs servers again, each behind stunnel4 (ADDR:20049, a server
+    certificate from a CA made for the run): efsmt mounts with -o tls, so
+    the whole suite also runs over TLS."""
+
+    kind = "tls"
+
+    def __init__(self, workdir):
+        super().__init__(workdir)
+        import tlslib  # it imports this module: not at the top
+
+        self.tlslib = tlslib
+        self.uris = ["nfs://%s.%d:%d/export" % (self.net, i + 2, tlslib.TLS_PORT)
+                     for i in range(self.ntargets)]
+        self.ids = list(self.uris)
+        self.target_options = list(self.uris)
+        self.stunnels = []
+
+    def start(self):
+        if not shutil.which("stunnel4", path=os.environ.get("PATH", "") + ":/usr/bin"):
+            pytest.fail("stunnel4 not found: apt-get install stunnel4", pytrace=False)
+        certs = self.tlslib.make_certs(os.path.join(self.workdir, "certs"))
+        self.mount_options = "tls,cafile=%s,tls_name=%s" % (certs["ca"], self.tlslib.TLS_NAME)
+        super().start()
+        key, pem = certs["server"]
+        for i in range(self.ntargets):
+            addr = "%s.%d" % (self.net, i + 2)
+            self.stunnels.append(self.tlslib.start_stunnel(
+                os.path.join(self.workdir, "stunnel%d" % i), addr, key, pem))
+
+    def target_resources(self, daemon_pid, k):
+        return lib.tcp_connections(daemon_pid, "%s.%d" % (self.net, k + 2),
+                                   self.tlslib.TLS_PORT)
+
+    def stop(self):
+        problems = []
+        for p in self.stunnels:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                problems.append("stunnel4 pid %d did not stop on SIGTERM" % p.pid)
+        self.stunnels = []
+        return problems + super().stop()
+
+
+
 KERNEL_RUN_DIR = "/run/efsmt/kernel"  # fuse/backend_kernel.h
 
 
@@ -374,7 +425,7 @@ class KernelBackend(Backend):
         return problems
 
 
-BACKENDS = {"dir": DirBackend, "nfs": NfsBackend, "kernel": KernelBackend}
+BACKENDS = {"dir": DirBackend, "nfs": NfsBackend, "tls": TlsBackend, "kernel": KernelBackend}
 
 
 @pytest.fixture(scope="session", params=BACKEND_KINDS)
@@ -532,7 +583,8 @@ def mount_efsmt(backend, efsmt_bin):
         workdir = lib.make_workdir("efsmt-mnt.")
         mnt = os.path.join(workdir, "mnt")
         os.mkdir(mnt)
-        d = Daemon(efsmt_bin, source, mnt, lib.target_args(backend, style) + list(args or []),
+        d = Daemon(efsmt_bin, source, mnt,
+                   lib.target_args(backend, style) + list(args or []),
                    os.path.join(workdir, "efsmt.log"))
         started.append((d, workdir))
         d.start()

@@ -300,16 +300,18 @@ def write_file(path, data, mode="wb"):
 # ---------------------------------------------------------------- test helpers
 
 def target_args(backend, style="one"):
-    """-o arguments naming the backend's targets: one -o with commas ("one"),
-    one -o each ("each"), or none ("none": the test names them otherwise)."""
+    """-o arguments naming the backend's targets, with the options every mount
+    of it needs: one -o with commas ("one"), one -o each ("each"), or only
+    the options ("none": the test names the targets otherwise)."""
+    extra = [backend.mount_options] if backend.mount_options else []
     if style == "none":
-        return []
+        return ["-o", extra[0]] if extra else []
     if style == "one":
-        return ["-o", ",".join("target=" + t for t in backend.target_options)]
+        return ["-o", ",".join(["target=" + t for t in backend.target_options] + extra)]
     out = []
     for t in backend.target_options:
         out += ["-o", "target=" + t]
-    return out
+    return out + (["-o", extra[0]] if extra else [])
 
 
 def same_stat(a, b, fields=("st_ino", "st_mode", "st_nlink", "st_uid", "st_gid", "st_size",

@@ -1,4 +1,4 @@
-"""The AWS client (provisioner/libaws.a) through provisioner/awsprobe against
+"""The AWS client (aws/libaws.a) through provisioner/awsprobe against
 tests/fakeaws/fakeaws.py, which checks every signature with botocore."""
 
 import json
@@ -268,6 +268,65 @@ def test_chain_order(fake, tmp_path):
     assert source(fake)["source"] == "profile"  # files before ECS
     fake.static_keys()
     assert source(fake)["source"] == "env"  # env first
+
+
+WEB_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2ln+/="
+ROLE_ARN = "arn:aws:iam::123456789012:role/efsmt-irsa"
+
+
+def web_identity(fake, tmp_path, token=WEB_TOKEN):
+    fake.config(web_identity_token=WEB_TOKEN)
+    fake.env["AWS_WEB_IDENTITY_TOKEN_FILE"] = write(tmp_path / "token", token + "\n")
+    fake.env["AWS_ROLE_ARN"] = ROLE_ARN
+    fake.env["EFSMT_STS_ENDPOINT"] = fake.url
+
+
+def test_web_identity_credentials(fake, tmp_path):
+    """EKS IAM roles for service accounts: the token file traded at STS
+    (unsigned, form-encoded) for the role's temporary credentials, which
+    then sign EFS calls the fake accepts."""
+    web_identity(fake, tmp_path)
+    s = source(fake)
+    assert s["source"] == "webidentity" and s["access_key"].startswith("ASIASTS")
+    assert s["token"] == "yes"
+    sts = [e for e in fake.log()["log"] if e["service"] == "sts"]
+    assert len(sts) == 2  # awsprobe creds, then awsprobe describe
+    assert all(e["authorization"] is None for e in sts)
+    assert sts[0]["form"]["RoleArn"] == ROLE_ARN
+    assert sts[0]["form"]["RoleSessionName"].startswith("efsmt-")
+    fake.env["AWS_ROLE_SESSION_NAME"] = "pod-a"
+    source(fake)
+    assert [e for e in fake.log()["log"] if e["service"] == "sts"][-1]["form"][
+        "RoleSessionName"] == "pod-a"
+
+
+def test_web_identity_in_the_chain(fake, tmp_path):
+    web_identity(fake, tmp_path)
+    fake.env["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"] = "/ecs/creds"
+    write(tmp_path / ".aws" / "credentials",
+          "[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n" % PROFILE)
+    assert source(fake)["source"] == "webidentity"  # before the files and ECS
+    fake.static_keys()
+    assert source(fake)["source"] == "env"  # after the environment's keys
+
+
+def test_web_identity_refused_token_one_line(fake, tmp_path):
+    web_identity(fake, tmp_path, token="not-the-token")
+    r = fake.run("describe", FS, ok=False)
+    assert "InvalidIdentityToken" in r.stderr and ROLE_ARN in r.stderr
+    assert "not-the-token" not in r.stderr
+    fake.env["AWS_WEB_IDENTITY_TOKEN_FILE"] = str(tmp_path / "missing")
+    r = fake.run("describe", FS, ok=False)
+    assert "AWS_WEB_IDENTITY_TOKEN_FILE" in r.stderr and "missing" in r.stderr
+
+
+def test_web_identity_refreshed_from_the_file(fake, tmp_path):
+    """Temporary credentials near their end are asked for again, with the
+    token file read again (the kubelet rotates it)."""
+    web_identity(fake, tmp_path)
+    fake.config(creds_ttl=200)  # inside the refresh margin: fetched before each call
+    fake.run("repeat", "3", "describe", FS)
+    assert fake.log()["issued"]["sts"] == 3
 
 
 def test_no_credentials_one_line(fake):

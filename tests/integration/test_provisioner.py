@@ -96,7 +96,10 @@ class Prov:
         mnt = self.mnt if name == "d1" else os.path.join(self.tmp, "mnt-" + name)
         os.makedirs(mnt, exist_ok=True)
         d = Daemon(lib.efsmt_binary(), FS, mnt,
-                   ["-o", "targets_file=%s,control=%s" % (targets_file or self.state, sock)],
+                   # nfs:// targets here are plaintext ganesha: a file system
+                   # id would mean TLS by default
+                   ["-o", "targets_file=%s,control=%s,notls" % (targets_file or self.state,
+                                                                sock)],
                    os.path.join(self.tmp, name + ".log"))
         d.sock = sock
         self.daemons.append(d.start())

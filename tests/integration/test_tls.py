@@ -50,7 +50,8 @@ def mount(env, efsmt_bin, tmp_path):
         args = []
         for u in uris or env.tls_uris:
             args += ["-o", "target=" + u]
-        args += ["-o", "control=" + sock]
+        # the client key below the test's directory, not in /var/lib/efsmt
+        args += ["-o", "control=%s,keyfile=%s" % (sock, os.path.join(str(tmp_path), "key.pem"))]
         if opts is None:
             opts = "tls,cafile=%s,tls_name=%s" % (env.certs["ca"], TLS_NAME)
         if opts:
@@ -104,6 +105,7 @@ def test_tls_workload_and_targets_show_tls(env, mount):
         assert t["tls"] is True, t
         assert t["tls_version"] in ("TLSv1.2", "TLSv1.3"), t
         assert t["tls_cipher"], t
+        assert t["tls_client_cert"] is True, t  # a file system id: EFS's client certificate
     # Two lanes per target: the second handshake resumes the first's session.
     assert sum(t["tls_resumed"] for t in ts) >= 1, ts
     table = subprocess.run([CTL_BIN, "-s", m.sock, "targets"], capture_output=True,
@@ -114,10 +116,11 @@ def test_tls_workload_and_targets_show_tls(env, mount):
 
 
 def test_plaintext_mount_shows_tls_off(env, mount):
-    m = mount(uris=env.plain_uris, opts="")
+    m = mount(uris=env.plain_uris, opts="notls")
     workload(m.mnt, n=2, size=1 << 16)
     for t in m.targets():
         assert t["tls"] is False and t["tls_version"] is None, t
+        assert t["tls_client_cert"] is False, t
 
 
 @pytest.mark.parametrize("case", ["wrong-ca", "wrong-name", "expired", "plaintext"])

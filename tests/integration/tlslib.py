@@ -77,6 +77,23 @@ def port_open(addr, port):
         return s.connect_ex((addr, port)) == 0
 
 
+def start_stunnel(base, addr, key, pem):
+    """stunnel4 on addr:TLS_PORT in front of addr:2049; files at base.*"""
+    conf = base + ".conf"
+    with open(conf, "w") as f:
+        f.write("foreground = yes\npid =\nsyslog = no\ndebug = 4\n"
+                "[nfs]\naccept = %s:%d\nconnect = %s:2049\ncert = %s\nkey = %s\n"
+                "sslVersionMin = TLSv1.2\n" % (addr, TLS_PORT, addr, pem, key))
+    log = open(base + ".log", "ab")
+    p = subprocess.Popen(["stunnel4", conf], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    log.close()
+    if not lib.wait_for(lambda: port_open(addr, TLS_PORT), STUNNEL_START_S, 0.05):
+        p.kill()
+        p.wait(10)
+        raise AssertionError("stunnel on %s did not listen (log: %s.log)" % (addr, base))
+    return p
+
+
 class Stunnels:
     """Three nfs-ganesha targets on a loopback block of their own, each
     behind stunnel4 on the same address, port TLS_PORT."""
@@ -102,18 +119,8 @@ class Stunnels:
 
     def start_one(self, k, cert):
         key, pem = self.certs[cert]
-        conf = os.path.join(self.tmp, "stunnel%d.conf" % k)
-        with open(conf, "w") as f:
-            f.write("foreground = yes\npid =\nsyslog = no\ndebug = 4\n"
-                    "[nfs]\naccept = %s:%d\nconnect = %s:2049\ncert = %s\nkey = %s\n"
-                    "sslVersionMin = TLSv1.2\n" % (self.addrs[k], TLS_PORT, self.addrs[k],
-                                                   pem, key))
-        log = open(os.path.join(self.tmp, "stunnel%d.log" % k), "ab")
-        self.procs[k] = subprocess.Popen(["stunnel4", conf], stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=log)
-        log.close()
-        assert lib.wait_for(lambda: port_open(self.addrs[k], TLS_PORT), STUNNEL_START_S, 0.05), \
-            "stunnel on %s did not listen" % self.addrs[k]
+        self.procs[k] = start_stunnel(os.path.join(self.tmp, "stunnel%d" % k), self.addrs[k],
+                                      key, pem)
 
     def stop_one(self, k):
         p = self.procs[k]

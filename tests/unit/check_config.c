@@ -91,9 +91,42 @@ START_TEST(test_good)
 	ck_assert_str_eq(cfg.targets[2].uri, "nfs://[fd00::1]:2050/x");
 	ck_assert_str_eq(cfg.targets[1].scheme, "nfs");
 	ck_assert_int_eq(cfg.lanes, 4);
-	ck_assert_int_eq(cfg.tls, 0); /* TLS is off unless asked for */
+	ck_assert_int_eq(cfg.tls, 1); /* a file system id: TLS unless -o notls */
+	ck_assert_int_eq(cfg.tls_default, 1);
 	ck_assert_int_eq(cfg.tls_verify, 1);
+	ck_assert_int_eq(cfg.iam, 0);
+	ck_assert_ptr_null(cfg.access_point);
+	ck_assert_ptr_null(cfg.region);
 	config_free(&cfg);
+	ck_assert_int_eq(parse(&cfg, "fs-12345678", "-o", "target=10.0.1.5,notls"), 0);
+	ck_assert_int_eq(cfg.tls, 0);
+	config_free(&cfg);
+	/* any other SOURCE: TLS only when asked for */
+	ck_assert_int_eq(parse(&cfg, "efs-data", "-o", "target=10.0.1.5"), 0);
+	ck_assert_int_eq(cfg.tls, 0);
+	config_free(&cfg);
+	ck_assert_int_eq(parse(&cfg, "efs-data", "-o", "target=10.0.1.5,notls,tls"), 0);
+	ck_assert_int_eq(cfg.tls, 1);
+	config_free(&cfg);
+
+	ck_assert_int_eq(parse(&cfg, "fs-0123456789abcdef0", "-o",
+			       "target=10.0.1.5,iam,accesspoint=fsap-0123456789abcdef0,"
+			       "region=cn-north-1,awsprofile=team,keyfile=/var/k.pem"),
+			 0);
+	ck_assert_int_eq(cfg.tls, 1);
+	ck_assert_int_eq(cfg.iam, 1);
+	ck_assert_str_eq(cfg.access_point, "fsap-0123456789abcdef0");
+	ck_assert_str_eq(cfg.region, "cn-north-1");
+	ck_assert_str_eq(cfg.awsprofile, "team");
+	ck_assert_str_eq(cfg.keyfile, "/var/k.pem");
+	config_free(&cfg);
+
+	char name[256];
+	ck_assert_int_eq(config_efs_tls_name("fs-12345678", "eu-west-1", name, sizeof name), 0);
+	ck_assert_str_eq(name, "fs-12345678.efs.eu-west-1.amazonaws.com");
+	ck_assert_int_eq(config_efs_tls_name("fs-12345678", "cn-north-1", name, sizeof name), 0);
+	ck_assert_str_eq(name, "fs-12345678.efs.cn-north-1.amazonaws.com.cn");
+	ck_assert_int_eq(config_efs_tls_name("fs-12345678", "eu-west-1", name, 20), -1);
 
 	/* kernel://: canonical as nfs://, the path kept, the port when not 2049 */
 	ck_assert_int_eq(parse(&cfg, "fs-12345678", "-o",
@@ -159,6 +192,23 @@ START_TEST(test_bad_uris)
 	expect_error("x", "-o", "target=10.0.1.5,target=nfs://10.0.1.5:2049/", "given twice");
 	expect_error("x", "-o", "target=/a,lanes=17", "lanes=17");
 	expect_error("x", "-o", "target=/a,tls_verify=2", "tls_verify=2");
+	expect_error("fs-12345678", "-o", "target=/a,accesspoint=fsap-xyz",
+		     "accesspoint=fsap-xyz: expected fsap- and 17 lowercase hex digits");
+	expect_error("fs-12345678", "-o", "target=/a,accesspoint=fsap-0123456789ABCDEF0",
+		     "accesspoint=fsap-0123456789ABCDEF0: expected");
+	expect_error("fs-12345678", "-o", "target=/a,accesspoint=fsap-0123456789abcdef01",
+		     "expected fsap-");
+	expect_error("fs-12345678", "-o", "target=/a,accesspoint=fsap-0123456789abcdef0,notls",
+		     "-o accesspoint= needs TLS");
+	expect_error("fs-12345678", "-o", "target=/a,iam,notls", "-o iam needs TLS");
+	expect_error("label", "-o", "target=/a,iam,tls", "-o iam needs SOURCE to be the file system id");
+	expect_error("label", "-o", "target=/a,accesspoint=fsap-0123456789abcdef0",
+		     "needs SOURCE to be the file system id");
+	expect_error("fs-12345678", "-o", "target=/a,region=US_EAST", "region=US_EAST: expected");
+	expect_error("fs-12345678", "-o", "target=/a,region=", "region=: expected");
+	expect_error("fs-12345678", "-o", "target=/a,keyfile=k.pem", "an absolute path");
+	expect_error("fs-12345678", "-o", "target=/a,awsprofile=", "a profile name");
+	expect_error("fs-12345678", "-o", "target=/a,iam=1", "unknown option 'iam=1'");
 	expect_error("x", "-o", "target=/a,cafile=ca.pem", "absolute path");
 	expect_error("x", "-o", "target=/a,tls_name=", "a host name");
 	expect_error("x", "-o", "target=dir://host/x", "no host part");

@@ -48,6 +48,14 @@ struct aws_sigv4_out {
 int aws_sigv4_sign(const struct aws_sigv4_in *in, struct aws_sigv4_out *out);
 void aws_sigv4_out_free(struct aws_sigv4_out *out);
 
+/* The string to sign (*sts, malloc'd) and the signature of a canonical
+ * request the caller built, for signatures over something other than an
+ * HTTP request (the EFS IAM client certificate, tls_cert.c). 0, -EINVAL on
+ * a bad date or a missing input, -ENOMEM. */
+int aws_sigv4_sign_creq(const char *creq, const char *amz_date, const char *region,
+			const char *service, const char *secret_key, char **sts,
+			char signature[65]);
+
 /* Lowercase hex SHA-256 of buf into hex[65]. */
 void aws_sha256_hex(const void *buf, size_t len, char hex[65]);
 

@@ -406,11 +406,60 @@ out:
 	return s;
 }
 
-int aws_sigv4_sign(const struct aws_sigv4_in *in, struct aws_sigv4_out *out)
+int aws_sigv4_sign_creq(const char *creq, const char *amz_date, const char *region,
+			const char *service, const char *secret_key, char **sts,
+			char signature[65])
 {
 	struct sbuf b = {0};
 	char scope[256], hash[65];
 	unsigned char k[SHA256_LEN], sig[SHA256_LEN];
+
+	*sts = NULL;
+	if (!creq || !valid_date(amz_date) || !region || !service || !secret_key)
+		return -EINVAL;
+	if ((size_t)snprintf(scope, sizeof scope, "%.8s/%s/%s/aws4_request", amz_date, region,
+			     service) >= sizeof scope)
+		return -EINVAL;
+	aws_sha256_hex(creq, strlen(creq), hash);
+	sb_str(&b, ALGORITHM "\n");
+	sb_str(&b, amz_date);
+	sb_chr(&b, '\n');
+	sb_str(&b, scope);
+	sb_chr(&b, '\n');
+	sb_str(&b, hash);
+	char *s = sb_take(&b);
+	if (!s)
+		return -ENOMEM;
+
+	/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request")
+	 */
+	char date8[9];
+	memcpy(date8, amz_date, 8);
+	date8[8] = '\0';
+	sb_str(&b, "AWS4");
+	sb_str(&b, secret_key);
+	char *kinit = sb_take(&b);
+	if (!kinit) {
+		free(s);
+		return -ENOMEM;
+	}
+	hmac(kinit, strlen(kinit), date8, k);
+	OPENSSL_cleanse(kinit, strlen(kinit));
+	free(kinit);
+	hmac(k, sizeof k, region, k);
+	hmac(k, sizeof k, service, k);
+	hmac(k, sizeof k, "aws4_request", k);
+	hmac(k, sizeof k, s, sig);
+	OPENSSL_cleanse(k, sizeof k);
+	hex_encode(sig, sizeof sig, signature);
+	*sts = s;
+	return 0;
+}
+
+int aws_sigv4_sign(const struct aws_sigv4_in *in, struct aws_sigv4_out *out)
+{
+	struct sbuf b = {0};
+	char scope[256];
 	int rc = 0;
 
 	memset(out, 0, sizeof *out);
@@ -424,40 +473,10 @@ int aws_sigv4_sign(const struct aws_sigv4_in *in, struct aws_sigv4_out *out)
 	out->creq = build_creq(in, &out->signed_headers, &rc);
 	if (rc)
 		goto fail;
-	aws_sha256_hex(out->creq, strlen(out->creq), hash);
-	sb_str(&b, ALGORITHM "\n");
-	sb_str(&b, in->amz_date);
-	sb_chr(&b, '\n');
-	sb_str(&b, scope);
-	sb_chr(&b, '\n');
-	sb_str(&b, hash);
-	out->sts = sb_take(&b);
-	if (!out->sts) {
-		rc = -ENOMEM;
+	rc = aws_sigv4_sign_creq(out->creq, in->amz_date, in->region, in->service,
+				 in->secret_key, &out->sts, out->signature);
+	if (rc)
 		goto fail;
-	}
-
-	/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request")
-	 */
-	char date8[9];
-	memcpy(date8, in->amz_date, 8);
-	date8[8] = '\0';
-	sb_str(&b, "AWS4");
-	sb_str(&b, in->secret_key);
-	char *kinit = sb_take(&b);
-	if (!kinit) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	hmac(kinit, strlen(kinit), date8, k);
-	OPENSSL_cleanse(kinit, strlen(kinit));
-	free(kinit);
-	hmac(k, sizeof k, in->region, k);
-	hmac(k, sizeof k, in->service, k);
-	hmac(k, sizeof k, "aws4_request", k);
-	hmac(k, sizeof k, out->sts, sig);
-	OPENSSL_cleanse(k, sizeof k);
-	hex_encode(sig, sizeof sig, out->signature);
 
 	sb_str(&b, ALGORITHM " Credential=");
 	sb_str(&b, in->access_key);

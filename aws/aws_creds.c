@@ -10,12 +10,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+
+#include "aws_sigv4.h"
 
 #define METADATA_CONNECT_TIMEOUT_MS 1000
 #define METADATA_REQUEST_TIMEOUT_MS 3000
 #define IMDS_TOKEN_MARGIN_S	    60
 #define TOKEN_FILE_MAX		    4096
 #define INI_LINE_MAX		    4096
+#define STS_TIMEOUT_MS		    10000
+#define STS_VERSION		    "2011-06-15"
+#define STS_SESSION_NAME_MAX	    64 /* AWS's limit on RoleSessionName */
 
 struct aws_creds_provider {
 	pthread_mutex_t lock;
@@ -25,6 +31,8 @@ struct aws_creds_provider {
 	char *imds_token;
 	time_t imds_token_exp;
 	struct aws_endpoint *ecs;
+	struct aws_endpoint *sts;
+	char *profile; /* aws_creds_provider_set_profile; NULL: AWS_PROFILE or default */
 };
 
 static char *xstrdup(const char *s)
@@ -97,6 +105,8 @@ void aws_creds_provider_free(struct aws_creds_provider *p)
 	aws_endpoint_free(p->imds);
 	aws_endpoint_free(p->ecs);
 	wipe_free(p->imds_token);
+	aws_endpoint_free(p->sts);
+	free(p->profile);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -170,17 +180,31 @@ static char *home_path(const char *envname, const char *rel)
 	return p;
 }
 
-static const char *profile_name(void)
+static const char *profile_name(const struct aws_creds_provider *p)
 {
-	const char *p = env("AWS_PROFILE");
-	return p ? p : "default";
+	const char *n = p->profile ? p->profile : env("AWS_PROFILE");
+	return n ? n : "default";
+}
+
+int aws_creds_provider_set_profile(struct aws_creds_provider *p, const char *name)
+{
+	char *n = name ? strdup(name) : NULL;
+	if (name && !n)
+		return -ENOMEM;
+	pthread_mutex_lock(&p->lock);
+	free(p->profile);
+	p->profile = n;
+	aws_creds_clear(&p->cached);
+	p->have = 0;
+	pthread_mutex_unlock(&p->lock);
+	return 0;
 }
 
 /* key from the credentials file's [name], else the config file's
  * [profile name] ([default] for the default profile). */
-static char *profile_get(const char *key)
+static char *profile_get(const struct aws_creds_provider *p, const char *key)
 {
-	const char *name = profile_name();
+	const char *name = profile_name(p);
 	char *cpath = home_path("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
 	char *v = ini_get(cpath, name, key);
 	free(cpath);
@@ -197,10 +221,10 @@ static char *profile_get(const char *key)
 	return v;
 }
 
-static int from_profile(struct aws_creds *out)
+static int from_profile(const struct aws_creds_provider *p, struct aws_creds *out)
 {
-	char *ak = profile_get("aws_access_key_id");
-	char *sk = profile_get("aws_secret_access_key");
+	char *ak = profile_get(p, "aws_access_key_id");
+	char *sk = profile_get(p, "aws_secret_access_key");
 	if (!ak || !sk) {
 		wipe_free(ak);
 		wipe_free(sk);
@@ -208,7 +232,7 @@ static int from_profile(struct aws_creds *out)
 	}
 	out->access_key = ak;
 	out->secret_key = sk;
-	out->token = profile_get("aws_session_token");
+	out->token = profile_get(p, "aws_session_token");
 	snprintf(out->source, sizeof out->source, "profile");
 	return 0;
 }
@@ -363,6 +387,161 @@ static int from_ecs(struct aws_creds_provider *p, struct aws_creds *out, struct 
 	return rc;
 }
 
+/* ---- web identity (EKS IAM roles for service accounts) ---- */
+
+/* The text of <tag>...</tag> in an STS answer, entities decoded; malloc'd
+ * or NULL. STS answers are flat enough that the first match is the one. */
+static char *xml_text(const char *body, const char *tag)
+{
+	char open[64], close[64];
+	snprintf(open, sizeof open, "<%s>", tag);
+	snprintf(close, sizeof close, "</%s>", tag);
+	const char *a = strstr(body, open);
+	const char *b = a ? strstr(a, close) : NULL;
+	if (!b)
+		return NULL;
+	a += strlen(open);
+	char *out = malloc((size_t)(b - a) + 1), *o = out;
+	if (!out)
+		return NULL;
+	static const struct { const char *ent; char c; } ents[] = {
+		{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+	while (a < b) {
+		size_t i, n = sizeof ents / sizeof ents[0];
+		for (i = 0; i < n && strncmp(a, ents[i].ent, strlen(ents[i].ent)); i++)
+			;
+		if (i < n) {
+			*o++ = ents[i].c;
+			a += strlen(ents[i].ent);
+		} else {
+			*o++ = *a++;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* The STS endpoint: EFSMT_STS_ENDPOINT, else the region's (as the SDKs
+ * now default to), else the global one. */
+static char *sts_url(void)
+{
+	const char *u = env("EFSMT_STS_ENDPOINT"), *r = env("AWS_REGION");
+	char *out = NULL;
+	if (u)
+		return strdup(u);
+	if (!r)
+		r = env("AWS_DEFAULT_REGION");
+	if (!r)
+		return strdup("https://sts.amazonaws.com");
+	if (asprintf(&out, "https://sts.%s.amazonaws.com%s", r, strncmp(r, "cn-", 3) ? "" : ".cn") < 0)
+		return NULL;
+	return out;
+}
+
+/* One form field "&name=value", value URI-encoded. */
+static int form_add(char **body, const char *name, const char *value)
+{
+	char *v = aws_uri_encode(value, strlen(value), 0), *nb = NULL;
+	if (!v)
+		return -ENOMEM;
+	int n = asprintf(&nb, "%s&%s=%s", *body, name, v);
+	wipe_free(v);
+	if (n < 0)
+		return -ENOMEM;
+	wipe_free(*body);
+	*body = nb;
+	return 0;
+}
+
+/* AssumeRoleWithWebIdentity with the token in AWS_WEB_IDENTITY_TOKEN_FILE
+ * (re-read every time: the kubelet rotates it) for AWS_ROLE_ARN. The call
+ * is not signed: the token is the proof. */
+static int from_web_identity(struct aws_creds_provider *p, struct aws_creds *out,
+			     struct aws_error *err)
+{
+	const char *tfile = env("AWS_WEB_IDENTITY_TOKEN_FILE"), *role = env("AWS_ROLE_ARN");
+	const char *sname = env("AWS_ROLE_SESSION_NAME");
+	char defname[STS_SESSION_NAME_MAX + 1];
+	if (!tfile || !role)
+		return -ENOENT;
+	snprintf(out->source, sizeof out->source, "webidentity");
+	char *token = read_token_file(tfile);
+	if (!token || !*token) {
+		wipe_free(token);
+		aws_error_set(err, 0, AWS_ERR_CREDENTIALS,
+			      "web identity: cannot read AWS_WEB_IDENTITY_TOKEN_FILE %s", tfile);
+		return -EACCES;
+	}
+	if (!sname) {
+		snprintf(defname, sizeof defname, "efsmt-%ld-%ld", (long)getpid(), (long)time(NULL));
+		sname = defname;
+	}
+	char *body = strdup("Action=AssumeRoleWithWebIdentity&Version=" STS_VERSION);
+	int rc = body ? 0 : -ENOMEM;
+	if (!rc)
+		rc = form_add(&body, "RoleArn", role);
+	if (!rc)
+		rc = form_add(&body, "RoleSessionName", sname);
+	if (!rc)
+		rc = form_add(&body, "WebIdentityToken", token);
+	wipe_free(token);
+	char *url = sts_url();
+	if (!rc && !url)
+		rc = -ENOMEM;
+	if (!rc && !p->sts) {
+		struct aws_http_conf conf;
+		aws_http_conf_default(&conf);
+		conf.request_timeout_ms = STS_TIMEOUT_MS;
+		p->sts = aws_endpoint_new(url, &conf);
+		if (!p->sts)
+			rc = -ENOMEM;
+	}
+	struct aws_http_resp resp;
+	if (!rc) {
+		const char *hdrs[] = {"Content-Type: application/x-www-form-urlencoded; charset=utf-8",
+				      NULL};
+		struct aws_http_req req = {.method = "POST", .path = "/", .headers = hdrs,
+					   .body = body, .body_len = strlen(body)};
+		rc = aws_http_do(p->sts, &req, &resp, err);
+	}
+	wipe_free(body);
+	if (rc) {
+		free(url);
+		return rc == -ENOMEM ? rc : -EACCES;
+	}
+	char *ak = xml_text(resp.body, "AccessKeyId"), *sk = xml_text(resp.body, "SecretAccessKey");
+	char *tok = xml_text(resp.body, "SessionToken"), *exp = xml_text(resp.body, "Expiration");
+	if (resp.status != 200) {
+		char *code = xml_text(resp.body, "Code"), *msg = xml_text(resp.body, "Message");
+		aws_error_set(err, resp.status, AWS_ERR_CREDENTIALS,
+			      "web identity: STS %s refused AssumeRoleWithWebIdentity for %s: HTTP "
+			      "%ld %s: %s",
+			      url, role, resp.status, code ? code : "?", msg ? msg : "");
+		free(code);
+		free(msg);
+		rc = -EACCES;
+	} else if (!ak || !sk || !tok || !exp || aws_parse_iso8601(exp) < 0) {
+		aws_error_set(err, 0, AWS_ERR_MALFORMED,
+			      "web identity: STS %s: malformed answer (credentials or Expiration "
+			      "missing)",
+			      url);
+		rc = -EPROTO;
+	} else {
+		out->access_key = ak;
+		out->secret_key = sk;
+		out->token = tok;
+		out->expiration = aws_parse_iso8601(exp);
+		ak = sk = tok = NULL;
+	}
+	free(ak);
+	wipe_free(sk);
+	wipe_free(tok);
+	free(exp);
+	aws_http_resp_free(&resp);
+	free(url);
+	return rc;
+}
+
 static const char *imds_url(void)
 {
 	const char *u = env("EFSMT_IMDS_ENDPOINT");
@@ -474,10 +653,12 @@ static int resolve(struct aws_creds_provider *p, struct aws_error *err)
 {
 	struct aws_creds c = {0};
 	int rc = -ENOENT;
-	if (!env("AWS_PROFILE"))
+	if (!env("AWS_PROFILE") && !p->profile)
 		rc = from_env(&c);
 	if (rc == -ENOENT)
-		rc = from_profile(&c);
+		rc = from_web_identity(p, &c, err);
+	if (rc == -ENOENT)
+		rc = from_profile(p, &c);
 	if (rc == -ENOENT)
 		rc = from_ecs(p, &c, err);
 	if (rc == -ENOENT)
@@ -485,13 +666,29 @@ static int resolve(struct aws_creds_provider *p, struct aws_error *err)
 	if (rc == 0 && (!c.access_key || !c.secret_key))
 		rc = -ENOMEM;
 	if (rc) {
+		int at_imds = strcmp(c.source, "imds") == 0;
 		aws_creds_clear(&c);
 		if (rc == -ENOENT)
-			aws_error_set(
-			    err, 0, AWS_ERR_CREDENTIALS,
-			    "no AWS credentials: none in the environment, profile %s, ECS or IMDS",
-			    profile_name());
-		else if (strcmp(err->code, AWS_ERR_MALFORMED) &&
+			aws_error_set(err, 0, AWS_ERR_CREDENTIALS,
+				      "no AWS credentials: none in the environment%s, web identity "
+				      "(AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN), profile %s "
+				      "(AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, "
+				      "AWS_CONFIG_FILE or ~/.aws/config), the ECS container "
+				      "endpoint (AWS_CONTAINER_CREDENTIALS_*) or IMDS%s",
+				      env("AWS_PROFILE") || p->profile ? " (skipped: a profile is named)"
+								       : "",
+				      profile_name(p),
+				      env("AWS_EC2_METADATA_DISABLED") ? " (disabled)" : "");
+		else if (at_imds) {
+			/* IMDS is the last place: say where else it looked */
+			char m[sizeof err->message];
+			snprintf(m, sizeof m, "%s", err->message);
+			snprintf(err->message, sizeof err->message,
+				 "no AWS credentials in the environment, profile %.64s or ECS; "
+				 "%.380s",
+				 profile_name(p), m);
+		}
+		if (rc != -ENOENT && strcmp(err->code, AWS_ERR_MALFORMED) &&
 			 strcmp(err->code, AWS_ERR_CREDENTIALS)) {
 			/* a network error reaching the metadata service */
 			snprintf(err->code, sizeof err->code, "%s", AWS_ERR_CREDENTIALS);
@@ -524,7 +721,7 @@ char *aws_region_resolve(struct aws_creds_provider *p, struct aws_error *err)
 		r = env("AWS_DEFAULT_REGION");
 	if (r)
 		return strdup(r);
-	if ((v = profile_get("region")))
+	if ((v = profile_get(p, "region")))
 		return v;
 	pthread_mutex_lock(&p->lock);
 	int rc = imds_get(p, "/latest/meta-data/placement/region", &v, err);
