@@ -48,6 +48,12 @@ struct kernel_target {
 };
 
 static atomic_uint mount_seq;
+static atomic_int tls_on;
+
+void backend_kernel_set_tls(int on)
+{
+	atomic_store(&tls_on, on);
+}
 static pthread_once_t stale_once = PTHREAD_ONCE_INIT;
 
 /* ------------------------------------------------------------ stale mounts */
@@ -257,6 +263,15 @@ int backend_kernel_attach(struct target *t, char *err, size_t errlen)
 	rc = parse_target(t, kt, rpath, sizeof(rpath), err, errlen);
 	if (rc < 0)
 		goto fail;
+	if (atomic_load(&tls_on)) {
+		/* Never fall back to plaintext where encryption was asked for. */
+		snprintf(err, errlen,
+			 "the kernel NFS client mounts in plaintext and TLS is on (-o tls, or by "
+			 "default with a file system id): give -o notls to use kernel:// targets, "
+			 "or nfs:// targets for TLS");
+		rc = -EPROTONOSUPPORT;
+		goto fail;
+	}
 	backend_kernel_clean_stale();
 	rc = mkdir_p(KERNEL_RUN_DIR, KERNEL_RUN_MODE);
 	if (rc < 0) {

@@ -32,6 +32,10 @@ int backend_dir_attach_root(struct target *t, const char *dir, void *ext, char *
 void *backend_dir_ext(struct target *t);
 void backend_dir_detach(struct target *t);
 
+/* TLS is on (-o tls, or by default with a file system id): kernel://
+ * targets are then refused, as the kernel mounts them in plaintext. */
+void backend_kernel_set_tls(int on);
+
 int backend_kernel_attach(struct target *t, char *err, size_t errlen);
 void backend_kernel_detach(struct target *t);
 void backend_kernel_abort(struct target *t);
