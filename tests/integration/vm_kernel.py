@@ -263,3 +263,24 @@ def test_add_and_remove_target_mount_and_unmount(kfs, backend, tmp_path):
     assert targets(m)[backend.ids[2]]["kernel"]["connections"] == 1
     ctl(m, "remove-target", backend.ids[2])
     assert lib.wait_for(lambda: kernel_mounts(m.pid, addr) == {}, 5), kernel_mounts(m.pid)
+
+
+EXIT_WITHIN_S = 5  # efsmt's unmount of a dead server's hard mount must not wait for it
+
+
+@pytest.mark.time_limit(120)
+def test_exit_with_a_dead_server_unmounts_every_target_at_once(kfs):
+    m = kfs()
+    k = 2
+    tid, addr = m.ids[k], m.backend.addrs[k]
+    vm_ctl("kill", addr)
+    try:
+        assert wait_state(m, tid, "down", DOWN_WITHIN_S), targets(m)[tid]
+        t0 = time.monotonic()
+        problems = m.daemon.stop(exit_timeout=EXIT_WITHIN_S)
+        took = time.monotonic() - t0
+        assert not problems, problems
+        assert took < EXIT_WITHIN_S, "exit took %.1f s" % took
+        assert kernel_mounts(m.pid) == {}, "mounts left: %s" % kernel_mounts(m.pid)
+    finally:
+        vm_ctl("start", addr)

@@ -12,7 +12,7 @@
 # operations (test_ops.py, test_rename_link.py), routing and the control
 # socket's reload and drain (test_routing.py, test_control.py). The rest of
 # the suite is about efsmt's own NFS client, AWS or scale. Under emulation
-# (no KVM) it takes 4 to 5 minutes (77 tests).
+# (no KVM) it takes 4 to 5 minutes (78 tests).
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 top=$(cd "$here/../.." && pwd -P)
