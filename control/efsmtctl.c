@@ -47,7 +47,9 @@ static void usage(FILE *f)
 "  status                  version, source, mount point, uptime, generation\n"
 "  targets                 each target: id, URI, state (up, down, draining),\n"
 "                          open handles, operations, bytes, errors, TLS\n"
-"                          (off, or the negotiated version and cipher)\n"
+"                          (off, or the negotiated version and cipher); for\n"
+"                          kernel:// targets the mount, the server address its\n"
+"                          kernel NFS client uses, connections, trunked\n"
 "  stats                   per target and operation: count, errors, bytes,\n"
 "                          latency p50 and p99 (microseconds, within 25%%)\n"
 "  metrics                 Prometheus text exposition\n"
@@ -198,6 +200,16 @@ static void human_targets(json_t *a)
 		printf("%-28s %-9s %8lld %12lld %14lld %8lld  %-38s %s\n", str(t, "id"),
 		       str(t, "state"), num(t, "open_handles"), num(t, "ops"), num(t, "bytes"),
 		       num(t, "errors"), tls, str(t, "uri"));
+	}
+	/* kernel:// targets: the mount efsmt made and what the kernel does
+	 * with it (README.md, "Kernel NFS targets"). */
+	json_array_foreach(json_object_get(a, "targets"), i, t) {
+		json_t *k = json_object_get(t, "kernel");
+		if (!k)
+			continue;
+		printf("kernel %s: mount=%s server=%s connections=%lld trunked=%s\n", str(t, "id"),
+		       str(k, "mount"), str(k, "server"), num(k, "connections"),
+		       json_is_true(json_object_get(k, "trunked")) ? "YES" : "no");
 	}
 }
 

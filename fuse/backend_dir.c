@@ -19,11 +19,13 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "backend_kernel.h"
 #include "target.h"
 
 struct dir_target {
 	int rootfd;
 	char *root; /* absolute, for the calls that only take full paths */
+	void *ext;  /* the state of a backend built on this one (kernel://) */
 };
 
 struct dir_handle {
@@ -47,11 +49,12 @@ static int full_path(struct target *t, const char *path, char *buf, size_t size)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-static int dir_attach(struct target *t, char *err, size_t errlen)
+int backend_dir_attach_root(struct target *t, const char *dir, void *ext, char *err,
+			    size_t errlen)
 {
 	struct dir_target *d = calloc(1, sizeof(*d));
 	struct stat st;
-	size_t len = strlen(t->path) + strlen(t->subdir) + 1;
+	size_t len = strlen(dir) + strlen(t->subdir) + 1;
 
 	if (!d)
 		return -ENOMEM;
@@ -60,7 +63,8 @@ static int dir_attach(struct target *t, char *err, size_t errlen)
 		free(d);
 		return -ENOMEM;
 	}
-	snprintf(d->root, len, "%s%s", strcmp(t->path, "/") == 0 ? "" : t->path, t->subdir);
+	d->ext = ext;
+	snprintf(d->root, len, "%s%s", strcmp(dir, "/") == 0 ? "" : dir, t->subdir);
 	if (!d->root[0])
 		strcpy(d->root, "/");
 	d->rootfd = open(d->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -87,7 +91,17 @@ static int dir_attach(struct target *t, char *err, size_t errlen)
 	return 0;
 }
 
-static void dir_detach(struct target *t)
+static int dir_attach(struct target *t, char *err, size_t errlen)
+{
+	return backend_dir_attach_root(t, t->path, NULL, err, errlen);
+}
+
+void *backend_dir_ext(struct target *t)
+{
+	return t->priv ? D(t)->ext : NULL;
+}
+
+void backend_dir_detach(struct target *t)
 {
 	struct dir_target *d = D(t);
 
@@ -410,39 +424,162 @@ static int dir_removexattr(struct target *t, const char *path, const char *name)
 	return rc < 0 ? rc : NEG(lremovexattr(full, name));
 }
 
+/* Every call but attach, detach, rename, fallocate and getxattr: kernel:// targets pass
+ * through as dir:// ones. */
+#define DIR_PASSTHROUGH_OPS \
+	.getattr = dir_getattr, \
+	.setattr = dir_setattr, \
+	.readlink = dir_readlink, \
+	.mknod = dir_mknod, \
+	.mkdir = dir_mkdir, \
+	.symlink = dir_symlink, \
+	.link = dir_link, \
+	.unlink = dir_unlink, \
+	.rmdir = dir_rmdir, \
+	.statfs = dir_statfs, \
+	.access = dir_access, \
+	.create = dir_create, \
+	.open = dir_open, \
+	.read = dir_read, \
+	.write = dir_write, \
+	.handle_fd = dir_handle_fd, \
+	.fgetattr = dir_fgetattr, \
+	.fsync = dir_fsync, \
+	.release = dir_release, \
+	.lseek = dir_lseek, \
+	.copy_range = dir_copy_range, \
+	.opendir = dir_opendir, \
+	.readdir = dir_readdir, \
+	.fsyncdir = dir_fsyncdir, \
+	.releasedir = dir_releasedir, \
+	.setxattr = dir_setxattr, \
+	.listxattr = dir_listxattr, \
+	.removexattr = dir_removexattr,
+
 const struct backend_ops backend_dir_ops = {
 	.scheme = "dir",
 	.attach = dir_attach,
-	.detach = dir_detach,
-	.getattr = dir_getattr,
-	.setattr = dir_setattr,
-	.readlink = dir_readlink,
-	.mknod = dir_mknod,
-	.mkdir = dir_mkdir,
-	.symlink = dir_symlink,
-	.link = dir_link,
-	.unlink = dir_unlink,
-	.rmdir = dir_rmdir,
+	.detach = backend_dir_detach,
 	.rename = dir_rename,
-	.statfs = dir_statfs,
-	.access = dir_access,
-	.create = dir_create,
-	.open = dir_open,
-	.read = dir_read,
-	.write = dir_write,
-	.handle_fd = dir_handle_fd,
-	.fgetattr = dir_fgetattr,
-	.fsync = dir_fsync,
-	.release = dir_release,
 	.fallocate = dir_fallocate,
-	.lseek = dir_lseek,
-	.copy_range = dir_copy_range,
-	.opendir = dir_opendir,
-	.readdir = dir_readdir,
-	.fsyncdir = dir_fsyncdir,
-	.releasedir = dir_releasedir,
 	.getxattr = dir_getxattr,
-	.setxattr = dir_setxattr,
-	.listxattr = dir_listxattr,
-	.removexattr = dir_removexattr,
+	DIR_PASSTHROUGH_OPS
+};
+
+/* close(2) of a descriptor of fh: the kernel NFS client writes the file's
+ * dirty pages back and reports a failed write there (close-to-open), so a
+ * close through efsmt reports it too and another mount then reads the data.
+ * A directory target is a local file system: its close has nothing to say. */
+static int kernel_flush(struct target *t, uint64_t fh)
+{
+	int fd = dup((int)fh);
+
+	(void)t;
+	if (fd < 0)
+		return -errno;
+	return NEG(close(fd));
+}
+
+/* The kernel NFS client has no renameat2 flags (EINVAL): done as efsmt's own
+ * NFS client does them, NOREPLACE as a lookup then a rename, EXCHANGE as
+ * three renames through a temporary name, undone as far as possible when a
+ * step fails. Neither is atomic: NFSv4 has no such RENAME. */
+static int kernel_rename(struct target *t, const char *from, const char *to, unsigned flags)
+{
+	int dfd = D(t)->rootfd;
+	struct stat st;
+
+	if (flags == 0 || (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) ||
+	    flags == (RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return dir_rename(t, from, to, flags);
+	if (flags & RENAME_NOREPLACE) {
+		if (fstatat(dfd, rel(to), &st, AT_SYMLINK_NOFOLLOW) == 0)
+			return -EEXIST;
+		if (errno != ENOENT)
+			return -errno;
+		return dir_rename(t, from, to, 0);
+	}
+	/* EXCHANGE: both must exist, as renameat2 requires */
+	if (fstatat(dfd, rel(from), &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    fstatat(dfd, rel(to), &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	char tmp[PATH_MAX];
+	const char *slash = strrchr(from, '/');
+	unsigned long long rnd = ((unsigned long long)random() << 31) ^ (unsigned long long)random();
+	int n = snprintf(tmp, sizeof(tmp), "%.*s/.efsmt-xchg-%016llx", (int)(slash - from), from,
+			 rnd);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	int rc = dir_rename(t, from, tmp, 0);
+	if (rc < 0)
+		return rc;
+	rc = dir_rename(t, to, from, 0);
+	if (rc < 0) {
+		dir_rename(t, tmp, from, 0);
+		return rc;
+	}
+	rc = dir_rename(t, tmp, to, 0);
+	if (rc < 0) {
+		dir_rename(t, from, to, 0);
+		dir_rename(t, tmp, from, 0);
+	}
+	return rc;
+}
+
+/* NFSv4.1 has no ALLOCATE: plain allocation (mode 0) writes zeros from the
+ * end of the file to the end of the range, as efsmt's own NFS client does;
+ * other modes stay EOPNOTSUPP. */
+#define KERNEL_FALLOCATE_CHUNK (1 << 20) /* bytes per write */
+static int kernel_fallocate(struct target *t, uint64_t fh, int mode, off_t off, off_t len)
+{
+	int fd = (int)fh;
+	int rc = dir_fallocate(t, fh, mode, off, len);
+	struct stat st;
+
+	if (rc != -EOPNOTSUPP || mode != 0)
+		return rc;
+	if (off < 0 || len <= 0 || off > INT64_MAX - len)
+		return -EINVAL;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	off_t from = st.st_size, end = off + len;
+	char *zeros = from < end ? calloc(1, KERNEL_FALLOCATE_CHUNK) : NULL;
+	if (from < end && !zeros)
+		return -ENOMEM;
+	while (from < end) {
+		size_t n = end - from < KERNEL_FALLOCATE_CHUNK ? (size_t)(end - from)
+							       : KERNEL_FALLOCATE_CHUNK;
+		ssize_t w = pwrite(fd, zeros, n, from);
+		if (w <= 0) {
+			rc = w < 0 ? -errno : -EIO;
+			free(zeros);
+			return rc;
+		}
+		from += w;
+	}
+	free(zeros);
+	/* allocated means on the server, as ALLOCATE would have it */
+	return NEG(fdatasync(fd));
+}
+
+/* NFSv4.1 has no user extended attributes: every file has none (ENODATA),
+ * as on nfs:// targets, rather than the kernel client's EOPNOTSUPP. */
+static ssize_t kernel_getxattr(struct target *t, const char *path, const char *name, char *buf,
+			       size_t size)
+{
+	ssize_t rc = dir_getxattr(t, path, name, buf, size);
+
+	return rc == -EOPNOTSUPP ? -ENODATA : rc;
+}
+
+const struct backend_ops backend_kernel_ops = {
+	.scheme = "kernel",
+	.attach = backend_kernel_attach,
+	.detach = backend_kernel_detach,
+	.flush = kernel_flush,
+	.abort = backend_kernel_abort,
+	.rename = kernel_rename,
+	.fallocate = kernel_fallocate,
+	.getxattr = kernel_getxattr,
+	DIR_PASSTHROUGH_OPS
 };

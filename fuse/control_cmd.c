@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 
+#include "backend_kernel.h"
 #include "backend_nfs.h"
 #include "control_server.h"
 #include "ctl_proto.h"
@@ -64,13 +65,46 @@ static json_t *target_json(struct target *t)
 	int tls = backend_nfs_tls_info(t, &ti, &resumed);
 
 	/* tls_version and tls_cipher: null while TLS is off or not connected. */
-	return json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:b,s:s?,s:s?,s:i,s:b}", "id", t->id,
-			 "uri", t->uri, "state", target_state_name(atomic_load(&t->state)),
-			 "open_handles", atomic_load(&t->open_handles), "ops", (json_int_t)s.ops,
-			 "bytes", (json_int_t)s.bytes, "errors", (json_int_t)s.errors, "tls", tls,
-			 "tls_version", tls && ti.version[0] ? ti.version : NULL, "tls_cipher",
-			 tls && ti.cipher[0] ? ti.cipher : NULL, "tls_resumed", (int)resumed,
-			 "tls_client_cert", tls && ti.client_cert);
+	json_t *o = json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:b,s:s?,s:s?,s:i,s:b}", "id", t->id,
+			      "uri", t->uri, "state", target_state_name(atomic_load(&t->state)),
+			      "open_handles", atomic_load(&t->open_handles), "ops", (json_int_t)s.ops,
+			      "bytes", (json_int_t)s.bytes, "errors", (json_int_t)s.errors, "tls", tls,
+			      "tls_version", tls && ti.version[0] ? ti.version : NULL, "tls_cipher",
+			      tls && ti.cipher[0] ? ti.cipher : NULL, "tls_resumed", (int)resumed,
+			      "tls_client_cert", tls && ti.client_cert);
+	struct kernel_info ki;
+	if (o && backend_kernel_info(t, &ki))
+		json_object_set_new(
+			o, "kernel",
+			json_pack("{s:s,s:s,s:s?,s:i,s:i,s:b}", "mount", ki.mount, "addr", ki.addr,
+				  "server", ki.server[0] ? ki.server : NULL, "client_users",
+				  ki.client_users, "connections", ki.connections, "trunked", 0));
+	return o;
+}
+
+/* A kernel:// target is trunked when the kernel NFS client its mount uses
+ * talks to another address than the target's, or serves another target's
+ * mount too: then both targets' traffic shares one client and connection,
+ * whatever efsmt routes. Only the whole list shows the second case. */
+static void mark_trunked(json_t *list)
+{
+	size_t i, j;
+	json_t *a, *b;
+
+	json_array_foreach(list, i, a) {
+		json_t *ka = json_object_get(a, "kernel");
+		const char *sa = ka ? json_string_value(json_object_get(ka, "server")) : NULL;
+		if (!sa)
+			continue;
+		int trunked = strcmp(sa, json_string_value(json_object_get(ka, "addr"))) != 0;
+		json_array_foreach(list, j, b) {
+			json_t *kb = json_object_get(b, "kernel");
+			const char *sb = kb ? json_string_value(json_object_get(kb, "server")) : NULL;
+			if (j != i && sb && strcmp(sa, sb) == 0)
+				trunked = 1;
+		}
+		json_object_set_new(ka, "trunked", json_boolean(trunked));
+	}
 }
 
 /* Targets of the table first, in table order, then the draining ones. */
@@ -101,8 +135,11 @@ static json_t *all_targets(json_t *(*fn)(struct target *t))
 
 static json_t *cmd_targets(void)
 {
+	json_t *list = all_targets(target_json);
+
+	mark_trunked(list);
 	return json_pack("{s:I,s:o}", "generation", (json_int_t)reload_current()->generation,
-			 "targets", all_targets(target_json));
+			 "targets", list);
 }
 
 static json_t *stats_json(struct target *t)

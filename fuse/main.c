@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend_kernel.h"
 #include "backend_nfs.h"
 #include "config.h"
 #include "control_server.h"
@@ -294,6 +295,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	backend_nfs_set_lanes(cfg.lanes);
+	backend_kernel_set_tls(cfg.tls);
 	struct tls_setup tls = {0};
 	if (cfg.tls) {
 		if (!cfg.tls_verify)

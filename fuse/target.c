@@ -1,5 +1,6 @@
 #include "target.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "backend_kernel.h"
 #include "backend_nfs.h"
 #include "nfs/nfs4.h"
 #include "epoch.h"
@@ -15,7 +17,8 @@
 
 #define TARGET_ID_MAX 256
 
-static const struct backend_ops *const backends[] = {&backend_dir_ops, &backend_nfs_ops};
+static const struct backend_ops *const backends[] = {&backend_dir_ops, &backend_nfs_ops,
+						     &backend_kernel_ops};
 
 /* Every live target, so that the control socket can show draining ones
  * without holding a reference (which would keep them from disconnecting). */
@@ -130,6 +133,59 @@ static int parse_nfs(const char *in, struct target_spec *out, char *err, size_t 
 	return 0;
 }
 
+/* kernel://IP[:PORT][/PATH]: as nfs://, canonical "kernel://IP[:PORT]/PATH";
+ * the kernel mounts addresses, so the host must be one. */
+static int parse_kernel(const char *rest, struct target_spec *out, char *err, size_t errlen)
+{
+	char nfsuri[1200];
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	char es[400];
+
+	snprintf(nfsuri, sizeof(nfsuri), "nfs://%s", rest);
+	if (parse_nfs(nfsuri, out, es, sizeof(es)) < 0) {
+		snprintf(err, errlen, "target 'kernel://%s': %s", rest,
+			 strstr(es, "'..'") ? "'..' is not allowed in a target path"
+					    : "not kernel://IP[:PORT][/PATH]");
+		return -1;
+	}
+	/* "nfs://" -> "kernel://", and the host checked */
+	const char *h = out->uri + strlen("nfs://");
+	char host[256];
+	if (*h == '[') {
+		size_t n = strcspn(h + 1, "]");
+		snprintf(host, sizeof(host), "%.*s", (int)n, h + 1);
+	} else {
+		size_t n = strcspn(h, ":/");
+		snprintf(host, sizeof(host), "%.*s", (int)n, h);
+	}
+	if (inet_pton(AF_INET, host, &a4) != 1 && inet_pton(AF_INET6, host, &a6) != 1) {
+		snprintf(err, errlen,
+			 "target 'kernel://%s': '%s' is not an IP address (kernel:// mounts an "
+			 "address: give the mount target's IP)",
+			 rest, host);
+		target_spec_free(out);
+		return -1;
+	}
+	size_t ulen = strlen(out->uri) + sizeof("kernel");
+	char *uri = malloc(ulen);
+	char *scheme = strdup("kernel");
+	if (!uri || !scheme) {
+		free(uri);
+		free(scheme);
+		target_spec_free(out);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	snprintf(uri, ulen, "kernel://%s", h);
+	free(out->uri);
+	free(out->scheme);
+	out->uri = uri;
+	out->scheme = scheme;
+	return 0;
+}
+
 int target_parse_uri(const char *in, struct target_spec *out, char *err, size_t errlen)
 {
 	char es[200] = "";
@@ -166,7 +222,7 @@ int target_parse_uri(const char *in, struct target_spec *out, char *err, size_t 
 		*c = (char)tolower((unsigned char)*c);
 	if (!backend_for_scheme(scheme)) {
 		snprintf(err, errlen,
-			 "target '%s': unsupported scheme '%s' (this build supports: dir, nfs)", in,
+			 "target '%s': unsupported scheme '%s' (this build supports: dir, nfs, kernel)", in,
 			 scheme);
 		return -1;
 	}
@@ -182,6 +238,8 @@ int target_parse_uri(const char *in, struct target_spec *out, char *err, size_t 
 	}
 	if (strcmp(scheme, "nfs") == 0)
 		return parse_nfs(in, out, err, errlen);
+	if (strcmp(scheme, "kernel") == 0)
+		return parse_kernel(rest, out, err, errlen);
 	snprintf(es, sizeof(es), "no parser for scheme '%s'", scheme);
 bad:
 	snprintf(err, errlen, "target '%s': %s", in, es);

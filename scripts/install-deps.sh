@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install everything efsmt needs to build, test, benchmark and package on
-# Debian 12 (packaging/README.md: debhelper, help2man, rpm).
+# Debian 12 (packaging/README.md: debhelper, help2man, rpm; make check-vm:
+# qemu-system-x86 and busybox-static, the guest's kernel comes from apt).
 # Run as root. Used by README.md and by .ci/run.
 set -eu
 if [ "$(id -u)" != 0 ]; then
@@ -17,4 +18,5 @@ apt-get install -y -q --no-install-recommends \
 	mergerfs util-linux procps nfs-ganesha nfs-ganesha-vfs stunnel4 \
 	clang-14 libclang-rt-14-dev \
 	debootstrap yamllint docker-compose python3-yaml \
-	debhelper dpkg-dev help2man rpm man-db
+	debhelper dpkg-dev help2man rpm man-db \
+	qemu-system-x86 busybox-static

@@ -10,7 +10,9 @@ fails; ./run also sweeps its scratch directory when pytest itself dies.
 A new kind of backend (nfs: three nfs-ganesha servers exporting B; tls: the
 same behind stunnel4, mounted with -o tls) is a new
 Backend subclass registered in BACKENDS and named in BACKEND_KINDS: every test
-that uses `backend` or `fs` then runs against it too.
+that uses `backend` or `fs` then runs against it too. "kernel" (kernel://
+targets: efsmt mounts each with the kernel NFS client) needs a kernel with
+the NFS client and runs in a QEMU guest (tests/vm/vm.sh, `make check-vm`).
 
 `netns_targets` and `netns_mount` (at the end) give the fault and scale tests
 nfs-ganesha targets in network namespaces behind rate-capped veth pairs
@@ -32,7 +34,9 @@ import pytest
 
 import efsmt_testlib as lib
 
-BACKEND_KINDS = ["dir", "nfs", "tls"]
+# EFSMT_BACKENDS=kernel (comma-separated) picks the backends; the kernel one
+# runs only in the guest of tests/vm/vm.sh (make check-vm).
+BACKEND_KINDS = [k for k in os.environ.get("EFSMT_BACKENDS", "dir,nfs,tls").split(",") if k]
 
 DEFAULT_TEST_TIME_LIMIT = 120  # seconds; @pytest.mark.time_limit(N) changes it
 
@@ -154,6 +158,12 @@ class Backend:
     punch_hole = True
     seek_hole = True
     symlink_times = True
+    # An O_APPEND write lands after what another client appended meanwhile,
+    # also while writes of this client are buffered.
+    foreign_append = True
+    # An unlinked open file leaves no name behind (the kernel NFS client's
+    # .nfsXXXX stays until the last close).
+    unlink_open_hides = True
 
     def target_resources(self, daemon_pid, k):
         """What the daemon still holds of target k (descriptors, connections)."""
@@ -327,11 +337,102 @@ class TlsBackend(NfsBackend):
         return problems + super().stop()
 
 
-BACKENDS = {"dir": DirBackend, "nfs": NfsBackend, "tls": TlsBackend}
+
+KERNEL_RUN_DIR = "/run/efsmt/kernel"  # fuse/backend_kernel.h
+
+
+def nfs4_mount(src, target, opts):
+    """mount(2) of an nfs4 file system with the kernel's text options (no
+    mount.nfs helper needed: addr= is in opts)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(src.encode(), target.encode(), b"nfs4", 0, opts.encode()) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, "mount -t nfs4 %s %s -o %s: %s" % (src, target, opts, os.strerror(e)))
+
+
+def kernel_mounts(pid=None, addr=None):
+    """{mountpoint: addr} of the kernel:// mounts under KERNEL_RUN_DIR (of
+    daemon pid, to address addr, when given)."""
+    out = {}
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            src, mp, fstype, opts = line.split()[:4]
+            if fstype != "nfs4" or not mp.startswith(KERNEL_RUN_DIR + "/"):
+                continue
+            a = dict(o.split("=", 1) for o in opts.split(",") if "=" in o).get("addr")
+            if pid is not None and not os.path.basename(mp).startswith("%d-" % pid):
+                continue
+            if addr is not None and a != addr:
+                continue
+            out[mp] = a
+    return out
+
+
+class KernelBackend(Backend):
+    """kernel://ADDR/export targets: three nfs-ganesha servers on the host of
+    the guest (EFSMT_VM_TARGETS), each mounted by efsmt with the guest's
+    kernel NFS client. The backing directory is a kernel mount of a fourth
+    server exporting the same directory, so that it shares no client with
+    the targets."""
+
+    kind = "kernel"
+    xattrs = False  # NFSv4.1: no xattrs, no hole punching, no SEEK_HOLE
+    punch_hole = False
+    seek_hole = False
+    symlink_times = False  # ganesha ignores SETATTR of times on symlinks
+    # The kernel client's buffered writes make it take another client's
+    # change for its own (it does not drop its cached page): NFS promises
+    # only close-to-open coherence, and efsmt passes that through.
+    foreign_append = False
+    unlink_open_hides = False
+
+    def __init__(self, workdir):
+        super().__init__(workdir)
+        addrs = os.environ.get("EFSMT_VM_TARGETS", "").split()
+        if len(addrs) < self.ntargets + 1:
+            pytest.fail("the kernel backend runs in the guest of tests/vm/vm.sh with %d servers "
+                        "(make check-vm; it needs qemu-system-x86 and busybox-static): "
+                        "EFSMT_VM_TARGETS has %d" % (self.ntargets + 1, len(addrs)),
+                        pytrace=False)
+        self.addrs = addrs[:self.ntargets]
+        self.backing_addr = addrs[self.ntargets]
+        self.uris = ["kernel://%s/export" % a for a in self.addrs]
+        self.ids = list(self.uris)
+        self.target_options = list(self.uris)
+
+    def start(self):
+        if not os.path.exists("/proc/fs/nfsfs"):
+            pytest.fail("this kernel has no NFS client (/proc/fs/nfsfs): the kernel backend runs "
+                        "in the guest of tests/vm/vm.sh (make check-vm)", pytrace=False)
+        os.mkdir(self.backing)
+        nfs4_mount("%s:/export" % self.backing_addr, self.backing,
+                   "vers=4.2,hard,actimeo=0,lookupcache=none,addr=%s" % self.backing_addr)
+
+    def target_resources(self, daemon_pid, k):
+        return list(kernel_mounts(daemon_pid, self.addrs[k]))
+
+    def stop(self):
+        problems = []
+        if lib.mounted_at(self.backing):
+            r = lib.run(["umount", self.backing])
+            if r.returncode != 0:
+                problems.append("umount %s: %s" % (self.backing, r.stderr.decode().strip()))
+                lib.run(["umount", "-l", self.backing])
+        left = kernel_mounts()
+        if left:
+            problems.append("kernel:// mounts left behind: %s" % sorted(left))
+        return problems
+
+
+BACKENDS = {"dir": DirBackend, "nfs": NfsBackend, "tls": TlsBackend, "kernel": KernelBackend}
 
 
 @pytest.fixture(scope="session", params=BACKEND_KINDS)
 def backend(request, efsmt_bin):
+    if request.param not in BACKENDS:
+        pytest.fail("EFSMT_BACKENDS: no backend %r (there are: %s)"
+                    % (request.param, ", ".join(BACKENDS)), pytrace=False)
     workdir = lib.make_workdir("efsmt-it-%s." % request.param)
     be = BACKENDS[request.param](workdir)
     be.start()

@@ -23,6 +23,9 @@ CASES = {
     "no-targets": lambda p: [],
     "nfs-scheme": lambda p: ["-o", "target=nfs://1.2.3.4"],
     "unknown-scheme": lambda p: ["-o", "target=gopher://example/x"],
+    "kernel-hostname": lambda p: ["-o", "target=kernel://efs.example.com/x"],
+    # the kernel mounts in plaintext: refused before anything is mounted
+    "kernel-with-tls": lambda p: ["-o", "tls,target=kernel://192.0.2.1/x"],
 }
 
 

@@ -128,6 +128,19 @@ START_TEST(test_good)
 	ck_assert_str_eq(name, "fs-12345678.efs.cn-north-1.amazonaws.com.cn");
 	ck_assert_int_eq(config_efs_tls_name("fs-12345678", "eu-west-1", name, 20), -1);
 
+	/* kernel://: canonical as nfs://, the path kept, the port when not 2049 */
+	ck_assert_int_eq(parse(&cfg, "fs-12345678", "-o",
+			       "target=kernel://10.0.1.5,target=KERNEL://10.0.1.6:2049/export/,"
+			       "target=kernel://[fd00::1]:2050/x"),
+			 0);
+	ck_assert_uint_eq(cfg.ntargets, 3);
+	ck_assert_str_eq(cfg.targets[0].uri, "kernel://10.0.1.5/");
+	ck_assert_str_eq(cfg.targets[1].uri, "kernel://10.0.1.6/export");
+	ck_assert_str_eq(cfg.targets[2].uri, "kernel://[fd00::1]:2050/x");
+	ck_assert_str_eq(cfg.targets[1].scheme, "kernel");
+	ck_assert_str_eq(cfg.targets[1].path, "/export");
+	config_free(&cfg);
+
 	ck_assert_int_eq(parse(&cfg, "fs-12345678", "-o",
 			       "target=10.0.1.5,tls,cafile=/etc/ca.pem,tls_name=a.b,tls_verify=0"),
 			 0);
@@ -170,6 +183,11 @@ START_TEST(test_bad_uris)
 	expect_error("x", "-o", "target=nfs://", "nor an NFS address");
 	expect_error("x", "-o", "target=nfs://10.0.1.5:99999", "nor an NFS address");
 	expect_error("x", "-o", "target=nfs://10.0.1.5/a/../b", "'..' is not allowed");
+	expect_error("x", "-o", "target=kernel://efs.example.com/", "is not an IP address");
+	expect_error("x", "-o", "target=kernel://10.0.1.5/a/../b", "'..' is not allowed");
+	expect_error("x", "-o", "target=kernel://10.0.1.5:99999", "not kernel://IP[:PORT][/PATH]");
+	expect_error("x", "-o", "target=kernel://10.0.1.5,target=kernel://10.0.1.5:2049/",
+		     "given twice");
 	expect_error("x", "-o", "target=ftp://10.0.1.5", "unsupported scheme 'ftp'");
 	expect_error("x", "-o", "target=10.0.1.5,target=nfs://10.0.1.5:2049/", "given twice");
 	expect_error("x", "-o", "target=/a,lanes=17", "lanes=17");
