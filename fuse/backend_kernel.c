@@ -31,6 +31,7 @@
 #include "log.h"
 #include "nfs/nfs4.h"
 #include "target.h"
+#include "mountinfo.h"
 
 #define KERNEL_MOUNT_TIMEOUT_MS 15000 /* EFS answers a mount in well under 1 s */
 #define KERNEL_MOUNT_POLL_MS	10
@@ -57,23 +58,6 @@ void backend_kernel_set_tls(int on)
 static pthread_once_t stale_once = PTHREAD_ONCE_INIT;
 
 /* ------------------------------------------------------------ stale mounts */
-
-/* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static void unescape_octal(char *s)
-{
-	char *o = s;
-
-	for (char *p = s; *p; p++) {
-		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '7' && p[2] >= '0' && p[2] <= '7' &&
-		    p[3] >= '0' && p[3] <= '7') {
-			*o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-			p += 3;
-		} else {
-			*o++ = *p;
-		}
-	}
-	*o = '\0';
-}
 
 /* A mount directory's owner is alive: its pid runs an efsmt. */
 static int owner_alive(const char *name)
@@ -111,7 +95,7 @@ static void clean_stale(void)
 			/* id parent major:minor root MOUNTPOINT ... */
 			if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
 				continue;
-			unescape_octal(mp);
+			mountinfo_unescape(mp);
 			if (strncmp(mp, prefix, plen) != 0 || strchr(mp + plen, '/') ||
 			    owner_alive(mp + plen))
 				continue;
@@ -420,7 +404,7 @@ static int mount_dev(const char *mnt, unsigned *maj, unsigned *min)
 		char mp[PATH_MAX];
 		/* id parent MAJOR:MINOR root MOUNTPOINT ... */
 		if (sscanf(line, "%*s %*s %u:%u %*s %4095s", maj, min, mp) == 3) {
-			unescape_octal(mp);
+			mountinfo_unescape(mp);
 			if (strcmp(mp, mnt) == 0)
 				rc = 0;
 		}

@@ -24,6 +24,7 @@
 #include "node.h"
 #include "reload.h"
 #include "tls_setup.h"
+#include "mountinfo.h"
 
 #define EFSMT_MAX_WRITE (1024 * 1024) /* bytes per FUSE write request */
 /* The kernel's readahead for the mount. FUSE's INIT can only lower the
@@ -50,22 +51,6 @@ static void efsmt_init(void *userdata, struct fuse_conn_info *conn)
 }
 
 
-/* A mountinfo field: "\040" and friends are octal escapes. */
-static void unescape_field(char *s)
-{
-	char *o = s;
-	for (char *p = s; *p; p++) {
-		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
-		    p[3] >= '0' && p[3] <= '7') {
-			*o++ = (char)((p[1] - '0') << 6 | (p[2] - '0') << 3 | (p[3] - '0'));
-			p += 3;
-		} else {
-			*o++ = *p;
-		}
-	}
-	*o = '\0';
-}
-
 static char readahead_path[64]; /* the mount's read_ahead_kb in sysfs */
 static atomic_int readahead_set;
 
@@ -81,7 +66,7 @@ static void find_readahead(const char *mountpoint)
 		char majmin[32], mnt[4096];
 		if (sscanf(line, "%*s %*s %31s %*s %4095s", majmin, mnt) != 2)
 			continue;
-		unescape_field(mnt);
+		mountinfo_unescape(mnt);
 		if (strcmp(mnt, mountpoint) == 0)
 			snprintf(dev, sizeof(dev), "%s", majmin); /* the last one is ours */
 	}

@@ -85,7 +85,7 @@ static int new_session(SSL *ssl, SSL_SESSION *sess)
 	return 1; /* we keep the reference */
 }
 
-static void ssl_reason(char *buf, size_t len)
+void tls_ssl_reason(char *buf, size_t len)
 {
 	unsigned long e = ERR_peek_last_error();
 	if (e)
@@ -126,7 +126,7 @@ int tls_target_new(const struct tls_conf *conf, const char *host, struct tls_tar
 				      : SSL_CTX_set_default_verify_paths(t->ctx);
 		if (ok != 1) {
 			char why[256];
-			ssl_reason(why, sizeof why);
+			tls_ssl_reason(why, sizeof why);
 			snprintf(err, errlen, "TLS: cannot load CA certificates from %s: %s%s",
 				 conf->cafile ? conf->cafile : "the system store", why,
 				 conf->cafile ? " (cafile= must be a PEM file of CA certificates)"
@@ -213,7 +213,7 @@ static int await_cert_verdict(struct tls_conn *c, int wait_ms, char *why, size_t
 			return 0;
 		int e = SSL_get_error(c->ssl, r);
 		if (e == SSL_ERROR_SSL) {
-			ssl_reason(why, whylen);
+			tls_ssl_reason(why, whylen);
 			return -1;
 		}
 		if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL) {
@@ -234,7 +234,7 @@ static void handshake_error(struct tls_target *t, SSL *ssl, int sslerr, int sys,
 {
 	long v = SSL_get_verify_result(ssl);
 	char why[256];
-	ssl_reason(why, sizeof why);
+	tls_ssl_reason(why, sizeof why);
 	const char *name = t->name ? t->name : "";
 	switch (v) {
 	case X509_V_OK:
@@ -330,7 +330,7 @@ static int attach_client_cert(const struct tls_client_cert *cc, struct tls_conn 
 	X509_free(x);
 	EVP_PKEY_free(k);
 	if (!ok) {
-		ssl_reason(why, sizeof why);
+		tls_ssl_reason(why, sizeof why);
 		snprintf(err, errlen, "TLS: cannot use the client certificate: %s", why);
 		return -1;
 	}

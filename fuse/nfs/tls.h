@@ -78,4 +78,7 @@ void tls_conn_lock(struct tls_conn *c);
 void tls_conn_unlock(struct tls_conn *c);
 void tls_conn_reinit_lock(struct tls_conn *c);
 
+/* OpenSSL's last error as text (or "no further detail"); clears the queue. */
+void tls_ssl_reason(char *buf, size_t len);
+
 #endif

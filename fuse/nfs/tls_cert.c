@@ -32,16 +32,6 @@
 #define KEY_FILE_MODE	 0400
 #define KEY_CREATE_TRIES 3 /* a key file that vanished between link and open */
 
-static void ossl_reason(char *buf, size_t len)
-{
-	unsigned long e = ERR_peek_last_error();
-	if (e)
-		ERR_error_string_n(e, buf, len);
-	else
-		snprintf(buf, len, "no further detail");
-	ERR_clear_error();
-}
-
 /* ---- the key ---- */
 
 int tls_cert_key_default_path(char *buf, size_t len)
@@ -118,7 +108,7 @@ static int create_key(const char *path, char *err, size_t errlen)
 	}
 	EVP_PKEY *k = generate_key();
 	if (!k) {
-		ossl_reason(why, sizeof why);
+		tls_ssl_reason(why, sizeof why);
 		snprintf(err, errlen, "client key: cannot generate an RSA-%d key: %s",
 			 TLS_CERT_KEY_BITS, why);
 		return -ENOMEM;
@@ -183,7 +173,7 @@ int tls_cert_key_load(const char *path, EVP_PKEY **out, char *err, size_t errlen
 		else
 			close(fd);
 		if (!k || EVP_PKEY_base_id(k) != EVP_PKEY_RSA) {
-			ossl_reason(why, sizeof why);
+			tls_ssl_reason(why, sizeof why);
 			EVP_PKEY_free(k);
 			snprintf(err, errlen,
 				 "client key %s: not a PEM RSA private key (%s; remove it to make "
@@ -480,7 +470,7 @@ int tls_cert_build(EVP_PKEY *key, const struct tls_cert_params *p, X509 **out, c
 	*out = x;
 	return 0;
 fail:
-	ossl_reason(why, sizeof why);
+	tls_ssl_reason(why, sizeof why);
 	snprintf(err, errlen, "client certificate: cannot build it: %s", why);
 out:
 	X509_free(x);
