@@ -60,23 +60,9 @@ EOF
 }
 
 ARGS=("$@")
-while [ $# -gt 0 ]; do
-	case "$1" in
-	--files) need_value "$@"; FILES=$2; shift 2 ;;
-	--file-size) need_value "$@"; FILE_SIZE=$2; shift 2 ;;
-	--subdirs) need_value "$@"; SUBDIRS=$2; shift 2 ;;
-	--size-mib) need_value "$@"; SIZE_MIB=$2; shift 2 ;;
-	--block-kib) need_value "$@"; BLOCK_KIB=$2; shift 2 ;;
-	--runs) need_value "$@"; RUNS=$2; shift 2 ;;
-	--systems) need_value "$@"; SYSTEMS=$2; shift 2 ;;
-	--in-guest) IN_GUEST=1; shift ;;
-	-h | --help) usage; exit 0 ;;
-	*) usage >&2; die "unknown argument: $1" ;;
-	esac
-done
-for v in FILES FILE_SIZE SUBDIRS SIZE_MIB BLOCK_KIB RUNS; do
-	[[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -ge 1 ] || die "$v must be a whole number >= 1, got '${!v}'"
-done
+parse_options "--files=FILES --file-size=FILE_SIZE --subdirs=SUBDIRS --size-mib=SIZE_MIB \
+	--block-kib=BLOCK_KIB --runs=RUNS --systems=SYSTEMS --in-guest!IN_GUEST" "$@"
+whole_numbers 1 FILES FILE_SIZE SUBDIRS SIZE_MIB BLOCK_KIB RUNS
 for s in ${SYSTEMS//,/ }; do
 	case " $ALL_SYSTEMS " in *" $s "*) ;; *) die "unknown system '$s' in --systems" ;; esac
 done
@@ -126,8 +112,8 @@ mount_system() { # SYSTEM
 	esac
 	case "$1" in
 	efsmt-kernel-ac) env=(EFSMT_KERNEL_OPTS=) ;;
-	efsmt-kernel-noac) env=(EFSMT_KERNEL_OPTS=noac,lookupcache=none) ;;
-	efsmt-kernel-dir) env=(EFSMT_KERNEL_OPTS=acdirmin=0,acdirmax=0,lookupcache=positive) ;;
+	efsmt-kernel-noac) env=("EFSMT_KERNEL_OPTS=noac,lookupcache=none") ;;
+	efsmt-kernel-dir) env=("EFSMT_KERNEL_OPTS=acdirmin=0,acdirmax=0,lookupcache=positive") ;;
 	esac
 	env "${env[@]}" "$EFSMT" bench "$MNT" -f -o "${t#,}" >"$WORK/logs/$1.log" 2>&1 &
 	DAEMON_PID=$!
