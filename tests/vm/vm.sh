@@ -15,7 +15,8 @@
 # unchanged), in the current directory, as root, with
 #   EFSMT_VM=1  EFSMT_VM_TARGETS="10.201.0.2 ..."  EFSMT_VM_CTL=DIR
 # and the caller's EFSMT, EFSMTCTL, EFSMT_BACKENDS and EFSMT_KERNEL_OPTS.
-# /tmp and /run are the guest's own. CMD's output is printed here; its exit
+# /tmp and /run are the guest's own (the repository is shared again at its
+# own path, so a checkout below /tmp works). CMD's output is printed here; its exit
 # status is vm.sh's. From the guest, `tests/vm/vm.sh ctl kill ADDR` and
 # `ctl start ADDR` kill (SIGKILL) and start a server (the host does it).
 #
@@ -160,6 +161,10 @@ mount -t devpts devpts \$H/dev/pts
 mount -t tmpfs tmpfs \$H/dev/shm
 mount -t tmpfs tmpfs \$H/run
 mount -t tmpfs tmpfs \$H/tmp
+# The repository again, for a checkout below /tmp or /run (the guest's own).
+mkdir -p \$H\$efsmt_repo 2>/dev/null
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 repo \$H\$efsmt_repo ||
+	{ echo "vm-init: cannot mount the repository"; poweroff -f; }
 mkdir -p \$H\$efsmt_share
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 share \$H\$efsmt_share ||
 	{ echo "vm-init: cannot mount the share"; poweroff -f; }
@@ -251,9 +256,10 @@ inner() { # N CMD...
 	timeout "$TIMEOUT_S" qemu-system-x86_64 $(accel) -smp "$CPUS" -m "$MEM" \
 		-display none -serial stdio -monitor none -no-reboot \
 		-kernel "$KDIR/vmlinux" -initrd "$WORK/initramfs.cpio" \
-		-append "console=ttyS0 quiet panic=-1 efsmt_share=$SHARE" \
+		-append "console=ttyS0 quiet panic=-1 efsmt_share=$SHARE efsmt_repo=$TOP" \
 		-netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile= \
 		-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+		-virtfs local,path="$TOP",mount_tag=repo,security_model=none,readonly=on,multidevs=remap \
 		-virtfs local,path="$SHARE",mount_tag=share,security_model=none </dev/null
 	rc=$?
 	kill "$ctl" 2>/dev/null
