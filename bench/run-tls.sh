@@ -17,8 +17,9 @@
 # stunnel decrypts and copies once more, on the same cores as ganesha.
 #
 # --tls-end nginx puts nginx's stream module (one event loop per core,
-# large buffers) there instead of stunnel4, to see how much of the TLS cost
-# is the stand-in server's rather than efsmt's.
+# large buffers) there instead of stunnel4, and also a plaintext relay
+# through the same nginx (port 20050): "relay" pays the same extra hop
+# without TLS, so tls/relay is what TLS itself costs.
 #
 # Needs root, nfs-ganesha, nfs-ganesha-vfs, stunnel4 and openssl (nginx and
 # libnginx-mod-stream for --tls-end nginx).
@@ -43,6 +44,7 @@ GANESHA_SH="$SCRIPT_DIR/../tests/ganesha.sh"
 TMP_BASE="${TMPDIR:-/var/tmp}"
 TLS_NAME="nfs.efsmt.bench"
 TLS_PORT=20049
+RELAY_PORT=20050
 STUNNEL_WAIT_S=10
 TLS_END=stunnel
 CC=${CC:-cc}
@@ -140,6 +142,7 @@ start_nginx() { # ADDR...: one nginx, a TLS server block per address
 		echo "events { worker_connections 1024; }"
 		echo "stream {"
 		for a in "$@"; do
+			echo "  server { listen $a:$RELAY_PORT; proxy_pass $a:2049; proxy_buffer_size 256k; }"
 			echo "  server { listen $a:$TLS_PORT ssl; proxy_pass $a:2049;"
 			echo "    ssl_certificate $WORK/certs/server.pem;"
 			echo "    ssl_certificate_key $WORK/certs/server.key;"
@@ -171,6 +174,8 @@ mount_efsmt() { # KIND
 	for k in 2 3 4; do
 		if [ "$1" = tls ]; then
 			args+=(-o "target=nfs://$NET.$k:$TLS_PORT/export")
+		elif [ "$1" = relay ]; then
+			args+=(-o "target=nfs://$NET.$k:$RELAY_PORT/export")
 		else
 			args+=(-o "target=nfs://$NET.$k/export")
 		fi
@@ -238,30 +243,48 @@ else
 		start_stunnel "$NET.$k"
 	done
 fi
+KINDS="plain tls"
+[ "$TLS_END" = nginx ] && KINDS="plain relay tls"
 for run in $(seq "$RUNS"); do
-	measure plain "$run"
-	measure tls "$run"
+	for kind in $KINDS; do
+		measure "$kind" "$run"
+	done
 done
 
-printf '%-12s %12s %12s %8s\n' phase plaintext tls tls/plain
+med() { # KIND KEY: the median of RES or CPU
+	# shellcheck disable=SC2086
+	if [ "$1" = cpu ]; then median ${CPU[$2]:-}; else median ${RES[$1.$2]:-}; fi
+}
+
+if [ "$TLS_END" = nginx ]; then
+	printf '%-12s %10s %10s %10s %10s %10s\n' phase plaintext relay tls tls/plain tls/relay
+else
+	printf '%-12s %10s %10s %10s\n' phase plaintext tls tls/plain
+fi
 for phase in seqwrite seqread write read delete; do
-	# shellcheck disable=SC2086
-	p=$(median ${RES[plain.$phase]:-})
-	# shellcheck disable=SC2086
-	t=$(median ${RES[tls.$phase]:-})
+	p=$(med plain "$phase") r=$(med relay "$phase") t=$(med tls "$phase")
 	[ -n "$p$t" ] || continue
 	unit="files/s"
 	case $phase in seq*) unit="MB/s" ;; esac
-	printf '%-12s %12s %12s %8s  %s\n' "$phase" "$(fmt "$phase" "$p")" "$(fmt "$phase" "$t")" \
-		"$(ratio "$t" "$p")" "$unit"
+	if [ "$TLS_END" = nginx ]; then
+		printf '%-12s %10s %10s %10s %10s %10s  %s\n' "$phase" "$(fmt "$phase" "$p")" \
+			"$(fmt "$phase" "$r")" "$(fmt "$phase" "$t")" "$(ratio "$t" "$p")" \
+			"$(ratio "$t" "$r")" "$unit"
+	else
+		printf '%-12s %10s %10s %10s  %s\n' "$phase" "$(fmt "$phase" "$p")" \
+			"$(fmt "$phase" "$t")" "$(ratio "$t" "$p")" "$unit"
+	fi
 done
 
 echo
 echo "CPU seconds per GiB of sequential I/O (written + read), medians:"
-printf '%-12s %12s %12s\n' process plaintext tls
+printf '%-12s' process
+for kind in $KINDS; do printf ' %10s' "$kind"; done
+echo
 for who in efsmt stunnel ganesha; do # CPU[*.stunnel]: the TLS end, whichever it is
 	label=$who
 	[ "$who" = stunnel ] && label="$TLS_END"
-	# shellcheck disable=SC2086
-	printf '%-12s %12s %12s\n' "$label" "$(median ${CPU[plain.$who]:-})" "$(median ${CPU[tls.$who]:-})"
+	printf '%-12s' "$label"
+	for kind in $KINDS; do printf ' %10s' "$(med cpu "$kind.$who")"; done
+	echo
 done
