@@ -438,21 +438,6 @@ static char *sts_url(void)
 	return out;
 }
 
-/* One form field "&name=value", value URI-encoded. */
-static int form_add(char **body, const char *name, const char *value)
-{
-	char *v = aws_uri_encode(value, strlen(value), 0), *nb = NULL;
-	if (!v)
-		return -ENOMEM;
-	int n = asprintf(&nb, "%s&%s=%s", *body, name, v);
-	wipe_free(v);
-	if (n < 0)
-		return -ENOMEM;
-	wipe_free(*body);
-	*body = nb;
-	return 0;
-}
-
 /* AssumeRoleWithWebIdentity with the token in AWS_WEB_IDENTITY_TOKEN_FILE
  * (re-read every time: the kubelet rotates it) for AWS_ROLE_ARN. The call
  * is not signed: the token is the proof. */
@@ -479,11 +464,11 @@ static int from_web_identity(struct aws_creds_provider *p, struct aws_creds *out
 	char *body = strdup("Action=AssumeRoleWithWebIdentity&Version=" STS_VERSION);
 	int rc = body ? 0 : -ENOMEM;
 	if (!rc)
-		rc = form_add(&body, "RoleArn", role);
+		rc = aws_query_add(&body, "RoleArn", role);
 	if (!rc)
-		rc = form_add(&body, "RoleSessionName", sname);
+		rc = aws_query_add(&body, "RoleSessionName", sname);
 	if (!rc)
-		rc = form_add(&body, "WebIdentityToken", token);
+		rc = aws_query_add(&body, "WebIdentityToken", token);
 	wipe_free(token);
 	char *url = sts_url();
 	if (!rc && !url)

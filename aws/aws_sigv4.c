@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -128,6 +129,25 @@ char *aws_uri_encode(const char *s, size_t len, int keep_slash)
 	struct sbuf b = {0};
 	sb_encode(&b, s, len, keep_slash);
 	return sb_take(&b);
+}
+
+int aws_query_add(char **q, const char *key, const char *value)
+{
+	char *enc = aws_uri_encode(value, strlen(value), 0), *n = NULL;
+	if (!enc)
+		return -ENOMEM;
+	int empty = !*q || !**q;
+	int r = asprintf(&n, "%s%s%s=%s", empty ? "" : *q, empty ? "" : "&", key, enc);
+	OPENSSL_cleanse(enc, strlen(enc));
+	free(enc);
+	if (r < 0)
+		return -ENOMEM;
+	if (*q) {
+		OPENSSL_cleanse(*q, strlen(*q));
+		free(*q);
+	}
+	*q = n;
+	return 0;
 }
 
 /* RFC 3986 dot-segment removal and empty-segment collapse, then one more

@@ -66,4 +66,10 @@ void aws_sigv4_now(char date[AWS_SIGV4_DATE_LEN + 1]);
  * Returns a malloc'd string or NULL. */
 char *aws_uri_encode(const char *s, size_t len, int keep_slash);
 
+/* Append "key=<value URI-encoded>" to the query or form *q (malloc'd, or
+ * NULL for an empty one), after an '&' unless *q is empty. The old string
+ * and the encoded value are wiped: values may be secrets (tokens). 0 or
+ * -ENOMEM (*q unchanged). */
+int aws_query_add(char **q, const char *key, const char *value);
+
 #endif

@@ -188,14 +188,24 @@ int tls_cert_key_load(const char *path, EVP_PKEY **out, char *err, size_t errlen
 	return -ENOENT;
 }
 
-int tls_cert_pubkey_hash(EVP_PKEY *key, char hex[41])
+/* SHA-1 of the DER RSAPublicKey: the subjectKeyIdentifier, and in hex the
+ * IAM signature's PublicKeyHash. */
+static int pubkey_sha1(EVP_PKEY *key, unsigned char md[SHA_DIGEST_LENGTH])
 {
-	unsigned char *der = NULL, md[SHA_DIGEST_LENGTH];
+	unsigned char *der = NULL;
 	int n = i2d_PublicKey(key, &der);
 	if (n <= 0)
 		return -EINVAL;
 	SHA1(der, (size_t)n, md);
 	OPENSSL_free(der);
+	return 0;
+}
+
+int tls_cert_pubkey_hash(EVP_PKEY *key, char hex[41])
+{
+	unsigned char md[SHA_DIGEST_LENGTH];
+	if (pubkey_sha1(key, md))
+		return -EINVAL;
 	for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
 	return 0;
@@ -208,21 +218,6 @@ void tls_cert_sig_free(struct tls_cert_sig *s)
 	free(s->creq);
 	free(s->sts);
 	memset(s, 0, sizeof *s);
-}
-
-/* "&key=<value percent-encoded>" (no '&' first), or -ENOMEM. */
-static int add_param(char **q, const char *key, const char *value)
-{
-	char *enc = aws_uri_encode(value, strlen(value), 0), *n = NULL;
-	if (!enc)
-		return -ENOMEM;
-	int r = asprintf(&n, "%s%s%s=%s", *q ? *q : "", *q ? "&" : "", key, enc);
-	free(enc);
-	if (r < 0)
-		return -ENOMEM;
-	free(*q);
-	*q = n;
-	return 0;
 }
 
 int tls_cert_iam_sign(const char *fs_id, const char *pubkey_hash, const struct tls_cert_iam *iam,
@@ -244,21 +239,21 @@ int tls_cert_iam_sign(const char *fs_id, const char *pubkey_hash, const struct t
 	/* The keys in sorted order, as SigV4's canonical query wants. */
 	char expires[16];
 	snprintf(expires, sizeof expires, "%d", TLS_CERT_IAM_EXPIRES_S);
-	e = add_param(&q, "Action", "Connect");
+	e = aws_query_add(&q, "Action", "Connect");
 	if (!e)
-		e = add_param(&q, "PublicKeyHash", pubkey_hash);
+		e = aws_query_add(&q, "PublicKeyHash", pubkey_hash);
 	if (!e)
-		e = add_param(&q, "X-Amz-Algorithm", "AWS4-HMAC-SHA256");
+		e = aws_query_add(&q, "X-Amz-Algorithm", "AWS4-HMAC-SHA256");
 	if (!e)
-		e = add_param(&q, "X-Amz-Credential", cred);
+		e = aws_query_add(&q, "X-Amz-Credential", cred);
 	if (!e)
-		e = add_param(&q, "X-Amz-Date", date);
+		e = aws_query_add(&q, "X-Amz-Date", date);
 	if (!e)
-		e = add_param(&q, "X-Amz-Expires", expires);
+		e = aws_query_add(&q, "X-Amz-Expires", expires);
 	if (!e && iam->token)
-		e = add_param(&q, "X-Amz-Security-Token", iam->token);
+		e = aws_query_add(&q, "X-Amz-Security-Token", iam->token);
 	if (!e)
-		e = add_param(&q, "X-Amz-SignedHeaders", "host");
+		e = aws_query_add(&q, "X-Amz-SignedHeaders", "host");
 	/* EFS's form: the one header line is not followed by a blank line. */
 	if (!e &&
 	    asprintf(&out->creq, "GET\n/\n%s\nhost:%s\nhost\n%s", q, fs_id, SHA256_EMPTY) < 0) {
@@ -410,12 +405,9 @@ static int add_client_info_ext(X509 *x)
 
 static int add_ski(X509 *x, EVP_PKEY *key)
 {
-	unsigned char *der = NULL, md[SHA_DIGEST_LENGTH];
-	int n = i2d_PublicKey(key, &der);
-	if (n <= 0)
+	unsigned char md[SHA_DIGEST_LENGTH];
+	if (pubkey_sha1(key, md))
 		return -EINVAL;
-	SHA1(der, (size_t)n, md);
-	OPENSSL_free(der);
 	ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
 	int ok = os && ASN1_OCTET_STRING_set(os, md, sizeof md) == 1 &&
 		 X509_add1_ext_i2d(x, NID_subject_key_identifier, os, 0, 0) == 1;
