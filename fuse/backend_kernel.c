@@ -32,6 +32,7 @@
 #include "nfs/nfs4.h"
 #include "target.h"
 #include "mountinfo.h"
+#include "paths.h"
 
 #define KERNEL_MOUNT_TIMEOUT_MS 15000 /* EFS answers a mount in well under 1 s */
 #define KERNEL_MOUNT_POLL_MS	10
@@ -128,22 +129,6 @@ void backend_kernel_clean_stale(void)
 }
 
 /* ------------------------------------------------------------ mounting */
-
-static int mkdir_p(const char *dir, mode_t mode)
-{
-	char buf[PATH_MAX];
-
-	snprintf(buf, sizeof(buf), "%s", dir);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	return mkdir(buf, mode) < 0 && errno != EEXIST ? -errno : 0;
-}
 
 static long elapsed_ms(const struct timespec *t0)
 {
@@ -257,7 +242,7 @@ int backend_kernel_attach(struct target *t, char *err, size_t errlen)
 		goto fail;
 	}
 	backend_kernel_clean_stale();
-	rc = mkdir_p(KERNEL_RUN_DIR, KERNEL_RUN_MODE);
+	rc = paths_mkdir_p(KERNEL_RUN_DIR, KERNEL_RUN_MODE);
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot make %s: %s (kernel:// targets need root)",
 			 KERNEL_RUN_DIR, strerror(-rc));

@@ -21,6 +21,7 @@
 #include "epoch.h"
 #include "log.h"
 #include "reload.h"
+#include "paths.h"
 
 #define CTL_SWEEP_MS 20 /* how soon a retired table is looked at again */
 #define CTL_DIR_MODE 0755
@@ -45,24 +46,6 @@ static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static pthread_t thread;
 static int running;
 static struct client clients[CTL_MAX_CLIENTS];
-
-static int make_dirs(const char *path)
-{
-	char dir[sizeof(sock_path)];
-	snprintf(dir, sizeof(dir), "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return 0;
-	*slash = '\0';
-	for (char *p = dir + 1; *p; p++)
-		if (*p == '/') {
-			*p = '\0';
-			if (mkdir(dir, CTL_DIR_MODE) < 0 && errno != EEXIST)
-				return -1;
-			*p = '/';
-		}
-	return mkdir(dir, CTL_DIR_MODE) < 0 && errno != EEXIST ? -1 : 0;
-}
 
 /* A socket file left by a daemon that died is removed; a live one is not. */
 static int claim_path(const char *path, char *err, size_t errlen)
@@ -111,9 +94,10 @@ int ctl_server_open(const struct efsmt_config *cfg, const char *path, char *err,
 	}
 	snprintf(sock_path, sizeof(sock_path), "%s", path);
 	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-	if (make_dirs(path) < 0) {
+	int e = paths_mkdir_parent(path, CTL_DIR_MODE);
+	if (e < 0) {
 		snprintf(err, errlen, "control socket %s: cannot create its directory: %s", path,
-			 strerror(errno));
+			 strerror(-e));
 		return -1;
 	}
 	if (claim_path(path, err, errlen) < 0)

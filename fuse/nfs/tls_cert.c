@@ -26,6 +26,7 @@
 #include "aws_creds.h"
 #include "aws_sigv4.h"
 #include "log.h"
+#include "paths.h"
 
 #define SHA256_EMPTY	 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define KEY_DIR_MODE	 0700
@@ -49,29 +50,6 @@ int tls_cert_key_default_path(char *buf, size_t len)
 			return -ENOENT;
 	}
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
-/* mkdir -p of path's parent, new directories KEY_DIR_MODE. */
-static int make_parent(const char *path)
-{
-	char d[PATH_MAX];
-	if (snprintf(d, sizeof d, "%s", path) >= (int)sizeof d)
-		return -ENAMETOOLONG;
-	char *slash = strrchr(d, '/');
-	if (!slash || slash == d)
-		return 0;
-	*slash = '\0';
-	for (char *p = d + 1;; p++) {
-		if (*p != '/' && *p)
-			continue;
-		char c = *p;
-		*p = '\0';
-		if (mkdir(d, KEY_DIR_MODE) < 0 && errno != EEXIST)
-			return -errno;
-		*p = c;
-		if (!c)
-			return 0;
-	}
 }
 
 static EVP_PKEY *generate_key(void)
@@ -98,7 +76,7 @@ static int create_key(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "client key %s: path too long (give -o keyfile=PATH)", path);
 		return -ENAMETOOLONG;
 	}
-	int e = make_parent(path);
+	int e = paths_mkdir_parent(path, KEY_DIR_MODE);
 	if (e) {
 		snprintf(err, errlen,
 			 "client key %s: cannot create its directory: %s (give -o keyfile=PATH "
