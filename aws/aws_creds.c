@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "aws_sigv4.h"
+#include "aws_region.h"
 
 #define METADATA_CONNECT_TIMEOUT_MS 1000
 #define METADATA_REQUEST_TIMEOUT_MS 3000
@@ -433,7 +434,7 @@ static char *sts_url(void)
 		r = env("AWS_DEFAULT_REGION");
 	if (!r)
 		return strdup("https://sts.amazonaws.com");
-	if (asprintf(&out, "https://sts.%s.amazonaws.com%s", r, strncmp(r, "cn-", 3) ? "" : ".cn") < 0)
+	if (asprintf(&out, "https://sts.%s.%s", r, aws_dns_suffix(r)) < 0)
 		return NULL;
 	return out;
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "aws_region.h"
 
 /* Options handed to the kernel/libfuse as they are. */
 static const char *const passthrough[] = {
@@ -479,8 +480,7 @@ void config_free(struct efsmt_config *cfg)
 
 int config_efs_tls_name(const char *fs_id, const char *region, char *buf, size_t len)
 {
-	int n = snprintf(buf, len, "%s.efs.%s.amazonaws.com%s", fs_id, region,
-			 strncmp(region, "cn-", 3) == 0 ? ".cn" : "");
+	int n = snprintf(buf, len, "%s.efs.%s.%s", fs_id, region, aws_dns_suffix(region));
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 

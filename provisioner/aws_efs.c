@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "aws_sigv4.h"
+#include "aws_region.h"
 
 #define EFS_SIGNING_NAME "elasticfilesystem"
 #define SSM_SIGNING_NAME "ssm"
@@ -34,11 +35,12 @@ struct aws_client *aws_client_new(struct aws_error *err)
 		goto fail;
 	if ((e = getenv("EFSMT_EFS_ENDPOINT")) && *e)
 		efs_url = strdup(e);
-	else if (asprintf(&efs_url, "https://elasticfilesystem.%s.amazonaws.com", c->region) < 0)
+	else if (asprintf(&efs_url, "https://elasticfilesystem.%s.%s", c->region,
+			  aws_dns_suffix(c->region)) < 0)
 		efs_url = NULL;
 	if ((e = getenv("EFSMT_SSM_ENDPOINT")) && *e)
 		ssm_url = strdup(e);
-	else if (asprintf(&ssm_url, "https://ssm.%s.amazonaws.com", c->region) < 0)
+	else if (asprintf(&ssm_url, "https://ssm.%s.%s", c->region, aws_dns_suffix(c->region)) < 0)
 		ssm_url = NULL;
 	if (!efs_url || !ssm_url ||
 	    aws_service_init(&c->efs, EFS_SIGNING_NAME, c->region, efs_url) ||
