@@ -99,9 +99,10 @@ struct backend_ops {
 	int (*open)(struct target *t, const char *path, int flags, uint64_t *fh);
 	/* read/write return the byte count. */
 	ssize_t (*read)(struct target *t, uint64_t fh, char *buf, size_t size, off_t off);
-	/* Optional: read without copying into a caller's buffer. *data points
-	 * at the bytes; *keep is what to free(3) after they are sent (NULL:
-	 * nothing; the bytes then live as long as the handle). */
+	/* Instead of read, for backends that receive data into buffers of
+	 * their own: no copy into a caller's buffer. *data points at the bytes;
+	 * *keep is what to free(3) after they are sent (NULL: nothing; the
+	 * bytes then live as long as the handle). A backend has one of the two. */
 	ssize_t (*read_ref)(struct target *t, uint64_t fh, size_t size, off_t off,
 			    const char **data, void **keep);
 	ssize_t (*write)(struct target *t, uint64_t fh, const char *buf, size_t size, off_t off);

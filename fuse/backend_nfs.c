@@ -1390,17 +1390,6 @@ static ssize_t nfs_be_read_ref(struct target *t, uint64_t fh, size_t size, off_t
 	return n;
 }
 
-static ssize_t nfs_be_read(struct target *t, uint64_t fh, char *buf, size_t size, off_t off)
-{
-	const char *p;
-	void *keep;
-	ssize_t n = nfs_be_read_ref(t, fh, size, off, &p, &keep);
-	if (n > 0)
-		memcpy(buf, p, (size_t)n);
-	free(keep);
-	return n;
-}
-
 static ssize_t nfs_be_write(struct target *t, uint64_t fh, const char *buf, size_t size,
 			    off_t off)
 {
@@ -1820,7 +1809,6 @@ const struct backend_ops backend_nfs_ops = {
 	.access = nfs_be_access,
 	.create = nfs_be_create,
 	.open = nfs_be_open,
-	.read = nfs_be_read,
 	.read_ref = nfs_be_read_ref,
 	.write = nfs_be_write,
 	.handle_fd = nfs_be_handle_fd,
