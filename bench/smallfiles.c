@@ -1,7 +1,7 @@
 /*
  * smallfiles: small-file benchmark for efsmt.
  *
- *   smallfiles DIR [-n FILES] [-s BYTES] [-d SUBDIRS] [-p PHASES]
+ *   smallfiles DIR [-n FILES] [-s BYTES] [-d SUBDIRS] [-p PHASES] [-j THREADS] [-f]
  *
  * Creates FILES files of BYTES bytes each, spread round-robin over SUBDIRS
  * subdirectories of DIR (DIR/dNNNN/fNNNNNNN), in four timed phases:
@@ -11,6 +11,12 @@
  *   stat    stat, verify it is a regular file of BYTES bytes  for each file
  *   delete  unlink each file, then rmdir each subdirectory
  *
+ * With -j THREADS, each phase runs in THREADS threads at once, thread t
+ * taking files t, t+THREADS, t+2*THREADS, ... (the subdirectories are
+ * removed after every thread's unlinks); a phase ends when its last thread
+ * does. One thread (the default) is a program doing one file at a time, which
+ * is timed to the latency of each call; several are many programs (or one
+ * parallel one) sharing the file system, timed to its throughput.
  * The subdirectories are created (untimed) before the write phase.
  * Each phase prints one line on stdout:
  *
@@ -28,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,16 +58,29 @@ struct cfg {
 	long subdirs;
 	unsigned phases;
 	int fsync_each; /* -f: fsync(2) each file before closing it */
+	long threads;   /* -j: threads per phase */
+};
+
+/* One thread's share of a phase: files first, first + step, ... */
+struct share {
+	const struct cfg *c;
+	const unsigned char *pattern;
+	long first, step;
+	int (*fn)(const struct share *sh);
+	pthread_t tid;
+	int rc;
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: %s DIR [-n FILES] [-s BYTES] [-d SUBDIRS] [-p PHASES] [-f]\n"
+		"usage: %s DIR [-n FILES] [-s BYTES] [-d SUBDIRS] [-p PHASES] [-j THREADS] [-f]\n"
 		"  -n FILES    number of files (default 10000)\n"
 		"  -s BYTES    bytes per file (default 4096)\n"
 		"  -d SUBDIRS  subdirectories the files are spread over (default 100)\n"
 		"  -p PHASES   comma list of write,read,stat,delete (default all)\n"
+		"  -j THREADS  run each phase in THREADS threads, each taking every\n"
+		"              THREADS-th file (default 1)\n"
 		"  -f          write phase: fsync each file before closing it (the\n"
 		"              durability an NFS close gives, for a local peer)\n",
 		prog);
@@ -154,12 +174,12 @@ static int make_subdirs(const struct cfg *c)
 	return 0;
 }
 
-static int phase_write(const struct cfg *c, const unsigned char *pattern)
+static int write_files(const struct share *sh)
 {
+	const struct cfg *c = sh->c;
 	char path[PATH_MAX];
-	double t0 = bench_now();
 
-	for (long i = 0; i < c->files; i++) {
+	for (long i = sh->first; i < c->files; i += sh->step) {
 		int fd;
 
 		file_path(c, i, path, sizeof path);
@@ -168,7 +188,7 @@ static int phase_write(const struct cfg *c, const unsigned char *pattern)
 			fprintf(stderr, "%s: create %s: %s\n", prog, path, strerror(errno));
 			return -1;
 		}
-		if (write_all(fd, file_data(pattern, i), (size_t)c->size) != 0) {
+		if (write_all(fd, file_data(sh->pattern, i), (size_t)c->size) != 0) {
 			fprintf(stderr, "%s: write %s: %s\n", prog, path, strerror(errno));
 			close(fd);
 			return -1;
@@ -183,19 +203,23 @@ static int phase_write(const struct cfg *c, const unsigned char *pattern)
 			return -1;
 		}
 	}
-	report("write", c, t0, bench_now());
 	return 0;
 }
 
-static int phase_read(const struct cfg *c, const unsigned char *pattern,
-		      unsigned char *buf)
+static int read_files(const struct share *sh)
 {
+	const struct cfg *c = sh->c;
 	char path[PATH_MAX];
 	/* one spare byte so a file longer than expected is noticed */
 	size_t cap = (size_t)c->size + 1;
-	double t0 = bench_now();
+	unsigned char *buf = malloc(cap);
+	int rc = -1;
 
-	for (long i = 0; i < c->files; i++) {
+	if (!buf) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		return -1;
+	}
+	for (long i = sh->first; i < c->files; i += sh->step) {
 		size_t got = 0;
 		int fd;
 
@@ -203,7 +227,7 @@ static int phase_read(const struct cfg *c, const unsigned char *pattern,
 		fd = open(path, O_RDONLY);
 		if (fd < 0) {
 			fprintf(stderr, "%s: open %s: %s\n", prog, path, strerror(errno));
-			return -1;
+			goto out;
 		}
 		for (;;) {
 			ssize_t n = read(fd, buf + got, cap - got);
@@ -214,7 +238,7 @@ static int phase_read(const struct cfg *c, const unsigned char *pattern,
 				fprintf(stderr, "%s: read %s: %s\n", prog, path,
 					strerror(errno));
 				close(fd);
-				return -1;
+				goto out;
 			}
 			if (n == 0)
 				break;
@@ -224,31 +248,33 @@ static int phase_read(const struct cfg *c, const unsigned char *pattern,
 		}
 		if (close(fd) != 0) {
 			fprintf(stderr, "%s: close %s: %s\n", prog, path, strerror(errno));
-			return -1;
+			goto out;
 		}
 		if (got != (size_t)c->size) {
 			fprintf(stderr, "%s: %s: read %s%zu bytes, expected %ld\n", prog,
 				path, got == cap ? "more than " : "", got == cap ? got - 1 : got,
 				c->size);
-			return -1;
+			goto out;
 		}
-		if (memcmp(buf, file_data(pattern, i), (size_t)c->size) != 0) {
+		if (memcmp(buf, file_data(sh->pattern, i), (size_t)c->size) != 0) {
 			fprintf(stderr, "%s: %s: content differs from what was written\n",
 				prog, path);
-			return -1;
+			goto out;
 		}
 	}
-	report("read", c, t0, bench_now());
-	return 0;
+	rc = 0;
+out:
+	free(buf);
+	return rc;
 }
 
-static int phase_stat(const struct cfg *c)
+static int stat_files(const struct share *sh)
 {
+	const struct cfg *c = sh->c;
 	char path[PATH_MAX];
 	struct stat st;
-	double t0 = bench_now();
 
-	for (long i = 0; i < c->files; i++) {
+	for (long i = sh->first; i < c->files; i += sh->step) {
 		file_path(c, i, path, sizeof path);
 		if (stat(path, &st) != 0) {
 			fprintf(stderr, "%s: stat %s: %s\n", prog, path, strerror(errno));
@@ -262,22 +288,28 @@ static int phase_stat(const struct cfg *c)
 			return -1;
 		}
 	}
-	report("stat", c, t0, bench_now());
 	return 0;
 }
 
-static int phase_delete(const struct cfg *c)
+static int unlink_files(const struct share *sh)
 {
+	const struct cfg *c = sh->c;
 	char path[PATH_MAX];
-	double t0 = bench_now();
 
-	for (long i = 0; i < c->files; i++) {
+	for (long i = sh->first; i < c->files; i += sh->step) {
 		file_path(c, i, path, sizeof path);
 		if (unlink(path) != 0) {
 			fprintf(stderr, "%s: unlink %s: %s\n", prog, path, strerror(errno));
 			return -1;
 		}
 	}
+	return 0;
+}
+
+static int remove_subdirs(const struct cfg *c)
+{
+	char path[PATH_MAX];
+
 	for (long d = 0; d < c->subdirs; d++) {
 		subdir_path(c, d, path, sizeof path);
 		if (rmdir(path) != 0) {
@@ -285,14 +317,64 @@ static int phase_delete(const struct cfg *c)
 			return -1;
 		}
 	}
-	report("delete", c, t0, bench_now());
 	return 0;
+}
+
+static void *share_main(void *arg)
+{
+	struct share *sh = arg;
+
+	sh->rc = sh->fn(sh);
+	return NULL;
+}
+
+/*
+ * Times one phase: fn over every file in c->threads threads (in this thread
+ * when there is one), then `after` (if any) once they are all done.
+ */
+static int run_phase(const char *name, const struct cfg *c, const unsigned char *pattern,
+		     int (*fn)(const struct share *sh), int (*after)(const struct cfg *c))
+{
+	struct share *sh = calloc((size_t)c->threads, sizeof *sh);
+	long started = 0;
+	int rc = 0;
+	double t0;
+
+	if (!sh) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		return -1;
+	}
+	t0 = bench_now();
+	for (long t = 0; t < c->threads; t++) {
+		sh[t] = (struct share){ .c = c, .pattern = pattern, .first = t,
+					.step = c->threads, .fn = fn };
+		if (c->threads == 1) {
+			share_main(&sh[t]);
+		} else if ((errno = pthread_create(&sh[t].tid, NULL, share_main, &sh[t])) != 0) {
+			fprintf(stderr, "%s: pthread_create: %s\n", prog, strerror(errno));
+			rc = -1;
+			break;
+		}
+		started++;
+	}
+	for (long t = 0; t < started; t++) {
+		if (c->threads > 1)
+			pthread_join(sh[t].tid, NULL);
+		if (sh[t].rc != 0)
+			rc = -1;
+	}
+	if (rc == 0 && after && after(c) != 0)
+		rc = -1;
+	if (rc == 0)
+		report(name, c, t0, bench_now());
+	free(sh);
+	return rc;
 }
 
 int main(int argc, char **argv)
 {
-	struct cfg c = { NULL, 10000, 4096, 100, PH_WRITE | PH_READ | PH_STAT | PH_DELETE, 0 };
-	unsigned char *pattern, *buf;
+	struct cfg c = { NULL, 10000, 4096, 100, PH_WRITE | PH_READ | PH_STAT | PH_DELETE, 0, 1 };
+	unsigned char *pattern;
 	struct stat st;
 	int rc = 0;
 
@@ -307,7 +389,7 @@ int main(int argc, char **argv)
 			c.fsync_each = 1;
 			continue;
 		}
-		if (a[0] == '-' && a[1] != '\0' && a[2] == '\0' && strchr("nsdp", a[1])) {
+		if (a[0] == '-' && a[1] != '\0' && a[2] == '\0' && strchr("nsdpj", a[1])) {
 			const char *v;
 
 			if (i + 1 >= argc) {
@@ -318,6 +400,7 @@ int main(int argc, char **argv)
 			if ((a[1] == 'n' && bench_parse_long(v, 1, 100000000L, &c.files) != 0) ||
 			    (a[1] == 's' && bench_parse_long(v, 0, 1L << 30, &c.size) != 0) ||
 			    (a[1] == 'd' && bench_parse_long(v, 1, 10000, &c.subdirs) != 0) ||
+			    (a[1] == 'j' && bench_parse_long(v, 1, 1024, &c.threads) != 0) ||
 			    (a[1] == 'p' && parse_phases(v, &c.phases) != 0)) {
 				fprintf(stderr, "%s: bad value for %s: %s\n", prog, a, v);
 				return 2;
@@ -343,8 +426,7 @@ int main(int argc, char **argv)
 	}
 
 	pattern = malloc((size_t)c.size + PAT_PERIOD);
-	buf = malloc((size_t)c.size + 1);
-	if (!pattern || !buf) {
+	if (!pattern) {
 		fprintf(stderr, "%s: out of memory\n", prog);
 		return 1;
 	}
@@ -352,16 +434,19 @@ int main(int argc, char **argv)
 	for (size_t j = 0; j < (size_t)c.size + PAT_PERIOD; j++)
 		pattern[j] = (unsigned char)((j * 2654435761u) >> 13);
 
-	if ((c.phases & PH_WRITE) && (make_subdirs(&c) != 0 || phase_write(&c, pattern) != 0))
+	if ((c.phases & PH_WRITE) &&
+	    (make_subdirs(&c) != 0 || run_phase("write", &c, pattern, write_files, NULL) != 0))
 		rc = 1;
-	if (rc == 0 && (c.phases & PH_READ) && phase_read(&c, pattern, buf) != 0)
+	if (rc == 0 && (c.phases & PH_READ) &&
+	    run_phase("read", &c, pattern, read_files, NULL) != 0)
 		rc = 1;
-	if (rc == 0 && (c.phases & PH_STAT) && phase_stat(&c) != 0)
+	if (rc == 0 && (c.phases & PH_STAT) &&
+	    run_phase("stat", &c, pattern, stat_files, NULL) != 0)
 		rc = 1;
-	if (rc == 0 && (c.phases & PH_DELETE) && phase_delete(&c) != 0)
+	if (rc == 0 && (c.phases & PH_DELETE) &&
+	    run_phase("delete", &c, pattern, unlink_files, remove_subdirs) != 0)
 		rc = 1;
 
 	free(pattern);
-	free(buf);
 	return rc;
 }
