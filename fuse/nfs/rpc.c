@@ -1,4 +1,16 @@
-/* rpc.c - ONC RPC over TCP: record marking, XID matching, a receive thread. */
+/* rpc.c - ONC RPC over TCP: record marking, XID matching, and replies read
+ * by the callers themselves.
+ *
+ * Receiving: there is no thread that reads every reply and hands it on (each
+ * reply would cost two wake-ups: the reader's, then the caller's). Instead
+ * one of the threads waiting in rpc_wait at a time is the reader: it reads
+ * whole records and delivers each to the call with its XID, and it stops
+ * reading as soon as its own reply is in, handing the role to another
+ * waiter. A caller alone on the connection thus sleeps in poll(2) on the
+ * socket and is woken by its reply directly. A watcher thread per connection
+ * sleeps on the socket's hang-up only (POLLRDHUP, which data does not
+ * trigger): when the server closes, it reads what is left and fails the
+ * calls in flight, so a broken connection is noticed while idle too. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -32,6 +44,7 @@
 #define RPC_RM_LEN_MASK 0x7fffffffu
 #define RPC_HASH_BUCKETS 256
 #define RPC_MIN_RECORD 4096
+#define RPC_INBUF 16384 /* read-ahead on plain TCP: a small reply in one recv */
 
 /* accept_stat and reject_stat values (RFC 5531 section 9). */
 enum { ACC_SUCCESS, ACC_PROG_UNAVAIL, ACC_PROG_MISMATCH, ACC_PROC_UNAVAIL, ACC_GARBAGE_ARGS,
@@ -41,12 +54,19 @@ enum { REJ_RPC_MISMATCH, REJ_AUTH_ERROR };
 struct rpc_conn {
 	int fd;
 	struct tls_conn *tls; /* NULL: plain TCP */
-	pthread_t rx_thread;
+	pthread_t rx_thread; /* the watcher */
 	int rx_started;
-	pthread_mutex_t lock; /* pending, dead */
+	pthread_mutex_t lock; /* pending, npending, dead, reading, watcher_waits */
 	pthread_mutex_t send_lock;
 	struct rpc_call *pending[RPC_HASH_BUCKETS];
+	unsigned npending;
 	int dead;
+	int reading;          /* a thread owns the receive side (below) */
+	int watcher_waits;    /* the watcher waits on idle for the reader */
+	pthread_cond_t idle;
+	/* The receive side, used only by the thread that set reading: */
+	size_t in_off, in_len;
+	uint8_t inbuf[RPC_INBUF];
 	uint32_t next_xid;
 	int timeout_ms;
 	size_t max_record;
@@ -92,6 +112,10 @@ static void fork_child(void)
 			c->dead = -ECHILD;
 		c->rx_started = 0; /* the thread stayed in the parent */
 		memset(c->pending, 0, sizeof c->pending);
+		c->npending = 0;
+		c->reading = 0;
+		c->watcher_waits = 0;
+		pthread_cond_init(&c->idle, NULL);
 		pthread_mutex_init(&c->lock, NULL);
 		pthread_mutex_init(&c->send_lock, NULL);
 		if (c->tls)
@@ -225,18 +249,24 @@ static void fail_all_locked(struct rpc_conn *c, int err)
 		}
 		c->pending[b] = NULL;
 	}
+	c->npending = 0;
+}
+
+/* Mark dead (the first error stays), wake whoever reads or watches the
+ * socket, fail every call in flight; caller holds c->lock. */
+static void kill_locked(struct rpc_conn *c, int err)
+{
+	if (!c->dead)
+		c->dead = err ? err : -ECONNABORTED;
+	shutdown(c->fd, SHUT_RDWR);
+	fail_all_locked(c, c->dead);
+	pthread_cond_signal(&c->idle);
 }
 
 void rpc_conn_kill(struct rpc_conn *c, int err)
 {
 	pthread_mutex_lock(&c->lock);
-	if (!c->dead) {
-		c->dead = err ? err : -ECONNABORTED;
-		shutdown(c->fd, SHUT_RDWR);
-	} else if (c->rx_started) {
-		shutdown(c->fd, SHUT_RDWR); /* wake our receive thread */
-	}
-	fail_all_locked(c, c->dead);
+	kill_locked(c, err);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -256,44 +286,133 @@ int rpc_conn_error(struct rpc_conn *c)
 	return e;
 }
 
-/* Read exactly n bytes; 0, or -errno (-ECONNRESET on EOF). */
-static int read_full(struct rpc_conn *c, void *buf, size_t n)
+/* Milliseconds left until dl (rounded up), 0 when past it, -1 without one. */
+static int ms_left(const struct timespec *dl)
+{
+	if (!dl)
+		return -1;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	long long ns = (long long)(dl->tv_sec - now.tv_sec) * 1000000000LL +
+		       (dl->tv_nsec - now.tv_nsec);
+	if (ns <= 0)
+		return 0;
+	long long ms = (ns + 999999) / 1000000;
+	return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
+/* Some bytes into buf, waiting until dl (NULL: no limit): the count, 0 at
+ * EOF, or -errno (-ETIMEDOUT when dl passed). */
+static long read_some(struct rpc_conn *c, void *buf, size_t n, const struct timespec *dl)
+{
+	if (c->tls)
+		return tls_read(c->tls, buf, n, ms_left(dl));
+	for (;;) {
+		ssize_t r = recv(c->fd, buf, n, MSG_DONTWAIT);
+		if (r >= 0)
+			return r;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+		int w = poll(&p, 1, ms_left(dl));
+		if (w == 0)
+			return -ETIMEDOUT;
+		if (w < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/* Read exactly n bytes; 0, or -errno (-ECONNRESET on EOF). Plain TCP reads
+ * ahead into c->inbuf; TLS reads ahead in tls.c. */
+static int read_full(struct rpc_conn *c, void *buf, size_t n, const struct timespec *dl)
 {
 	uint8_t *p = buf;
 	while (n) {
-		ssize_t r = c->tls ? tls_read(c->tls, p, n) : read(c->fd, p, n);
-		if (r < 0 && c->tls) {
-			errno = (int)-r;
-			r = -1;
+		if (c->in_off < c->in_len) {
+			size_t k = c->in_len - c->in_off;
+			if (k > n)
+				k = n;
+			memcpy(p, c->inbuf + c->in_off, k);
+			c->in_off += k;
+			p += k;
+			n -= k;
+			continue;
 		}
+		int direct = c->tls || n >= sizeof c->inbuf;
+		long r = read_some(c, direct ? p : c->inbuf, direct ? n : sizeof c->inbuf, dl);
 		if (r == 0)
 			return -ECONNRESET;
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
+		if (r < 0)
+			return (int)r;
+		if (direct) {
+			p += r;
+			n -= (size_t)r;
+		} else {
+			c->in_off = 0;
+			c->in_len = (size_t)r;
 		}
-		p += r;
-		n -= (size_t)r;
 	}
 	return 0;
 }
 
-/* Deliver one complete record to its waiter; takes ownership of rec. */
-static void deliver(struct rpc_conn *c, uint8_t *rec, size_t len)
+/* Read one whole record (all its fragments) into *rec (malloc'd); 0 or
+ * -errno. Only the thread that set c->reading calls this. */
+static int read_record(struct rpc_conn *c, const struct timespec *dl, uint8_t **rec,
+		       size_t *len)
+{
+	uint8_t *r = NULL;
+	size_t n = 0;
+	int err;
+	for (;;) {
+		uint8_t hdr[4];
+		err = read_full(c, hdr, sizeof hdr, dl);
+		if (err)
+			break;
+		uint32_t mark = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
+				(uint32_t)hdr[2] << 8 | hdr[3];
+		size_t frag = mark & RPC_RM_LEN_MASK;
+		if (frag > c->max_record - n) {
+			err = -EMSGSIZE;
+			break;
+		}
+		uint8_t *nr = realloc(r, n + frag ? n + frag : 1);
+		if (!nr) {
+			err = -ENOMEM;
+			break;
+		}
+		r = nr;
+		err = read_full(c, r + n, frag, dl);
+		if (err)
+			break;
+		n += frag;
+		if (mark & RPC_RM_LAST) {
+			*rec = r;
+			*len = n;
+			return 0;
+		}
+	}
+	free(r);
+	return err;
+}
+
+/* Deliver one complete record to its call; takes ownership of rec; caller
+ * holds c->lock. */
+static void deliver_locked(struct rpc_conn *c, uint8_t *rec, size_t len)
 {
 	if (len < 4) {
 		free(rec);
 		return;
 	}
 	uint32_t xid = (uint32_t)rec[0] << 24 | (uint32_t)rec[1] << 16 | (uint32_t)rec[2] << 8 | rec[3];
-	pthread_mutex_lock(&c->lock);
 	struct rpc_call **pp = &c->pending[xid_bucket(xid)];
 	while (*pp && (*pp)->xid != xid)
 		pp = &(*pp)->next;
 	struct rpc_call *k = *pp;
 	if (k) {
 		*pp = k->next;
+		c->npending--;
 		k->buf = rec;
 		k->len = len;
 		k->done = 1;
@@ -301,47 +420,64 @@ static void deliver(struct rpc_conn *c, uint8_t *rec, size_t len)
 		pthread_cond_signal(&k->cond);
 		rec = NULL;
 	}
-	pthread_mutex_unlock(&c->lock);
 	free(rec); /* nobody waits for this XID (timed out, or a stray) */
 }
 
+/* The reader stepped down: wake a waiting call to take over reading, else
+ * the watcher if it waits; caller holds c->lock. */
+static void hand_off_locked(struct rpc_conn *c)
+{
+	if (c->npending) {
+		for (int b = 0; b < RPC_HASH_BUCKETS; b++) {
+			if (c->pending[b]) {
+				pthread_cond_signal(&c->pending[b]->cond);
+				return;
+			}
+		}
+	}
+	if (c->watcher_waits)
+		pthread_cond_signal(&c->idle);
+}
+
+/* The watcher: sleeps until the server closes the connection (or it
+ * breaks), then reads the replies still buffered and fails the rest. */
 static void *rx_main(void *arg)
 {
 	struct rpc_conn *c = arg;
-	uint8_t *rec = NULL;
-	size_t len = 0;
-	int err = 0;
 	for (;;) {
-		uint8_t hdr[4];
-		err = read_full(c, hdr, sizeof hdr);
-		if (err)
-			break;
-		uint32_t mark = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
-				(uint32_t)hdr[2] << 8 | hdr[3];
-		size_t frag = mark & RPC_RM_LEN_MASK;
-		if (frag > c->max_record - len) {
-			err = -EMSGSIZE;
-			break;
+		struct pollfd p = { .fd = c->fd, .events = POLLRDHUP };
+		int r = poll(&p, 1, -1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		pthread_mutex_lock(&c->lock);
+		while (c->reading && !c->dead) {
+			c->watcher_waits = 1;
+			pthread_cond_wait(&c->idle, &c->lock);
+			c->watcher_waits = 0;
 		}
-		uint8_t *nr = realloc(rec, len + frag ? len + frag : 1);
-		if (!nr) {
-			err = -ENOMEM;
-			break;
+		if (c->dead) {
+			pthread_mutex_unlock(&c->lock);
+			return NULL;
 		}
-		rec = nr;
-		err = read_full(c, rec + len, frag);
-		if (err)
-			break;
-		len += frag;
-		if (mark & RPC_RM_LAST) {
-			deliver(c, rec, len);
-			rec = NULL;
-			len = 0;
+		c->reading = 1;
+		pthread_mutex_unlock(&c->lock);
+		int err;
+		for (;;) {
+			uint8_t *rec;
+			size_t len;
+			err = read_record(c, NULL, &rec, &len);
+			if (err)
+				break;
+			pthread_mutex_lock(&c->lock);
+			deliver_locked(c, rec, len);
+			pthread_mutex_unlock(&c->lock);
 		}
+		pthread_mutex_lock(&c->lock);
+		c->reading = 0;
+		kill_locked(c, err);
+		pthread_mutex_unlock(&c->lock);
+		return NULL;
 	}
-	free(rec);
-	rpc_conn_kill(c, err);
-	return NULL;
 }
 
 static struct rpc_conn *conn_new(int fd, struct tls_conn *tls)
@@ -355,11 +491,13 @@ static struct rpc_conn *conn_new(int fd, struct tls_conn *tls)
 	c->max_record = RPC_MAX_RECORD_DEFAULT;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->send_lock, NULL);
+	pthread_cond_init(&c->idle, NULL);
 	uint32_t seed = (uint32_t)getpid() ^ (uint32_t)time(NULL) ^ (uint32_t)(uintptr_t)c;
 	c->next_xid = seed * 2654435761u;
 	if (pthread_create(&c->rx_thread, NULL, rx_main, c) != 0) {
 		pthread_mutex_destroy(&c->lock);
 		pthread_mutex_destroy(&c->send_lock);
+		pthread_cond_destroy(&c->idle);
 		free(c);
 		return NULL;
 	}
@@ -479,6 +617,7 @@ void rpc_conn_close(struct rpc_conn *c)
 	close(c->fd);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->send_lock);
+	pthread_cond_destroy(&c->idle);
 	free(c);
 }
 
@@ -530,6 +669,7 @@ int rpc_send(struct rpc_conn *c, struct rpc_call *call, uint32_t prog, uint32_t 
 		unsigned b = xid_bucket(call->xid);
 		call->next = c->pending[b];
 		c->pending[b] = call;
+		c->npending++;
 	}
 	pthread_mutex_unlock(&c->lock);
 	if (dead) {
@@ -574,8 +714,10 @@ static void unlink_locked(struct rpc_conn *c, struct rpc_call *call)
 	struct rpc_call **pp = &c->pending[xid_bucket(call->xid)];
 	while (*pp && *pp != call)
 		pp = &(*pp)->next;
-	if (*pp)
+	if (*pp) {
 		*pp = call->next;
+		c->npending--;
+	}
 }
 
 int rpc_wait(struct rpc_conn *c, struct rpc_call *call, struct rpc_reply *rep)
@@ -591,6 +733,31 @@ int rpc_wait(struct rpc_conn *c, struct rpc_call *call, struct rpc_reply *rep)
 	int timed_out = 0;
 	pthread_mutex_lock(&c->lock);
 	while (!call->done) {
+		if (!c->reading) {
+			/* Read until this call's reply is in (see the top). */
+			c->reading = 1;
+			pthread_mutex_unlock(&c->lock);
+			uint8_t *rec;
+			size_t len;
+			int e = read_record(c, &dl, &rec, &len);
+			pthread_mutex_lock(&c->lock);
+			c->reading = 0;
+			if (e == 0) {
+				deliver_locked(c, rec, len);
+			} else if (e == -ETIMEDOUT) {
+				if (!call->done) {
+					unlink_locked(c, call);
+					timed_out = 1;
+				}
+				/* a record may be cut in half: the stream is lost */
+				kill_locked(c, -ETIMEDOUT);
+				if (timed_out)
+					break;
+			} else {
+				kill_locked(c, e);
+			}
+			continue;
+		}
 		if (pthread_cond_timedwait(&call->cond, &c->lock, &dl) == ETIMEDOUT &&
 		    !call->done) {
 			unlink_locked(c, call);
@@ -598,6 +765,8 @@ int rpc_wait(struct rpc_conn *c, struct rpc_call *call, struct rpc_reply *rep)
 			break;
 		}
 	}
+	if (!c->reading)
+		hand_off_locked(c);
 	pthread_mutex_unlock(&c->lock);
 	pthread_cond_destroy(&call->cond);
 	memset(rep, 0, sizeof *rep);

@@ -3,9 +3,11 @@
  *
  * Calls are framed with record marking (one fragment per call), carry
  * AUTH_SYS credentials, and are matched to replies by XID, so any number of
- * threads may have calls in flight on one connection at once. A receive
- * thread per connection reads records and hands each to the caller waiting
- * on its XID; a record whose XID nobody waits for is dropped.
+ * threads may have calls in flight on one connection at once. The callers
+ * waiting in rpc_wait take turns reading records and hand each to the call
+ * with its XID (rpc.c explains why); a record whose XID nobody waits for is
+ * dropped. A watcher thread per connection notices a server's close while
+ * no call is in flight.
  *
  * Failure model: a broken connection (EOF, a read or write error, a record
  * over the size limit, a reply header that makes no sense) or a call that
@@ -77,7 +79,7 @@ void rpc_conn_set_max_record(struct rpc_conn *c, size_t bytes);
 int rpc_conn_error(struct rpc_conn *c);
 /* Fail every call in flight and every later call with err. */
 void rpc_conn_kill(struct rpc_conn *c, int err);
-/* Kill, join the receive thread, close and free. No call may be in flight. */
+/* Kill, join the watcher thread, close and free. No call may be in flight. */
 void rpc_conn_close(struct rpc_conn *c);
 
 /* Send a call whose arguments are the iovecs; 0 or -errno. On success the

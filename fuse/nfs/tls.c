@@ -424,7 +424,7 @@ int tls_handshake(struct tls_target *t, int fd, unsigned port, int timeout_ms,
 	return 0;
 }
 
-long tls_read(struct tls_conn *c, void *buf, size_t n)
+long tls_read(struct tls_conn *c, void *buf, size_t n, int timeout_ms)
 {
 	if (n > INT32_MAX)
 		n = INT32_MAX;
@@ -440,10 +440,10 @@ long tls_read(struct tls_conn *c, void *buf, size_t n)
 		int w;
 		switch (e) {
 		case SSL_ERROR_WANT_READ:
-			w = wait_fd(c->fd, POLLIN, -1);
+			w = wait_fd(c->fd, POLLIN, timeout_ms);
 			break;
 		case SSL_ERROR_WANT_WRITE:
-			w = wait_fd(c->fd, POLLOUT, -1);
+			w = wait_fd(c->fd, POLLOUT, timeout_ms);
 			break;
 		case SSL_ERROR_ZERO_RETURN:
 			return 0;
@@ -481,7 +481,7 @@ static int write_buf(struct tls_conn *c, const uint8_t *p, size_t n)
 		case SSL_ERROR_WANT_WRITE:
 			w = wait_fd(c->fd, POLLOUT, -1);
 			break;
-		case SSL_ERROR_WANT_READ: /* the receive thread will read */
+		case SSL_ERROR_WANT_READ: /* rpc.c's reader will read */
 			w = wait_fd(c->fd, POLLIN, TLS_WANT_READ_WAIT_MS);
 			if (w == -ETIMEDOUT)
 				w = 0;

@@ -7,7 +7,8 @@
  * tls_conn is one connection's SSL object on a non-blocking socket.
  *
  * Threads: an SSL object must never be used by two threads at once, but
- * rpc.c reads from a receive thread while callers write. Every SSL call
+ * in rpc.c one thread reads (a caller waiting for its reply) while others
+ * write. Every SSL call
  * here runs under the connection's mutex and never blocks inside it (the
  * socket is non-blocking; waiting is a poll(2) outside the lock), so a
  * reader waiting for data never holds up a writer.
@@ -65,9 +66,9 @@ unsigned tls_target_resumptions(struct tls_target *t);
  * message only. */
 int tls_handshake(struct tls_target *t, int fd, unsigned port, int timeout_ms,
 		  struct tls_conn **out, char *err, size_t errlen);
-/* Up to n bytes (> 0), 0 at the peer's end of stream, or -errno. Blocks
- * until data arrives or the socket is shut down. */
-long tls_read(struct tls_conn *c, void *buf, size_t n);
+/* Up to n bytes (> 0), 0 at the peer's end of stream, or -errno. Waits
+ * for data at most timeout_ms at a time (-1: no limit; -ETIMEDOUT after). */
+long tls_read(struct tls_conn *c, void *buf, size_t n, int timeout_ms);
 /* All of the iovecs, or -errno. One writer at a time (rpc.c's send_lock). */
 int tls_writev(struct tls_conn *c, const struct iovec *iov, int n);
 void tls_conn_info(struct tls_conn *c, struct tls_info *info);
