@@ -29,3 +29,13 @@ int bench_parse_long(const char *s, long min, long max, long *out)
 	*out = v;
 	return 0;
 }
+
+unsigned char *bench_pattern(size_t len)
+{
+	unsigned char *p = malloc(len + BENCH_PAT_PERIOD);
+
+	/* a non-repeating-looking byte stream */
+	for (size_t j = 0; p && j < len + BENCH_PAT_PERIOD; j++)
+		p[j] = (unsigned char)((j * 2654435761u) >> 13);
+	return p;
+}

@@ -3,8 +3,10 @@
 # They use the caller's PROG, SCRIPT_DIR, WORK, CC and CFLAGS_BENCH.
 
 bench_prog() {
-	# Use the build system's binary if it is up to date, else build our own.
+	# bench_prog NAME [LIBS...]: the build system's binary if it is up to
+	# date, else build our own (threads, and LIBS, linked in).
 	local name=$1 src="$SCRIPT_DIR/$1.c"
+	shift
 	if [ -x "$SCRIPT_DIR/$name" ] && [ ! "$src" -nt "$SCRIPT_DIR/$name" ]; then
 		echo "$SCRIPT_DIR/$name"
 		return
@@ -12,7 +14,7 @@ bench_prog() {
 	[ -f "$src" ] || die "$src is missing"
 	command -v "$CC" >/dev/null || die "no C compiler '$CC' to build $name (Debian package gcc)"
 	# shellcheck disable=SC2086
-	"$CC" $CFLAGS_BENCH -o "$WORK/bin/$name" "$src" "$SCRIPT_DIR/benchutil.c" >&2 ||
+	"$CC" $CFLAGS_BENCH -pthread -o "$WORK/bin/$name" "$src" "$SCRIPT_DIR/benchutil.c" "$@" >&2 ||
 		die "building $name failed"
 	echo "$WORK/bin/$name"
 }

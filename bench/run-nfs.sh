@@ -9,8 +9,11 @@
 # rpcbind) for libnfs. Then, interleaved over --runs runs, it measures
 #   efsmt-nfs  efsmt over nfs://127.0.0.2/export, .3, .4 (smallfiles, seqio)
 #   libnfs     nfs-cp and nfs-cat (Debian's libnfs-utils) over NFSv3 to the
-#              first server (sequential only: they copy one file at a time)
+#              first server, and bench/nfsfiles.c (libnfs's API, the small
+#              files of smallfiles, each committed before close)
 #   efsmt-dir  efsmt over T1..T3 (smallfiles, seqio): the local ceiling
+# The small-file writes and deletes run twice: one file at a time (one
+# program's latency) and in --jobs threads (the file system's throughput).
 # and prints one table with the ratios efsmt-nfs/libnfs and efsmt-nfs/efsmt-dir,
 # and the CPU each process used during each step. Everything it started is
 # stopped (by pid), unmounted and removed on exit, also on failure or interrupt.
@@ -33,6 +36,7 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$SCRIPT_DIR/../tests/ganesha-conf.sh"
 
 FILES=10000
+JOBS=8
 FILE_SIZE=4096
 SUBDIRS=100
 SIZE_MIB=1024
@@ -61,6 +65,7 @@ usage: $PROG [options]
   --files N            small files per run (default $FILES)
   --file-size BYTES    bytes per small file (default $FILE_SIZE)
   --subdirs N          subdirectories the small files are spread over (default $SUBDIRS)
+  --jobs J             threads for the parallel small-file rows (default $JOBS)
   --size-mib M         size of the sequential file in MiB (default $SIZE_MIB)
   --block-kib K        sequential block size of seqio in KiB (default $BLOCK_KIB)
   --runs R             repeat each measurement R times, report the median (default $RUNS)
@@ -76,13 +81,13 @@ usage: $PROG [options]
 EOF
 }
 
-parse_options "--files=FILES --file-size=FILE_SIZE --subdirs=SUBDIRS --size-mib=SIZE_MIB \
+parse_options "--files=FILES --jobs=JOBS --file-size=FILE_SIZE --subdirs=SUBDIRS --size-mib=SIZE_MIB \
 	--block-kib=BLOCK_KIB --runs=RUNS --efsmt=EFSMT --efsmt-opts=EFSMT_OPTS \
 	--nfs-opts=NFS_OPTS --systems=SYSTEMS --first-addr=FIRST_ADDR --tmpdir=TMP_BASE \
 	--keep-logs=KEEP_LOGS" "$@"
 
 whole_numbers 0 FILE_SIZE
-whole_numbers 1 FILES SUBDIRS SIZE_MIB BLOCK_KIB RUNS
+whole_numbers 1 FILES JOBS SUBDIRS SIZE_MIB BLOCK_KIB RUNS
 for o in "$EFSMT_OPTS" "$NFS_OPTS"; do
 	[[ $o =~ ^[A-Za-z0-9_.=,/:-]*$ ]] || die "unexpected characters in efsmt options '$o'"
 done
@@ -239,6 +244,12 @@ if uses_efsmt; then
 fi
 SMALLFILES=$(bench_prog smallfiles)
 SEQIO=$(bench_prog seqio)
+NFSFILES=""
+if has_system libnfs; then
+	[ -e /usr/include/nfsc/libnfs.h ] ||
+		die "libnfs's headers are missing for bench/nfsfiles.c (apt-get install -y libnfs-dev)"
+	NFSFILES=$(bench_prog nfsfiles -lnfs)
+fi
 
 # ---------------------------------------------------------------- servers
 
@@ -388,7 +399,7 @@ mount_efsmt() {
 # ---------------------------------------------------------------- measuring
 
 declare -A RES=() # RES[system.phase] = space-separated values, one per run
-PHASES="write read stat delete seqwrite seqread"
+PHASES="write read stat delete write-par delete-par seqwrite seqread"
 
 record() {
 	# record SYSTEM OUTPUT-LINES: phase=... files_per_s=... / MB_per_s=...
@@ -431,6 +442,13 @@ measure_efsmt() {
 		record "$sys" "$out"
 		rmdir "$dir/sfs" || die "$sys: rmdir $dir/sfs failed"
 	fi
+	mkdir "$dir/sfj" || die "$sys: mkdir $dir/sfj failed"
+	run_bench "$WORK/out" "$SMALLFILES" "$dir/sfj" -n "$FILES" -s "$FILE_SIZE" -d "$SUBDIRS" \
+		-p write,delete -j "$JOBS" || die "$sys: smallfiles -j $JOBS failed (run $run)"
+	out=$(sed 's/^phase=\([a-z]*\) /phase=\1-par /' "$WORK/out")
+	show "$sys" "$run" "$out"
+	record "$sys" "$out"
+	rmdir "$dir/sfj" || die "$sys: rmdir $dir/sfj failed"
 	drop_caches
 	step_start
 	run_bench "$WORK/out" "$SEQIO" "$dir/seq.bin" -m "$SIZE_MIB" -b "$BLOCK_KIB" -p write ||
@@ -503,6 +521,17 @@ measure_libnfs() {
 	rm -f "$WORK/src/back.bin" "$on_disk"
 	show libnfs "$run" "$out"
 	record libnfs "$out"
+	# the small files through libnfs's API, each committed before close
+	step_start
+	run_bench "$WORK/out" "$NFSFILES" "${ADDRS[0]}" "/export/$LIBNFS_DIR" -n "$FILES" \
+		-s "$FILE_SIZE" -d "$SUBDIRS" -f || die "libnfs: nfsfiles failed (run $run)"
+	step_end libnfs smallfiles
+	out=$(cat "$WORK/out")
+	run_bench "$WORK/out" "$NFSFILES" "${ADDRS[0]}" "/export/$LIBNFS_DIR" -n "$FILES" \
+		-s "$FILE_SIZE" -d "$SUBDIRS" -f -j "$JOBS" || die "libnfs: nfsfiles -j $JOBS failed (run $run)"
+	out="$out"$'\n'$(sed 's/^phase=\([a-z]*\) /phase=\1-par /' "$WORK/out")
+	show libnfs "$run" "$out"
+	record libnfs "$out"
 }
 
 run_system() {
@@ -564,7 +593,8 @@ echo
 echo "efsmt NFS benchmark  $(date -u '+%Y-%m-%dT%H:%M:%SZ')  kernel $(uname -r)  $(nproc) CPUs"
 echo "B: a directory on $FSTYPE, exported as /export by $NSERVERS nfs-ganesha $(pkg_version nfs-ganesha) servers on ${ADDRS[*]}"
 echo "   (the first also with NFSv3 for libnfs; FSAL VFS); T1..T3 = mount --bind B"
-echo "small files: $FILES files x $FILE_SIZE bytes in $SUBDIRS subdirs (smallfiles -n $FILES -s $FILE_SIZE -d $SUBDIRS)"
+echo "small files: $FILES files x $FILE_SIZE bytes in $SUBDIRS subdirs (smallfiles -n $FILES -s $FILE_SIZE -d $SUBDIRS);"
+echo "             *-par: the same in $JOBS threads (smallfiles -j $JOBS -p write,delete)"
 echo "sequential:  $SIZE_MIB MiB; reads after dropping the page cache (client's and server's alike)"
 echo "runs: $RUNS, systems interleaved, each efsmt run on a fresh mount (median shown)"
 if uses_efsmt; then
@@ -584,7 +614,8 @@ if has_system libnfs; then
 	echo "  seqwrite: nfs-cp SRC $(libnfs_url FILE), SRC in memory (tmpfs), then"
 	echo "            sync FILE on the server side: timed until the data is on disk, as seqio's fsync"
 	echo "  seqread:  nfs-cat $(libnfs_url FILE) > /dev/null"
-	echo "  small files: n/a, libnfs's tools copy one file per command and have no small-file mode"
+	echo "  small files: bench/nfsfiles ${ADDRS[0]} /export/... -f (-j $JOBS for *-par), libnfs's API over NFSv3:"
+	echo "               create, write (UNSTABLE), COMMIT, close; only write and delete"
 fi
 echo
 
@@ -599,7 +630,7 @@ verdict() {
 	fi
 }
 
-printf '%-9s %-8s %10s %10s %10s %11s %8s  %s\n' phase unit efsmt-nfs libnfs efsmt-dir nfs/libnfs nfs/dir goal
+printf '%-10s %-8s %10s %10s %10s %11s %8s  %s\n' phase unit efsmt-nfs libnfs efsmt-dir nfs/libnfs nfs/dir goal
 for phase in $PHASES; do
 	declare -A med=()
 	for s in $ALL_SYSTEMS; do
@@ -611,11 +642,11 @@ for phase in $PHASES; do
 	lib=$(fmt "$phase" "${med[libnfs]}")
 	case "$phase" in
 	seq*) unit=MB/s; goal=$(verdict "$r_lib" 1.0 nfs/libnfs) ;;
-	write) unit=files/s; goal=$(verdict "$r_dir" 0.5 nfs/dir) ;;
+	write | write-par) unit=files/s; goal=$(verdict "$r_dir" 0.5 nfs/dir) ;;
 	*) unit=files/s; goal="-" ;;
 	esac
-	if [[ $phase != seq* ]] && has_system libnfs; then lib="n/a"; fi
-	printf '%-9s %-8s %10s %10s %10s %11s %8s  %s\n' "$phase" "$unit" \
+	if [[ $phase == read || $phase == stat ]] && has_system libnfs; then lib="n/a"; fi
+	printf '%-10s %-8s %10s %10s %10s %11s %8s  %s\n' "$phase" "$unit" \
 		"$(fmt "$phase" "${med[efsmt-nfs]}")" "$lib" "$(fmt "$phase" "${med[efsmt-dir]}")" \
 		"$r_lib" "$r_dir" "$goal"
 	unset med
@@ -629,7 +660,7 @@ if has_system efsmt-dir; then
 		"(an NFS close commits, as EFS makes a closed file durable)"
 fi
 if has_system libnfs; then
-	echo "n/a: libnfs's tools have no small-file mode (nfs-cp and nfs-cat copy one file per command)"
+	echo "n/a: bench/nfsfiles does only the write and delete phases"
 	# shellcheck disable=SC2086
 	echo "libnfs seqread with nfs-cp to an in-memory file instead of nfs-cat: $(fmt seqread "$(median ${RES[libnfs.seqread-cp]:-})") MB/s"
 fi

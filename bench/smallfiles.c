@@ -45,8 +45,6 @@
 
 #include "benchutil.h"
 
-#define PAT_PERIOD 251 /* prime: neighbouring files get different contents */
-
 enum { PH_WRITE = 1, PH_READ = 2, PH_STAT = 4, PH_DELETE = 8 };
 
 static const char *prog = "smallfiles";
@@ -124,10 +122,10 @@ static void file_path(const struct cfg *c, long i, char *buf, size_t len)
 	snprintf(buf, len, "%s/d%04ld/f%07ld", c->dir, i % c->subdirs, i);
 }
 
-/* Expected contents of file i start at pattern + i % PAT_PERIOD. */
+/* Expected contents of file i start at pattern + i % BENCH_PAT_PERIOD. */
 static const unsigned char *file_data(const unsigned char *pattern, long i)
 {
-	return pattern + (size_t)(i % PAT_PERIOD);
+	return pattern + (size_t)(i % BENCH_PAT_PERIOD);
 }
 
 static void report(const char *phase, const struct cfg *c, double t0, double t1)
@@ -425,14 +423,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	pattern = malloc((size_t)c.size + PAT_PERIOD);
+	pattern = bench_pattern((size_t)c.size);
 	if (!pattern) {
 		fprintf(stderr, "%s: out of memory\n", prog);
 		return 1;
 	}
-	/* a non-repeating-looking byte stream; file i uses the slice at i % 251 */
-	for (size_t j = 0; j < (size_t)c.size + PAT_PERIOD; j++)
-		pattern[j] = (unsigned char)((j * 2654435761u) >> 13);
 
 	if ((c.phases & PH_WRITE) &&
 	    (make_subdirs(&c) != 0 || run_phase("write", &c, pattern, write_files, NULL) != 0))

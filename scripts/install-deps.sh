@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install everything efsmt needs to build, test, benchmark and package on
-# Debian 12 (packaging/README.md: debhelper, help2man, rpm; make check-vm:
-# qemu-system-x86 and busybox-static, the guest's kernel comes from apt).
+# Debian 12 (packaging/README.md: debhelper, help2man, rpm; bench/: libnfs;
+# make check-vm: qemu-system-x86 and busybox-static, the guest's kernel
+# comes from apt).
 # Run as root. Used by README.md and by .ci/run.
 set -eu
 if [ "$(id -u)" != 0 ]; then
@@ -13,7 +14,7 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends \
 	build-essential autoconf automake pkg-config \
 	libfuse3-dev fuse3 libcurl4-openssl-dev libjansson-dev libssl-dev \
-	libxxhash-dev check \
+	libxxhash-dev check libnfs-dev libnfs-utils \
 	python3 python3-pytest python3-xxhash python3-botocore python3-cryptography python3-openssl valgrind attr git xz-utils \
 	mergerfs util-linux procps nfs-ganesha nfs-ganesha-vfs stunnel4 \
 	clang-14 libclang-rt-14-dev \
