@@ -3,8 +3,8 @@
  * NFSv3 without FUSE or the kernel: a peer user-space client for efsmt's
  * small-file numbers on the same server.
  *
- *   nfsfiles SERVER EXPORT [-n FILES] [-s BYTES] [-d SUBDIRS] [-j THREADS]
- *            [-p PHASES] [-f]
+ *   nfsfiles [-n FILES] [-s BYTES] [-d SUBDIRS] [-j THREADS] [-p PHASES] [-f]
+ *            SERVER EXPORT
  *
  * Files and phases are smallfiles's (EXPORT/dNNNN/fNNNNNNN, round-robin over
  * SUBDIRS subdirectories created untimed first), phases write and delete:
@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/time.h> /* libnfs.h uses struct timeval without it */
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <nfsc/libnfs.h>
 
@@ -61,8 +62,8 @@ struct worker {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: %s SERVER EXPORT [-n FILES] [-s BYTES] [-d SUBDIRS] [-j THREADS]\n"
-		"          [-p PHASES] [-f]\n"
+		"usage: %s [-n FILES] [-s BYTES] [-d SUBDIRS] [-j THREADS] [-p PHASES] [-f]\n"
+		"          SERVER EXPORT\n"
 		"  SERVER      NFS server address (NFSv3 with MOUNT, through rpcbind)\n"
 		"  EXPORT      exported path, e.g. /export\n"
 		"  -n FILES    number of files (default 10000)\n"
@@ -220,50 +221,50 @@ int main(int argc, char **argv)
 {
 	struct cfg c = { NULL, NULL, 10000, 4096, 100, 1, PH_WRITE | PH_DELETE, 0, NULL };
 	const char *pos[2];
-	int npos = 0, rc = 0;
+	int rc = 0;
 	unsigned char *pattern;
 	struct worker *ws;
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
+	for (int o; (o = getopt(argc, argv, "hfn:s:d:j:p:")) != -1;) {
+		int bad;
 
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+		switch (o) {
+		case 'h':
 			usage(stdout);
 			return 0;
-		}
-		if (strcmp(a, "-f") == 0) {
+		case 'f':
 			c.fsync_each = 1;
-		} else if (a[0] == '-' && a[1] != '\0' && a[2] == '\0' && strchr("nsdjp", a[1])) {
-			const char *v;
-
-			if (i + 1 >= argc) {
-				fprintf(stderr, "%s: option %s needs a value\n", prog, a);
-				return 2;
-			}
-			v = argv[++i];
-			if ((a[1] == 'n' && bench_parse_long(v, 1, 100000000L, &c.files) != 0) ||
-			    (a[1] == 's' && bench_parse_long(v, 0, 1L << 30, &c.size) != 0) ||
-			    (a[1] == 'd' && bench_parse_long(v, 1, 10000, &c.subdirs) != 0) ||
-			    (a[1] == 'j' && bench_parse_long(v, 1, 1024, &c.threads) != 0) ||
-			    (a[1] == 'p' && parse_phases(v, &c.phases) != 0)) {
-				fprintf(stderr, "%s: bad value for %s: %s\n", prog, a, v);
-				return 2;
-			}
-		} else if (a[0] == '-') {
-			fprintf(stderr, "%s: unknown option %s\n", prog, a);
+			continue;
+		case 'n':
+			bad = bench_parse_long(optarg, 1, 100000000L, &c.files);
+			break;
+		case 's':
+			bad = bench_parse_long(optarg, 0, 1L << 30, &c.size);
+			break;
+		case 'd':
+			bad = bench_parse_long(optarg, 1, 10000, &c.subdirs);
+			break;
+		case 'j':
+			bad = bench_parse_long(optarg, 1, 1024, &c.threads);
+			break;
+		case 'p':
+			bad = parse_phases(optarg, &c.phases);
+			break;
+		default: /* getopt said what is wrong */
 			usage(stderr);
 			return 2;
-		} else if (npos < 2) {
-			pos[npos++] = a;
-		} else {
-			fprintf(stderr, "%s: unexpected argument %s\n", prog, a);
+		}
+		if (bad) {
+			fprintf(stderr, "%s: bad value for -%c: %s\n", prog, o, optarg);
 			return 2;
 		}
 	}
-	if (npos != 2) {
+	if (argc - optind != 2) {
 		usage(stderr);
 		return 2;
 	}
+	pos[0] = argv[optind];
+	pos[1] = argv[optind + 1];
 	c.server = pos[0];
 	c.export = pos[1];
 

@@ -523,12 +523,12 @@ measure_libnfs() {
 	record libnfs "$out"
 	# the small files through libnfs's API, each committed before close
 	step_start
-	run_bench "$WORK/out" "$NFSFILES" "${ADDRS[0]}" "/export/$LIBNFS_DIR" -n "$FILES" \
-		-s "$FILE_SIZE" -d "$SUBDIRS" -f || die "libnfs: nfsfiles failed (run $run)"
+	run_bench "$WORK/out" "$NFSFILES" -n "$FILES" -s "$FILE_SIZE" -d "$SUBDIRS" -f \
+		"${ADDRS[0]}" "/export/$LIBNFS_DIR" || die "libnfs: nfsfiles failed (run $run)"
 	step_end libnfs smallfiles
 	out=$(cat "$WORK/out")
-	run_bench "$WORK/out" "$NFSFILES" "${ADDRS[0]}" "/export/$LIBNFS_DIR" -n "$FILES" \
-		-s "$FILE_SIZE" -d "$SUBDIRS" -f -j "$JOBS" || die "libnfs: nfsfiles -j $JOBS failed (run $run)"
+	run_bench "$WORK/out" "$NFSFILES" -n "$FILES" -s "$FILE_SIZE" -d "$SUBDIRS" -f -j "$JOBS" \
+		"${ADDRS[0]}" "/export/$LIBNFS_DIR" || die "libnfs: nfsfiles -j $JOBS failed (run $run)"
 	out="$out"$'\n'$(sed 's/^phase=\([a-z]*\) /phase=\1-par /' "$WORK/out")
 	show libnfs "$run" "$out"
 	record libnfs "$out"
@@ -614,7 +614,7 @@ if has_system libnfs; then
 	echo "  seqwrite: nfs-cp SRC $(libnfs_url FILE), SRC in memory (tmpfs), then"
 	echo "            sync FILE on the server side: timed until the data is on disk, as seqio's fsync"
 	echo "  seqread:  nfs-cat $(libnfs_url FILE) > /dev/null"
-	echo "  small files: bench/nfsfiles ${ADDRS[0]} /export/... -f (-j $JOBS for *-par), libnfs's API over NFSv3:"
+	echo "  small files: bench/nfsfiles -f [-j $JOBS for *-par] ${ADDRS[0]} /export/..., libnfs's API over NFSv3:"
 	echo "               create, write (UNSTABLE), COMMIT, close; only write and delete"
 fi
 echo
