@@ -67,6 +67,7 @@
 #include "backend_nfs.h"
 #include "log.h"
 #include "nfs/nfs4.h"
+#include "nfs/wait.h"
 #include "target.h"
 
 #define NFS_FH_CACHE_TTL_MS 1000
@@ -197,13 +198,6 @@ struct nfs_dir {
 
 #define NT(t) ((struct nfs_target *)(t)->priv)
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct nfs_client *pick_lane(struct nfs_target *nt, int *lane)
 {
 	unsigned i = atomic_fetch_add(&nt->next_lane, 1) % (unsigned)nt->nlanes;
@@ -299,7 +293,7 @@ static int cache_get(struct nfs_target *nt, uint32_t uid, const char *path, size
 		     struct nfs_fh *fh)
 {
 	int hit = 0;
-	long long now = now_ms();
+	long long now = nfs_now_ms();
 	pthread_mutex_lock(&nt->cache_lock);
 	for (struct fh_entry *e = nt->bucket[path_hash(path, n)]; e; e = e->next) {
 		if (strncmp(e->path, path, n) == 0 && e->path[n] == '\0') {
@@ -339,7 +333,7 @@ static void cache_put(struct nfs_target *nt, uint32_t uid, const char *path,
 	}
 	e->fh = *fh;
 	e->uid = uid;
-	e->expires_ms = now_ms() + NFS_FH_CACHE_TTL_MS;
+	e->expires_ms = nfs_now_ms() + NFS_FH_CACHE_TTL_MS;
 	pthread_mutex_unlock(&nt->cache_lock);
 }
 
@@ -1299,7 +1293,7 @@ static int open_at(struct target *t, const struct rpc_auth *cr, const char *path
 			if (st)
 				to_stat(&a, st);
 			to_stat(&a, &f->open_attr);
-			f->open_attr_ms = now_ms();
+			f->open_attr_ms = nfs_now_ms();
 
 		}
 		break;
@@ -1434,7 +1428,7 @@ static int nfs_be_fgetattr(struct target *t, uint64_t fh, struct stat *st)
 	pthread_mutex_lock(&f->lock);
 	long long at = f->open_attr_ms;
 	/* Not after a write through any handle: its size may have moved. */
-	if (at && now_ms() - at < NFS_OPEN_ATTR_TTL_MS &&
+	if (at && nfs_now_ms() - at < NFS_OPEN_ATTR_TTL_MS &&
 	    atomic_load(&nfs_write_gen) == f->pre_gen) {
 		*st = f->open_attr;
 		pthread_mutex_unlock(&f->lock);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "nfs4_int.h"
+#include "wait.h"
 
 #define NFS_HDR_ROOM (16u << 10)     /* request/reply bytes besides READ/WRITE data */
 #define NFS_CACHED_REPLY_MAX (16u << 10)
@@ -148,13 +149,6 @@ static void registry_del(struct nfs_client *c)
 static int renew_start(struct nfs_client *c);
 
 static const struct rpc_auth machine_cred = { 0, 0, 0, { 0 } };
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(unsigned ms)
 {
@@ -370,7 +364,7 @@ static int compound_finish(struct nfs_client *c, struct inflight *f, struct nfs_
 		advance = 1;
 		res->left = nres - 1;
 		fin = FIN_DONE;
-		atomic_store(&c->last_ok_ms, now_ms());
+		atomic_store(&c->last_ok_ms, nfs_now_ms());
 	} else if (st == NFS4ERR_DELAY) {
 		fin = FIN_DELAY;
 	} else if (st == NFS4ERR_BADSESSION || st == NFS4ERR_DEADSESSION ||
@@ -595,7 +589,7 @@ static int establish(struct nfs_client *c, char *err, size_t errlen)
 	}
 	c->gen++;
 	atomic_store(&c->broken, 0);
-	atomic_store(&c->last_ok_ms, now_ms());
+	atomic_store(&c->last_ok_ms, nfs_now_ms());
 	return 0;
 }
 
@@ -753,7 +747,7 @@ static void *renew_main(void *arg)
 		pthread_cond_timedwait(&c->renew_cond, &c->renew_lock, &dl);
 		if (c->stopping)
 			break;
-		long long idle = now_ms() - atomic_load(&c->last_ok_ms);
+		long long idle = nfs_now_ms() - atomic_load(&c->last_ok_ms);
 		/* Renew at a third of the lease, so two lost renewals still
 		 * leave time. */
 		if (idle < (long long)c->lease_s * 1000 / 3)
@@ -824,7 +818,7 @@ static void make_owner(struct nfs_client *c)
 	uint64_t rnd = 0;
 	gethostname(host, sizeof host - 1);
 	if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
-		rnd = (uint64_t)now_ms() ^ (uint64_t)(uintptr_t)c;
+		rnd = (uint64_t)nfs_now_ms() ^ (uint64_t)(uintptr_t)c;
 	/* Unique per connection: one client ID per lane, never merged. */
 	snprintf(c->owner, sizeof c->owner, "efsmt:%s:%d:%u:%016llx", host, (int)getpid(),
 		 atomic_fetch_add(&counter, 1), (unsigned long long)rnd);

@@ -17,6 +17,7 @@
 #include "rpc.h"
 
 #include "tls.h"
+#include "wait.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -315,12 +316,9 @@ static long read_some(struct rpc_conn *c, void *buf, size_t n, const struct time
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return -errno;
-		struct pollfd p = { .fd = c->fd, .events = POLLIN };
-		int w = poll(&p, 1, ms_left(dl));
-		if (w == 0)
-			return -ETIMEDOUT;
-		if (w < 0 && errno != EINTR)
-			return -errno;
+		int w = nfs_wait_fd(c->fd, POLLIN, ms_left(dl));
+		if (w)
+			return w;
 	}
 }
 

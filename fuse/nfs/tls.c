@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #endif
 #include "tls.h"
+#include "wait.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -170,23 +171,6 @@ unsigned tls_target_resumptions(struct tls_target *t)
 	return atomic_load(&t->resumed);
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int wait_fd(int fd, short events, int timeout_ms)
-{
-	struct pollfd p = { .fd = fd, .events = events };
-	int r;
-	do
-		r = poll(&p, 1, timeout_ms);
-	while (r < 0 && errno == EINTR);
-	return r < 0 ? -errno : r == 0 ? -ETIMEDOUT : 0;
-}
-
 static void cert_refused(const char *where, const char *why, char *err, size_t errlen)
 {
 	snprintf(err, errlen,
@@ -204,7 +188,7 @@ static void cert_refused(const char *where, const char *why, char *err, size_t e
  * 0, or -1 with the reason in why. */
 static int await_cert_verdict(struct tls_conn *c, int wait_ms, char *why, size_t whylen)
 {
-	long long end = now_ms() + wait_ms;
+	long long end = nfs_now_ms() + wait_ms;
 	char b;
 	for (;;) {
 		ERR_clear_error();
@@ -222,8 +206,8 @@ static int await_cert_verdict(struct tls_conn *c, int wait_ms, char *why, size_t
 		}
 		if (e != SSL_ERROR_WANT_READ || c->got_ticket)
 			return 0;
-		long long left = end - now_ms();
-		if (left <= 0 || wait_fd(c->fd, POLLIN, (int)left))
+		long long left = end - nfs_now_ms();
+		if (left <= 0 || nfs_wait_fd(c->fd, POLLIN, (int)left))
 			return 0;
 	}
 }
@@ -374,7 +358,7 @@ int tls_handshake(struct tls_target *t, int fd, unsigned port, int timeout_ms,
 		SSL_set_session(c->ssl, t->sess);
 	pthread_mutex_unlock(&t->lock);
 
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = nfs_now_ms() + timeout_ms;
 	int sys = 0, eof = 0, sslerr = 0;
 	ERR_clear_error();
 	for (;;) {
@@ -393,8 +377,8 @@ int tls_handshake(struct tls_target *t, int fd, unsigned port, int timeout_ms,
 				eof = 1;
 			break;
 		}
-		long long left = deadline - now_ms();
-		int w = left > 0 ? wait_fd(fd, ev, (int)left) : -ETIMEDOUT;
+		long long left = deadline - nfs_now_ms();
+		int w = left > 0 ? nfs_wait_fd(fd, ev, (int)left) : -ETIMEDOUT;
 		if (w) {
 			sys = -w;
 			break;
@@ -440,10 +424,10 @@ long tls_read(struct tls_conn *c, void *buf, size_t n, int timeout_ms)
 		int w;
 		switch (e) {
 		case SSL_ERROR_WANT_READ:
-			w = wait_fd(c->fd, POLLIN, timeout_ms);
+			w = nfs_wait_fd(c->fd, POLLIN, timeout_ms);
 			break;
 		case SSL_ERROR_WANT_WRITE:
-			w = wait_fd(c->fd, POLLOUT, timeout_ms);
+			w = nfs_wait_fd(c->fd, POLLOUT, timeout_ms);
 			break;
 		case SSL_ERROR_ZERO_RETURN:
 			return 0;
@@ -479,10 +463,10 @@ static int write_buf(struct tls_conn *c, const uint8_t *p, size_t n)
 		int w;
 		switch (e) {
 		case SSL_ERROR_WANT_WRITE:
-			w = wait_fd(c->fd, POLLOUT, -1);
+			w = nfs_wait_fd(c->fd, POLLOUT, -1);
 			break;
 		case SSL_ERROR_WANT_READ: /* rpc.c's reader will read */
-			w = wait_fd(c->fd, POLLIN, TLS_WANT_READ_WAIT_MS);
+			w = nfs_wait_fd(c->fd, POLLIN, TLS_WANT_READ_WAIT_MS);
 			if (w == -ETIMEDOUT)
 				w = 0;
 			break;
@@ -512,7 +496,7 @@ static int flush_writes(struct tls_conn *c)
 			return 0;
 		if (!retry)
 			return sys ? -sys : -EPIPE;
-		int e = wait_fd(c->fd, POLLOUT, -1);
+		int e = nfs_wait_fd(c->fd, POLLOUT, -1);
 		if (e)
 			return e;
 	}

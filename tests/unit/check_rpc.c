@@ -306,6 +306,53 @@ START_TEST(dead_conn_fails_fast)
 }
 END_TEST
 
+/* No call in flight, the server closes: the connection is marked dead
+ * without a call having to find out (the watcher thread). */
+START_TEST(idle_close_noticed)
+{
+	struct pair p;
+	pair_open(&p);
+	close(p.server);
+	p.server = -1;
+	int e = 0;
+	for (int i = 0; i < 500 && e == 0; i++) {
+		e = rpc_conn_error(p.c);
+		if (e == 0)
+			usleep(10000);
+	}
+	ck_assert_msg(e == -ECONNRESET, "rpc_conn_error after the peer closed: %d", e);
+	rpc_conn_close(p.c);
+}
+END_TEST
+
+/* The server answers and closes at once, before the caller waits: the
+ * answer is still delivered, the connection dead only after it. */
+START_TEST(reply_then_close)
+{
+	struct pair p;
+	struct rpc_call c;
+	struct rpc_reply rep;
+	struct rpc_auth a = { .uid = 0, .gid = 0 };
+	struct iovec iov = { "argsargs", 8 };
+	uint8_t rec[512], out[600];
+	pair_open(&p);
+	ck_assert_int_eq(rpc_send(p.c, &c, 100003, 4, 1, &a, &iov, 1), 0);
+	ssize_t n = read_record(p.server, rec, sizeof rec);
+	ck_assert_int_gt(n, 8);
+	size_t len = make_reply(out, be32(rec), "\x11\x22\x33\x44", 4);
+	write_full(p.server, out, len);
+	close(p.server);
+	p.server = -1;
+	usleep(100000); /* the watcher sees the close first */
+	ck_assert_int_eq(rpc_wait(p.c, &c, &rep), 0);
+	ck_assert_int_eq(rep.body_len, 4);
+	ck_assert_mem_eq(rep.body, "\x11\x22\x33\x44", 4);
+	rpc_reply_free(&rep);
+	ck_assert_int_eq(rpc_conn_error(p.c), -ECONNRESET);
+	rpc_conn_close(p.c);
+}
+END_TEST
+
 /* ---- many calls in flight, answered out of order ---- */
 
 #define MANY_THREADS 8
@@ -396,6 +443,8 @@ static Suite *rpc_suite(void)
 	tcase_add_test(tc, garbage_header);
 	tcase_add_test(tc, peer_closes);
 	tcase_add_test(tc, dead_conn_fails_fast);
+	tcase_add_test(tc, idle_close_noticed);
+	tcase_add_test(tc, reply_then_close);
 	tcase_add_test(tc, many_in_flight);
 	suite_add_tcase(s, tc);
 	return s;
