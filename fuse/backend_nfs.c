@@ -43,6 +43,15 @@
  * Overlapping writes never fly together. Other clients see the data after
  * close(2) or fsync(2), as with the kernel NFS client (close-to-open).
  *
+ * Gathering: the kernel sends each write(2) as it comes (no writeback
+ * cache), so a file written in 4 KiB pieces would cost a WRITE per piece.
+ * A small write is instead held, unsent, in a buffer of NFS_GATHER_MAX
+ * bytes, and the writes that continue it are added to it; it goes to the
+ * writers when it is full, when a write elsewhere in the file comes, when
+ * anyone waits for the file's writes (the waits above), or after
+ * NFS_GATHER_MS. close(2) and fsync(2) send it from their own thread, as
+ * FILE_SYNC4 when it is all the file has uncommitted (no COMMIT after it).
+ *
  * Lanes: NFS_LANES connections (each its own client ID and session) per
  * target; path operations take them in turn, an open file stays on the
  * lane that opened it (its state belongs to that client ID).
@@ -103,6 +112,11 @@
  * round trip) is not needed. A file that goes on growing pays one server
  * sync of its first bytes. */
 #define NFS_SYNC_FIRST_MAX (256u << 10) /* bytes */
+/* Gathering (see the top): writes of at most half NFS_GATHER_MAX are held;
+ * held buffers in the whole daemon at most NFS_GATHER_FILES_MAX (64 MiB). */
+#define NFS_GATHER_MAX (64u << 10)
+#define NFS_GATHER_MS 100
+#define NFS_GATHER_FILES_MAX 1024
 
 static atomic_int nfs_lanes = NFS_LANES_DEFAULT;
 static const struct tls_conf *nfs_tls; /* set once before any target attaches */
@@ -168,10 +182,11 @@ struct nfs_file {
 	uint8_t verf[NFS4_VERIFIER_SIZE];
 	int lost; /* the verifier changed: uncommitted data is gone */
 	int sync_first; /* empty at open, not written yet: see NFS_SYNC_FIRST_MAX */
-	/* Write-behind, under wb_lock: jobs queued or in flight, and the first
-	 * error one of them met. */
+	/* Write-behind, under wb_lock: jobs queued, in flight or held, the first
+	 * error one of them met, and the held (gathering) one. */
 	int wb_jobs;
 	int wb_err;
+	struct wb_job *held;
 };
 
 struct dir_entry {
@@ -470,6 +485,8 @@ struct wb_job {
 	uint64_t off;
 	size_t len;
 	int stable; /* UNSTABLE4 or FILE_SYNC4 */
+	int held;   /* gathering (f->held): in wb_flying but not queued */
+	long long held_ms; /* when it began to gather */
 	uint8_t data[];
 };
 
@@ -481,6 +498,7 @@ static struct wb_job *wb_flying;	 /* queued or in flight */
 static uint64_t wb_seq;			 /* jobs ever queued */
 /* wb_idle: idle writers less queued jobs (below 0: jobs wait for a writer) */
 static int wb_threads, wb_idle;
+static int wb_held; /* held (gathering) jobs */
 static atomic_int wb_count; /* jobs in wb_flying: the hot paths' cheap test */
 static struct wb_job *wb_pool; /* spare jobs of NFS_WB_BIG bytes, chained by next */
 static int wb_pooled;
@@ -528,6 +546,68 @@ static int wb_busy_locked(const struct nfs_fh *fh, uint64_t off, size_t len)
 	return 0;
 }
 
+static void *wb_main(void *arg);
+
+/* Make sure a writer thread will take a queued job: start one if none is
+ * idle (up to NFS_WB_THREADS_MAX); 0, or -1 if there is no writer at all.
+ * Caller holds wb_lock. */
+static int wb_writer_locked(void)
+{
+	if (wb_idle <= 0 && wb_threads < NFS_WB_THREADS_MAX) {
+		pthread_t th;
+		pthread_attr_t at;
+		pthread_attr_init(&at);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&th, &at, wb_main, NULL) == 0) {
+			wb_threads++;
+			wb_idle++;
+		}
+		pthread_attr_destroy(&at);
+	}
+	return wb_threads > 0 ? 0 : -1;
+}
+
+/* Queue j (already in wb_flying) for the writers; caller holds wb_lock and
+ * made sure of a writer. */
+static void wb_enqueue_locked(struct wb_job *j)
+{
+	j->next = NULL;
+	if (wb_tail)
+		wb_tail->next = j;
+	else
+		wb_head = j;
+	wb_tail = j;
+	/* Taken by an idle writer: the next write starts another. */
+	wb_idle--;
+	pthread_cond_signal(&wb_work);
+}
+
+/* Stop gathering j: it is sent as it is. Caller holds wb_lock. */
+static void wb_unhold_locked(struct wb_job *j)
+{
+	j->f->held = NULL;
+	j->held = 0;
+	wb_held--;
+}
+
+/* Hand the held jobs to the writers: those of the file fh (every one if fh
+ * is NULL), or those older than NFS_GATHER_MS if expired_only. A writer
+ * exists: one was made sure of when each began. Caller holds wb_lock. */
+static void wb_hand_over_locked(const struct nfs_fh *fh, int expired_only)
+{
+	if (wb_held == 0)
+		return;
+	long long now = expired_only ? nfs_now_ms() : 0;
+	for (struct wb_job *j = wb_flying; j; j = j->fnext) {
+		if (!j->held || (fh && !same_fh(&j->f->of.fh, fh)) ||
+		    (expired_only && now - j->held_ms < NFS_GATHER_MS))
+			continue;
+		wb_unhold_locked(j);
+		(void)wb_writer_locked();
+		wb_enqueue_locked(j);
+	}
+}
+
 /* Wait until no write to the file fh is in flight; 1 if it had to wait. */
 static int wb_wait_fh(const struct nfs_fh *fh)
 {
@@ -537,6 +617,7 @@ static int wb_wait_fh(const struct nfs_fh *fh)
 	pthread_mutex_lock(&wb_lock);
 	while (wb_busy_locked(fh, 0, 0)) {
 		waited = 1;
+		wb_hand_over_locked(fh, 0);
 		pthread_cond_wait(&wb_done, &wb_lock);
 	}
 	pthread_mutex_unlock(&wb_lock);
@@ -551,6 +632,7 @@ static void wb_wait_queued(void)
 		return;
 	pthread_mutex_lock(&wb_lock);
 	uint64_t upto = wb_seq;
+	wb_hand_over_locked(NULL, 0);
 	for (;;) {
 		struct wb_job *j;
 		for (j = wb_flying; j && j->seq > upto; j = j->fnext)
@@ -562,9 +644,31 @@ static void wb_wait_queued(void)
 	pthread_mutex_unlock(&wb_lock);
 }
 
-/* Wait until every write of f is answered; the sticky error or 0. */
-static int wb_drain(struct nfs_file *f)
+static int write_all(struct nfs_client *cl, struct nfs_file *f, const uint8_t *buf, size_t len,
+		     uint64_t off, int stable);
+static void wb_finish(struct wb_job *j, int err);
+
+/* Wait until every write of f is answered; the sticky error or 0. The held
+ * (gathered) job is sent by this thread; commit_next: the caller COMMITs
+ * next, so if that job is all f has uncommitted it goes FILE_SYNC4 and the
+ * COMMIT has nothing to do. */
+static int wb_drain(struct nfs_file *f, int commit_next)
 {
+	pthread_mutex_lock(&wb_lock);
+	struct wb_job *h = f->held;
+	int alone = f->wb_jobs == 1;
+	if (h)
+		wb_unhold_locked(h);
+	pthread_mutex_unlock(&wb_lock);
+	if (h) {
+		if (commit_next && alone && h->stable != FILE_SYNC4) {
+			pthread_mutex_lock(&f->lock);
+			if (!f->unstable)
+				h->stable = FILE_SYNC4;
+			pthread_mutex_unlock(&f->lock);
+		}
+		wb_finish(h, write_all(h->cl, f, h->data, h->len, h->off, h->stable));
+	}
 	pthread_mutex_lock(&wb_lock);
 	while (f->wb_jobs)
 		pthread_cond_wait(&wb_done, &wb_lock);
@@ -678,8 +782,22 @@ static void *wb_main(void *arg)
 	(void)arg;
 	pthread_mutex_lock(&wb_lock);
 	for (;;) {
-		while (!wb_head)
-			pthread_cond_wait(&wb_work, &wb_lock);
+		while (!wb_head) {
+			if (wb_held == 0) {
+				pthread_cond_wait(&wb_work, &wb_lock);
+				continue;
+			}
+			/* Held jobs go out after NFS_GATHER_MS at the latest. */
+			struct timespec dl;
+			clock_gettime(CLOCK_REALTIME, &dl); /* wb_work's clock */
+			dl.tv_nsec += (long)NFS_GATHER_MS * 1000000L / 2;
+			if (dl.tv_nsec >= 1000000000L) {
+				dl.tv_sec++;
+				dl.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&wb_work, &wb_lock, &dl);
+			wb_hand_over_locked(NULL, 1);
+		}
 		struct wb_job *j = wb_head;
 		wb_head = j->next;
 		if (!wb_head)
@@ -702,7 +820,7 @@ static ssize_t wb_queue(struct nfs_client *cl, struct nfs_file *f, const char *b
 	int e;
 	if (!j) {
 		/* Short of memory: write it through, after what is in flight. */
-		e = wb_drain(f);
+		e = wb_drain(f, 0);
 		if (!e)
 			e = write_all(cl, f, (const uint8_t *)buf, size, off, stable);
 		return e ? e : (ssize_t)size;
@@ -715,8 +833,10 @@ static ssize_t wb_queue(struct nfs_client *cl, struct nfs_file *f, const char *b
 	j->stable = stable;
 	j->next = NULL;
 	pthread_mutex_lock(&wb_lock);
-	while (!f->wb_err && (f->wb_jobs >= NFS_WB_WINDOW || wb_busy_locked(&f->of.fh, off, size)))
+	while (!f->wb_err && (f->wb_jobs >= NFS_WB_WINDOW || wb_busy_locked(&f->of.fh, off, size))) {
+		wb_hand_over_locked(&f->of.fh, 0);
 		pthread_cond_wait(&wb_done, &wb_lock);
+	}
 	e = f->wb_err;
 	if (e) {
 		wb_job_free_locked(j);
@@ -728,32 +848,64 @@ static ssize_t wb_queue(struct nfs_client *cl, struct nfs_file *f, const char *b
 	j->fnext = wb_flying;
 	wb_flying = j;
 	atomic_fetch_add(&wb_count, 1);
-	if (wb_idle <= 0 && wb_threads < NFS_WB_THREADS_MAX) {
-		pthread_t th;
-		pthread_attr_t at;
-		pthread_attr_init(&at);
-		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&th, &at, wb_main, NULL) == 0) {
-			wb_threads++;
-			wb_idle++;
-		}
-		pthread_attr_destroy(&at);
-	}
-	int inline_write = wb_threads == 0; /* no writer could be started */
-	if (!inline_write) {
-		if (wb_tail)
-			wb_tail->next = j;
-		else
-			wb_head = j;
-		wb_tail = j;
-		/* Taken by an idle writer: the next write starts another. */
-		wb_idle--;
-		pthread_cond_signal(&wb_work);
-	}
+	j->held = 0;
+	int inline_write = wb_writer_locked() != 0; /* no writer could be started */
+	if (!inline_write)
+		wb_enqueue_locked(j);
 	pthread_mutex_unlock(&wb_lock);
 	if (inline_write)
 		wb_finish(j, write_all(cl, f, j->data, j->len, off, stable));
 	return (ssize_t)size;
+}
+
+/* Gather a small write (see the top): added to f's held job if it
+ * continues it, else held as a new one if it is small; size if so, else 0
+ * (then the caller queues it, the held job having been handed on). */
+static ssize_t wb_gather(struct nfs_client *cl, struct nfs_file *f, const char *buf,
+			 size_t size, uint64_t off, int stable)
+{
+	ssize_t took = 0;
+	pthread_mutex_lock(&wb_lock);
+	struct wb_job *h = f->held;
+	if (h && !f->wb_err && off == h->off + h->len && size <= NFS_GATHER_MAX - h->len &&
+	    !wb_busy_locked(&f->of.fh, off, size)) {
+		memcpy(h->data + h->len, buf, size);
+		h->len += size;
+		if (h->len == NFS_GATHER_MAX)
+			wb_hand_over_locked(&f->of.fh, 0);
+		took = (ssize_t)size;
+	} else {
+		if (h)
+			wb_hand_over_locked(&f->of.fh, 0);
+		struct wb_job *j = NULL;
+		if (size <= NFS_GATHER_MAX / 2 && !f->wb_err && wb_held < NFS_GATHER_FILES_MAX &&
+		    f->wb_jobs < NFS_WB_WINDOW && !wb_busy_locked(&f->of.fh, off, size) &&
+		    wb_writer_locked() == 0)
+			j = malloc(sizeof *j + NFS_GATHER_MAX);
+		if (j) {
+			memcpy(j->data, buf, size);
+			j->f = f;
+			j->cl = cl;
+			j->off = off;
+			j->len = size;
+			j->stable = stable;
+			j->held = 1;
+			j->held_ms = nfs_now_ms();
+			j->next = NULL;
+			j->seq = ++wb_seq;
+			j->fnext = wb_flying;
+			wb_flying = j;
+			atomic_fetch_add(&wb_count, 1);
+			f->wb_jobs++;
+			f->held = j;
+			/* an idle writer sleeps without a limit while none is held */
+			if (wb_held++ == 0)
+				pthread_cond_signal(&wb_work);
+			took = (ssize_t)size;
+		}
+	}
+	pthread_mutex_unlock(&wb_lock);
+	return took;
 }
 
 /* ---- attach / detach ---- */
@@ -1398,14 +1550,17 @@ static ssize_t nfs_be_write(struct target *t, uint64_t fh, const char *buf, size
 	f->sync_first = 0;
 	pthread_mutex_unlock(&f->lock);
 	atomic_fetch_add(&nfs_write_gen, 1);
-	if (!f->append)
-		return wb_queue(cl, f, buf, size, (uint64_t)off, sync ? FILE_SYNC4 : UNSTABLE4);
+	if (!f->append) {
+		int stable = sync ? FILE_SYNC4 : UNSTABLE4;
+		ssize_t took = wb_gather(cl, f, buf, size, (uint64_t)off, stable);
+		return took ? took : wb_queue(cl, f, buf, size, (uint64_t)off, stable);
+	}
 	/* The kernel's offset is its cached size; another client may have
 	 * grown the file since. Like the kernel NFS client: the server's size,
 	 * then the write (not atomic across clients), so appends go through. */
 	struct nfs_attr a;
 	pthread_mutex_lock(&f->append_lock);
-	int e = wb_drain(f);
+	int e = wb_drain(f, 0);
 	if (!e)
 		e = nfs_getattr(cl, &f->auth, &f->of.fh, &a);
 	if (!e)
@@ -1478,7 +1633,7 @@ static int nfs_be_fsync(struct target *t, uint64_t fh, int datasync)
 {
 	struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
 	(void)datasync;
-	int e = wb_drain(f);
+	int e = wb_drain(f, 1);
 	return e ? e : commit_file(t, f);
 }
 
@@ -1487,8 +1642,9 @@ static int nfs_be_fsync(struct target *t, uint64_t fh, int datasync)
 static int nfs_be_flush(struct target *t, uint64_t fh)
 {
 	struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
-	int e = wb_drain(f);
-	if (!e && atomic_load(&nfs_commit_on_close))
+	int commit = atomic_load(&nfs_commit_on_close);
+	int e = wb_drain(f, commit);
+	if (!e && commit)
 		e = commit_file(t, f);
 	return e;
 }
@@ -1497,7 +1653,7 @@ static int nfs_be_release(struct target *t, uint64_t fh)
 {
 	struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
 	uint8_t cverf[NFS4_VERIFIER_SIZE];
-	int e = wb_drain(f);
+	int e = wb_drain(f, atomic_load(&nfs_commit_on_close));
 	if (!e && f->lost)
 		e = -EIO;
 	/* COMMIT and CLOSE in one round trip. */
@@ -1527,7 +1683,7 @@ static int nfs_be_fallocate(struct target *t, uint64_t fh, int mode, off_t off, 
 	pthread_mutex_lock(&f->lock);
 	f->open_attr_ms = 0;
 	pthread_mutex_unlock(&f->lock);
-	int e = wb_drain(f);
+	int e = wb_drain(f, 0);
 	if (!e)
 		e = nfs_getattr(cl, &f->auth, &f->of.fh, &a);
 	if (e)

@@ -1,8 +1,10 @@
-"""Writes that the daemon answers before the server does (nfs:// write-behind):
-what an application sees must not change. Sizes and data are current right
-after write(2) through any handle, large files arrive intact, rewrites of the
-same bytes land in order, and a write that fails on the way is reported by
-fsync(2) and close(2)."""
+"""Writes that the daemon answers before the server does (nfs:// write-behind,
+and small writes gathered before they are sent): what an application sees
+must not change. Sizes and data are current right after write(2) through any
+handle, large files and files written in small pieces arrive intact, rewrites
+of the same bytes land in order, gathered writes reach the server without a
+close, and a write that fails on the way is reported by fsync(2) and
+close(2)."""
 
 import hashlib
 import os
@@ -117,6 +119,67 @@ def test_rewrites_of_the_same_bytes_land_in_order(fs):
         off = (i % 3) * (MIB // 2)
         want[off:off + MIB] = bytes([i]) * MIB
     assert lib.read_file(fs.b("f")) == bytes(want)
+
+
+def test_small_writes_arrive_whole_and_in_order(fs):
+    """Thousands of small write(2)s of odd sizes (nfs:// gathers them into
+    larger WRITEs), with rewrites behind the end and jumps past it."""
+    want = bytearray()
+    fd = os.open(fs.m("f"), os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for i in range(3000):
+            piece = os.urandom(1 + (i * 37) % 700)
+            assert os.write(fd, piece) == len(piece)
+            want += piece
+            if i % 500 == 499:  # rewrite bytes written (maybe still held) before
+                mid = len(want) // 2
+                os.pwrite(fd, b"R" * 100, mid)
+                want[mid:mid + 100] = b"R" * 100
+            if i % 777 == 776:  # go on 5000 bytes past the end: a hole
+                os.lseek(fd, 5000, os.SEEK_END)
+                want += bytes(5000)
+    finally:
+        os.close(fd)
+    assert lib.read_file(fs.b("f")) == bytes(want)
+    assert lib.read_file(fs.m("f")) == bytes(want)
+
+
+def test_small_writes_seen_at_once_through_other_handles(nocache):
+    """A small write not yet sent (held for gathering) is in the size and the
+    data that any other handle or path sees right after write(2)."""
+    fs = nocache
+    w = os.open(fs.m("f"), os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        data = b""
+        for i in range(20):
+            piece = bytes([65 + i]) * (10 + i)
+            os.write(w, piece)
+            data += piece
+            assert os.stat(fs.m("f")).st_size == len(data)
+            with open(fs.m("f"), "rb") as f:
+                assert f.read() == data
+            assert sorted(os.listdir(fs.m())) == ["f"]
+    finally:
+        os.close(w)
+    assert lib.read_file(fs.b("f")) == data
+
+
+def test_small_writes_reach_the_server_without_close(fs):
+    """Gathered writes do not wait for close(2): a reader elsewhere (here the
+    exported directory itself) sees them within a short while, as a log
+    written line by line would be followed from another host."""
+    fd = os.open(fs.m("log"), os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        text = b""
+        for n in range(1, 4):
+            line = b"line %d\n" % n
+            os.write(fd, line)
+            text += line
+            arrived = lib.wait_for(lambda: lib.read_file(fs.b("log")) == text, 5)
+            assert arrived, "after 5 s the server has %r, not %r" % (
+                lib.read_file(fs.b("log")), text)
+    finally:
+        os.close(fd)
 
 
 # ---------------------------------------------------------------- failures
