@@ -810,6 +810,31 @@ static void *wb_main(void *arg)
 	return NULL;
 }
 
+/* A job writing a copy of buf at off through cl. */
+static void wb_job_fill(struct wb_job *j, struct nfs_client *cl, struct nfs_file *f,
+			const char *buf, size_t size, uint64_t off, int stable)
+{
+	memcpy(j->data, buf, size);
+	j->f = f;
+	j->cl = cl;
+	j->off = off;
+	j->len = size;
+	j->stable = stable;
+	j->held = 0;
+	j->next = NULL;
+}
+
+/* Count j among f's jobs and list it in wb_flying (the waits see it from
+ * now on); caller holds wb_lock. */
+static void wb_fly_locked(struct wb_job *j)
+{
+	j->f->wb_jobs++;
+	j->seq = ++wb_seq;
+	j->fnext = wb_flying;
+	wb_flying = j;
+	atomic_fetch_add(&wb_count, 1);
+}
+
 /* Queue a copy of buf for the writers; size, or -errno (the file's sticky
  * error). Waits while the file's window is full or an earlier write to the
  * same bytes is in flight. */
@@ -825,13 +850,7 @@ static ssize_t wb_queue(struct nfs_client *cl, struct nfs_file *f, const char *b
 			e = write_all(cl, f, (const uint8_t *)buf, size, off, stable);
 		return e ? e : (ssize_t)size;
 	}
-	memcpy(j->data, buf, size);
-	j->f = f;
-	j->cl = cl;
-	j->off = off;
-	j->len = size;
-	j->stable = stable;
-	j->next = NULL;
+	wb_job_fill(j, cl, f, buf, size, off, stable);
 	pthread_mutex_lock(&wb_lock);
 	while (!f->wb_err && (f->wb_jobs >= NFS_WB_WINDOW || wb_busy_locked(&f->of.fh, off, size))) {
 		wb_hand_over_locked(&f->of.fh, 0);
@@ -843,12 +862,7 @@ static ssize_t wb_queue(struct nfs_client *cl, struct nfs_file *f, const char *b
 		pthread_mutex_unlock(&wb_lock);
 		return e;
 	}
-	f->wb_jobs++;
-	j->seq = ++wb_seq;
-	j->fnext = wb_flying;
-	wb_flying = j;
-	atomic_fetch_add(&wb_count, 1);
-	j->held = 0;
+	wb_fly_locked(j);
 	int inline_write = wb_writer_locked() != 0; /* no writer could be started */
 	if (!inline_write)
 		wb_enqueue_locked(j);
@@ -883,20 +897,10 @@ static ssize_t wb_gather(struct nfs_client *cl, struct nfs_file *f, const char *
 		    wb_writer_locked() == 0)
 			j = malloc(sizeof *j + NFS_GATHER_MAX);
 		if (j) {
-			memcpy(j->data, buf, size);
-			j->f = f;
-			j->cl = cl;
-			j->off = off;
-			j->len = size;
-			j->stable = stable;
+			wb_job_fill(j, cl, f, buf, size, off, stable);
+			wb_fly_locked(j);
 			j->held = 1;
 			j->held_ms = nfs_now_ms();
-			j->next = NULL;
-			j->seq = ++wb_seq;
-			j->fnext = wb_flying;
-			wb_flying = j;
-			atomic_fetch_add(&wb_count, 1);
-			f->wb_jobs++;
 			f->held = j;
 			/* an idle writer sleeps without a limit while none is held */
 			if (wb_held++ == 0)
