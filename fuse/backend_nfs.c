@@ -120,6 +120,7 @@
 
 static atomic_int nfs_lanes = NFS_LANES_DEFAULT;
 static const struct tls_conf *nfs_tls; /* set once before any target attaches */
+static int (*nfs_tls_prepare)(char *err, size_t errlen);
 static atomic_int nfs_commit_on_close = 1;
 /* Counts writes through this daemon: a file's start read with its OPEN
  * serves reads only while no write came in since. */
@@ -131,9 +132,10 @@ void backend_nfs_set_lanes(int n)
 	atomic_store(&nfs_lanes, n < 1 ? 1 : n > NFS_LANES_MAX ? NFS_LANES_MAX : n);
 }
 
-void backend_nfs_set_tls(const struct tls_conf *conf)
+void backend_nfs_set_tls(const struct tls_conf *conf, int (*prepare)(char *err, size_t errlen))
 {
 	nfs_tls = conf;
+	nfs_tls_prepare = prepare;
 }
 
 void backend_nfs_set_commit_on_close(int on)
@@ -945,7 +947,10 @@ static int nfs_attach(struct target *t, char *err, size_t errlen)
 	int lanes = atomic_load(&nfs_lanes);
 	int e = 0;
 	if (nfs_tls) {
-		e = tls_target_new(nfs_tls, host, &nt->tls, err, errlen);
+		if (nfs_tls_prepare)
+			e = nfs_tls_prepare(err, errlen);
+		if (!e)
+			e = tls_target_new(nfs_tls, host, &nt->tls, err, errlen);
 		if (e)
 			goto fail;
 		o.tls = nt->tls;

@@ -18,8 +18,12 @@ void backend_nfs_set_lanes(int n);
 void backend_nfs_set_commit_on_close(int on);
 
 /* -o tls and friends: TLS on every connection of nfs:// targets attached
- * from now on (conf NULL: plain TCP). The strings are kept, not copied. */
-void backend_nfs_set_tls(const struct tls_conf *conf);
+ * from now on (conf NULL: plain TCP). The strings are kept, not copied.
+ * prepare (may be NULL) runs before each nfs:// target attaches and may
+ * complete conf then (the client certificate of a daemon that started
+ * without nfs:// targets); 0, or -errno with one line in err, which fails
+ * the attach. */
+void backend_nfs_set_tls(const struct tls_conf *conf, int (*prepare)(char *err, size_t errlen));
 
 /* For `efsmtctl targets`: 0 when t is not an nfs:// target with TLS on;
  * else 1, with info of its first connection (version "" while it is not

@@ -5,6 +5,7 @@
  * found before the mount, so a bad mount leaves nothing mounted or running.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,6 +249,20 @@ out:
 	return rc;
 }
 
+/* The TLS setup, completed when the first nfs:// target attaches (a daemon
+ * that started with directory targets only); see tls_setup_complete. */
+static const struct efsmt_config *tls_cfg;
+static struct tls_setup *tls_st;
+static pthread_mutex_t tls_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int tls_prepare(char *err, size_t errlen)
+{
+	pthread_mutex_lock(&tls_lock);
+	int r = tls_setup_complete(tls_cfg, tls_st, err, errlen);
+	pthread_mutex_unlock(&tls_lock);
+	return r < 0 ? -EINVAL : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct efsmt_config cfg;
@@ -293,7 +308,9 @@ int main(int argc, char **argv)
 			config_free(&cfg);
 			return 1;
 		}
-		backend_nfs_set_tls(&tls.conf);
+		tls_cfg = &cfg;
+		tls_st = &tls;
+		backend_nfs_set_tls(&tls.conf, tls.pending ? tls_prepare : NULL);
 	}
 	struct route_table *rt = open_targets(&cfg);
 	if (!rt) {

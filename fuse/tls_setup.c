@@ -46,10 +46,20 @@ int tls_setup_init(const struct efsmt_config *cfg, struct tls_setup *st, char *e
 	st->conf.verify = cfg->tls_verify;
 	st->conf.cafile = cfg->cafile;
 	st->conf.name = cfg->tls_name;
+	if (!cfg->fs_id)
+		return 0;
 	/* Directory targets never use TLS; a targets file may bring nfs://
-	 * targets later. */
-	int nfs = has_nfs_target(cfg) || cfg->targets_file;
-	if (!cfg->fs_id || !nfs)
+	 * targets at once, the control socket later (tls_setup_complete). */
+	st->pending = 1;
+	if (!has_nfs_target(cfg) && !cfg->targets_file)
+		return 0;
+	return tls_setup_complete(cfg, st, err, errlen);
+}
+
+int tls_setup_complete(const struct efsmt_config *cfg, struct tls_setup *st, char *err,
+		       size_t errlen)
+{
+	if (!st->pending)
 		return 0;
 	int need_name = cfg->tls_verify && !cfg->tls_name;
 	if (need_name || cfg->iam) {
@@ -80,12 +90,16 @@ int tls_setup_init(const struct efsmt_config *cfg, struct tls_setup *st, char *e
 	if (tls_cert_provider_new(&cc, &st->cert, err, errlen) < 0)
 		goto fail;
 	st->conf.client_cert = tls_cert_provider_hook(st->cert);
+	st->pending = 0;
 	log_info("msg=tls name=%s client-cert=%s%s%s%s", st->conf.name ? st->conf.name : "(host)",
 		 cfg->fs_id, cfg->access_point ? " access-point=" : "",
 		 cfg->access_point ? cfg->access_point : "", cfg->iam ? " iam=on" : "");
 	return 0;
 fail:
-	tls_setup_free(st);
+	/* conf keeps its checks: only what this call made goes */
+	st->conf.name = cfg->tls_name;
+	free(st->region);
+	st->region = NULL;
 	return -1;
 }
 

@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+import ctl_client
 import efsmt_testlib as lib
 from conftest import PY, REPO, Daemon, Fake
 from tlslib import TLS_NAME, TLS_PORT, Stunnels, make_certs
@@ -172,6 +173,39 @@ def test_certificate_without_iam(env, mount):
     for pem in captured:
         r = certcheck(pem, access_point=None, iam=False)
         assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_nfs_target_added_later_gets_the_certificate(env, mount, tmp_path):
+    """A daemon that started with a directory target only (no region needed
+    for that) sets up its client certificate when an nfs:// target comes in
+    through the control socket, and presents it there."""
+    d0 = os.path.join(str(tmp_path), "dir0")
+    os.mkdir(d0)
+    d = mount(tls_opts(env, "region=%s" % REGION), uri="dir://" + d0)
+    before = env.proxy.count()
+    r = ctl_client.set_targets(d.sock, 1, [env.uri])
+    assert r.get("ok") is True, r
+    use(d.mnt)
+    captured = env.proxy.captured[before:]
+    assert captured, "the nfs:// target added later got no client certificate"
+    for pem in captured:
+        r = certcheck(pem, access_point=None, iam=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+    for t in ctl(d, "targets")["targets"]:
+        assert t["tls"] is True and t["tls_client_cert"] is True, t
+
+
+def test_nfs_target_added_later_without_region_is_refused(env, mount, tmp_path):
+    """The same with -o iam but no region anywhere: the directory mount
+    starts (it needs none), the nfs:// target is refused with a line saying
+    what to give, and the directory goes on serving."""
+    d0 = os.path.join(str(tmp_path), "dir0")
+    os.mkdir(d0)
+    d = mount(tls_opts(env, "iam"), uri="dir://" + d0)
+    r = ctl_client.set_targets(d.sock, 1, [env.uri])
+    assert r.get("ok") is False and "region" in r.get("error", ""), r
+    use(d.mnt, "still-here")
+    assert os.path.exists(os.path.join(d0, "still-here"))
 
 
 def test_renewed_certificate_for_new_connections_only(env, mount, aws_env):
