@@ -19,7 +19,11 @@
 #include "wait.h"
 
 #define NFS_HDR_ROOM (16u << 10)     /* request/reply bytes besides READ/WRITE data */
-#define NFS_CACHED_REPLY_MAX (16u << 10)
+/* Replies the server keeps for a retry (cachethis, non-idempotent calls):
+ * an OPEN that reads a small file's start (nfs_open_read) is one, so this
+ * is its data plus room for the rest; a server may grant less. */
+#define NFS_CACHED_REPLY_MAX (68u << 10)
+#define NFS_CACHED_REPLY_ROOM (4u << 10) /* of a cached reply, besides READ data */
 #define NFS_MAX_OPS_ASKED 32
 #define NFS_REBUILDS_PER_CALL 3
 #define NFS_RENEW_TICK_MS 1000
@@ -48,6 +52,7 @@ struct nfs_client {
 	uint32_t cs_seq;
 	uint8_t sessionid[NFS4_SESSIONID_SIZE];
 	uint32_t max_ops, max_req, max_resp;
+	atomic_uint max_cached; /* maxresponsesize_cached granted */
 
 	pthread_mutex_t slot_lock;
 	pthread_cond_t slot_cond;
@@ -498,7 +503,7 @@ static int create_session(struct nfs_client *c, char *err, size_t errlen)
 	(void)xdr_get_u32(&r.d); /* headerpadsize */
 	uint32_t maxreq = xdr_get_u32(&r.d);
 	uint32_t maxresp = xdr_get_u32(&r.d);
-	(void)xdr_get_u32(&r.d); /* maxresponsesize_cached */
+	uint32_t maxcached = xdr_get_u32(&r.d);
 	uint32_t maxops = xdr_get_u32(&r.d);
 	uint32_t maxreqs = xdr_get_u32(&r.d);
 	if (r.d.err || maxreqs == 0 || maxops < 3 || maxreq < NFS_HDR_ROOM / 4) {
@@ -511,6 +516,7 @@ static int create_session(struct nfs_client *c, char *err, size_t errlen)
 	c->cs_seq++;
 	c->max_req = maxreq;
 	c->max_resp = maxresp;
+	atomic_store(&c->max_cached, maxcached);
 	c->max_ops = maxops;
 	uint32_t n = maxreqs < c->opts.slots ? maxreqs : c->opts.slots;
 	struct nfs_slot *s = calloc(n, sizeof *s);
@@ -1004,6 +1010,15 @@ uint32_t nfs_max_ops(struct nfs_client *c)
 uint32_t nfs_io_read(struct nfs_client *c)
 {
 	return c->maxread;
+}
+
+uint32_t nfs_cached_read_max(struct nfs_client *c)
+{
+	uint32_t cached = atomic_load(&c->max_cached);
+	/* less than a page is not worth the OPEN's bigger reply */
+	if (cached < NFS_CACHED_REPLY_ROOM + 4096)
+		return 0;
+	return cached - NFS_CACHED_REPLY_ROOM;
 }
 
 uint32_t nfs_io_write(struct nfs_client *c)

@@ -45,6 +45,9 @@ void nfs_compound_batch(struct nfs_client *c, const struct rpc_auth *cr,
 /* Limits of the current session. */
 uint32_t nfs_max_ops(struct nfs_client *c);
 uint32_t nfs_io_read(struct nfs_client *c);
+/* READ data that fits in a reply the server caches (cachethis): 0 if none
+ * worth asking. */
+uint32_t nfs_cached_read_max(struct nfs_client *c);
 uint32_t nfs_io_write(struct nfs_client *c);
 uint64_t nfs_client_id(struct nfs_client *c);
 uint64_t nfs_next_owner(struct nfs_client *c);

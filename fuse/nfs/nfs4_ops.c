@@ -591,6 +591,11 @@ int nfs_open_read(struct nfs_client *c, const struct rpc_auth *cr, const struct 
 	}
 	comp_op(&cp, NFS4_OP_GETFH);
 	put_stat_getattr(&cp);
+	/* The reply is kept for a retry (cachethis): one the server would not
+	 * keep fails the READ (NFS4ERR_REP_TOO_BIG_TO_CACHE). */
+	uint32_t cacheable = nfs_cached_read_max(c);
+	if (size > cacheable)
+		size = cacheable;
 	if (size) {
 		/* Read the start of the file with the new open's stateid. */
 		static const struct nfs_stateid current = { 1, { 0 } };

@@ -182,6 +182,25 @@ def test_small_writes_reach_the_server_without_close(fs):
         os.close(fd)
 
 
+def test_small_file_is_read_with_its_open(fs):
+    """nfs:// reads a small file's start in the OPEN's own round trip: what
+    a read through that open returns is the file as of the open (close-to-
+    open), even if it changed on the server since; the next open sees the
+    change. A directory target reads the file as it is now. (A prefetch the
+    server refused, as ganesha does when the reply is larger than its reply
+    cache takes, would read the changed bytes through the first open.)"""
+    old, new = b"o" * 4096, b"n" * 4096
+    lib.write_file(fs.b("small"), old)
+    fd = os.open(fs.m("small"), os.O_RDONLY)
+    try:
+        lib.write_file(fs.b("small"), new)  # another host's change
+        got = os.pread(fd, 8192, 0)
+    finally:
+        os.close(fd)
+    assert got == (old if fs.backend.kind in ("nfs", "tls") else new)
+    assert lib.read_file(fs.m("small")) == new
+
+
 # ---------------------------------------------------------------- failures
 
 @pytest.fixture
