@@ -90,7 +90,8 @@
 #define NFS_THREAD_GROUPS_MAX 1024
 #define NFS_DOTDOT_INO 1 /* the parent's number is not known here */
 #define NFS_FALLOCATE_CHUNK (1u << 20) /* zeros per WRITE when allocating */
-/* A read-only OPEN also reads this much: a small file is then opened and
+/* A read-only OPEN also reads this much (less if the server's reply cache
+ * takes less, see nfs_cached_read_max): a small file is then opened and
  * read in one round trip (its data as of the open: close-to-open). */
 #define NFS_PREFETCH_BYTES (64u << 10)
 /* The kernel asks an open file's attributes right after opening it (its
