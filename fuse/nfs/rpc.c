@@ -421,15 +421,18 @@ static void deliver_locked(struct rpc_conn *c, uint8_t *rec, size_t len)
 	free(rec); /* nobody waits for this XID (timed out, or a stray) */
 }
 
-/* The reader stepped down: wake a waiting call to take over reading, else
- * the watcher if it waits; caller holds c->lock. */
+/* The reader stepped down: wake a caller sleeping in rpc_wait to take over
+ * reading (one still sending will read when it comes to wait), else the
+ * watcher if it waits; caller holds c->lock. */
 static void hand_off_locked(struct rpc_conn *c)
 {
 	if (c->npending) {
 		for (int b = 0; b < RPC_HASH_BUCKETS; b++) {
-			if (c->pending[b]) {
-				pthread_cond_signal(&c->pending[b]->cond);
-				return;
+			for (struct rpc_call *k = c->pending[b]; k; k = k->next) {
+				if (k->waiting) {
+					pthread_cond_signal(&k->cond);
+					return;
+				}
 			}
 		}
 	}
@@ -756,8 +759,10 @@ int rpc_wait(struct rpc_conn *c, struct rpc_call *call, struct rpc_reply *rep)
 			}
 			continue;
 		}
-		if (pthread_cond_timedwait(&call->cond, &c->lock, &dl) == ETIMEDOUT &&
-		    !call->done) {
+		call->waiting = 1;
+		int w = pthread_cond_timedwait(&call->cond, &c->lock, &dl);
+		call->waiting = 0;
+		if (w == ETIMEDOUT && !call->done) {
 			unlink_locked(c, call);
 			timed_out = 1;
 			break;

@@ -52,6 +52,7 @@ struct rpc_conn;
 struct rpc_call {
 	uint32_t xid;
 	int done;
+	int waiting; /* its caller sleeps in rpc_wait (may take the reader role) */
 	int err;
 	uint8_t *buf;
 	size_t len;

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -353,6 +354,105 @@ START_TEST(reply_then_close)
 }
 END_TEST
 
+/* The reader role passes to a caller that waits, not to one that sent a
+ * call but is not waiting yet: HANDOFF_X calls are sent and not waited for
+ * (so the first pending calls are theirs), Y reads, R waits. The server
+ * answers Y and R, and the X calls only once R has its answer. (Handing
+ * the role to any pending call fails here whenever an X call comes first
+ * in the pending table, which depends on the XIDs: most runs, not all.) */
+#define HANDOFF_X 64
+struct handoff {
+	int server;
+	struct pair *p;
+	atomic_int r_done, x_answered, r_saw_x;
+	int r_err;
+};
+
+static void *handoff_server(void *arg)
+{
+	struct handoff *h = arg;
+	enum { N = HANDOFF_X + 2 };
+	uint8_t rec[N][512], out[600];
+	ssize_t n[N];
+	int is_x[N];
+	for (int i = 0; i < N; i++) {
+		n[i] = read_record(h->server, rec[i], sizeof rec[i]);
+		if (n[i] < 8)
+			return NULL;
+		is_x[i] = memcmp(rec[i] + n[i] - 8, "xxxxxxxx", 8) == 0;
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 1) {
+			for (int i = 0; i < 300 && !atomic_load(&h->r_done); i++)
+				usleep(10000);
+			atomic_store(&h->x_answered, 1);
+		}
+		for (int i = 0; i < N; i++) {
+			if (is_x[i] != pass)
+				continue;
+			size_t len = make_reply(out, be32(rec[i]), rec[i] + n[i] - 8, 8);
+			write_full(h->server, out, len);
+		}
+	}
+	return NULL;
+}
+
+struct handoff_arg {
+	struct handoff *h;
+	char role; /* 'y' or 'r' */
+};
+
+static void *handoff_caller(void *arg)
+{
+	struct handoff_arg *ha = arg;
+	struct handoff *h = ha->h;
+	struct rpc_reply rep;
+	int e = call(h->p, ha->role == 'r' ? "rrrrrrrr" : "yyyyyyyy", &rep);
+	if (e == 0)
+		rpc_reply_free(&rep);
+	if (ha->role == 'r') {
+		h->r_err = e;
+		atomic_store(&h->r_saw_x, atomic_load(&h->x_answered));
+		atomic_store(&h->r_done, 1);
+	}
+	return NULL;
+}
+
+START_TEST(reader_role_goes_to_a_waiter)
+{
+	struct pair p;
+	struct handoff h = { 0 };
+	struct handoff_arg ay = { &h, 'y' }, ar = { &h, 'r' };
+	struct rpc_call x[HANDOFF_X];
+	struct rpc_reply rep;
+	struct rpc_auth a = { .uid = 0, .gid = 0 };
+	struct iovec iov = { "xxxxxxxx", 8 };
+	pthread_t srv, ty, tr;
+	pair_open(&p);
+	rpc_conn_set_timeout(p.c, 5000);
+	h.server = p.server;
+	h.p = &p;
+	h.r_err = -1;
+	pthread_create(&srv, NULL, handoff_server, &h);
+	for (int i = 0; i < HANDOFF_X; i++)
+		ck_assert_int_eq(rpc_send(p.c, &x[i], 100003, 4, 1, &a, &iov, 1), 0);
+	pthread_create(&ty, NULL, handoff_caller, &ay);
+	usleep(50000); /* Y waits first: it reads */
+	pthread_create(&tr, NULL, handoff_caller, &ar);
+	pthread_join(ty, NULL);
+	pthread_join(tr, NULL);
+	ck_assert_msg(h.r_err == 0, "R's call failed: %d (no reader after Y's answer)", h.r_err);
+	ck_assert_msg(!atomic_load(&h.r_saw_x), "R got its answer only after X was answered");
+	for (int i = 0; i < HANDOFF_X; i++) {
+		ck_assert_int_eq(rpc_wait(p.c, &x[i], &rep), 0);
+		ck_assert_mem_eq(rep.body, "xxxxxxxx", 8);
+		rpc_reply_free(&rep);
+	}
+	pthread_join(srv, NULL);
+	pair_close(&p);
+}
+END_TEST
+
 /* ---- many calls in flight, answered out of order ---- */
 
 #define MANY_THREADS 8
@@ -445,6 +545,7 @@ static Suite *rpc_suite(void)
 	tcase_add_test(tc, dead_conn_fails_fast);
 	tcase_add_test(tc, idle_close_noticed);
 	tcase_add_test(tc, reply_then_close);
+	tcase_add_test(tc, reader_role_goes_to_a_waiter);
 	tcase_add_test(tc, many_in_flight);
 	suite_add_tcase(s, tc);
 	return s;
