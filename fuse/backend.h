@@ -101,8 +101,10 @@ struct backend_ops {
 	ssize_t (*read)(struct target *t, uint64_t fh, char *buf, size_t size, off_t off);
 	/* Instead of read, for backends that receive data into buffers of
 	 * their own: no copy into a caller's buffer. *data points at the bytes;
-	 * *keep is what to free(3) after they are sent (NULL: nothing; the
-	 * bytes then live as long as the handle). A backend has one of the two. */
+	 * *keep is what to free(3) after they are sent, and must own them: the
+	 * kernel has the data before the reply's write(2) returns and may send
+	 * the handle's release meanwhile, so bytes that live only as long as
+	 * the handle are not enough. A backend has one of the two. */
 	ssize_t (*read_ref)(struct target *t, uint64_t fh, size_t size, off_t off,
 			    const char **data, void **keep);
 	ssize_t (*write)(struct target *t, uint64_t fh, const char *buf, size_t size, off_t off);

@@ -1517,16 +1517,27 @@ static ssize_t nfs_be_read_ref(struct target *t, uint64_t fh, size_t size, off_t
 		return -EINVAL;
 	wb_wait_fh(&f->of.fh);
 	if (f->pre && atomic_load(&nfs_write_gen) == f->pre_gen) {
-		/* Served from what the OPEN read, when it covers the request. */
+		/* Served from what the OPEN read, when it covers the request. A
+		 * copy: the reply may still be on its way when the kernel, which
+		 * has its data already, sends the release that frees f. */
 		uint64_t o = (uint64_t)off;
-		if (o + size <= f->pre_len) {
-			*data = (const char *)f->pre + o;
-			return (ssize_t)size;
-		}
-		if (f->pre_eof) {
-			size_t n = o < f->pre_len ? f->pre_len - (size_t)o : 0;
-			*data = (const char *)f->pre + (n ? o : 0);
-			return (ssize_t)n;
+		size_t n = 0;
+		int hit = 1;
+		if (o + size <= f->pre_len)
+			n = size;
+		else if (f->pre_eof)
+			n = o < f->pre_len ? f->pre_len - (size_t)o : 0;
+		else
+			hit = 0;
+		if (hit) {
+			char *copy = malloc(n ? n : 1);
+			if (copy) {
+				if (n)
+					memcpy(copy, f->pre + o, n);
+				*keep = copy;
+				*data = copy;
+				return (ssize_t)n;
+			}
 		}
 	}
 	struct nfs_client *cl = NT(t)->lane[f->lane];
