@@ -19,6 +19,19 @@ bench_prog() {
 	echo "$WORK/bin/$name"
 }
 
+workload_usage() {
+	# The --help lines of the workload options run-core.sh, run-nfs.sh and
+	# run-kernel.sh share, with the caller's defaults.
+	cat <<EOF
+  --files N            small files per run (default $FILES)
+  --file-size BYTES    bytes per small file (default $FILE_SIZE)
+  --subdirs N          subdirectories the small files are spread over (default $SUBDIRS)
+  --size-mib M         size of the sequential file in MiB (default $SIZE_MIB)
+  --block-kib K        sequential block size in KiB (default $BLOCK_KIB)
+  --runs R             repeat each measurement R times, report the median (default $RUNS)
+EOF
+}
+
 die() {
 	echo "$PROG: error: $*" >&2
 	exit 1

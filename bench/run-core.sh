@@ -46,12 +46,7 @@ KEEP_LOGS=""
 usage() {
 	cat <<EOF
 usage: $PROG [options]
-  --files N            small files per run (default $FILES)
-  --file-size BYTES    bytes per small file (default $FILE_SIZE)
-  --subdirs N          subdirectories the small files are spread over (default $SUBDIRS)
-  --size-mib M         size of the sequential file in MiB (default $SIZE_MIB)
-  --block-kib K        sequential block size in KiB (default $BLOCK_KIB)
-  --runs R             repeat each measurement R times, report the median (default $RUNS)
+$(workload_usage)
   --efsmt PATH         efsmt binary (default: ../fuse/efsmt next to this script)
   --efsmt-opts OPTS    extra -o options for efsmt (added after the targets)
   --mergerfs-opts OPTS -o options for mergerfs (default: $MERGERFS_OPTS; the rest

@@ -47,15 +47,10 @@ MOUNT_WAIT_S=20
 usage() {
 	cat <<EOF
 usage: $PROG [options]
-  --files N          small files per run (default $FILES)
-  --file-size BYTES  bytes per small file (default $FILE_SIZE)
-  --subdirs N        subdirectories the small files are spread over (default $SUBDIRS)
-  --size-mib M       size of the sequential file in MiB (default $SIZE_MIB)
-  --block-kib K      sequential block size in KiB (default $BLOCK_KIB)
-  --runs R           repeat each measurement R times, report the median (default $RUNS)
-  --systems LIST     comma list of $ALL_SYSTEMS
-                     (default: all)
-  -h, --help         this text
+$(workload_usage)
+  --systems LIST       comma list of $ALL_SYSTEMS
+                       (default: all)
+  -h, --help           this text
 EOF
 }
 

@@ -62,13 +62,8 @@ MEM_MARGIN_MIB=512 # left free beside the in-memory copies of the sequential fil
 usage() {
 	cat <<EOF
 usage: $PROG [options]
-  --files N            small files per run (default $FILES)
-  --file-size BYTES    bytes per small file (default $FILE_SIZE)
-  --subdirs N          subdirectories the small files are spread over (default $SUBDIRS)
+$(workload_usage)
   --jobs J             threads for the parallel small-file rows (default $JOBS)
-  --size-mib M         size of the sequential file in MiB (default $SIZE_MIB)
-  --block-kib K        sequential block size of seqio in KiB (default $BLOCK_KIB)
-  --runs R             repeat each measurement R times, report the median (default $RUNS)
   --efsmt PATH         efsmt binary (default: ../fuse/efsmt next to this script)
   --efsmt-opts OPTS    extra -o options for both efsmt mounts (after the targets)
   --nfs-opts OPTS      extra -o options for the nfs:// mount only (e.g. lanes=4)
