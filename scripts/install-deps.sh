@@ -20,4 +20,4 @@ apt-get install -y -q --no-install-recommends \
 	clang-14 libclang-rt-14-dev \
 	debootstrap yamllint docker-compose python3-yaml \
 	debhelper dpkg-dev help2man rpm man-db \
-	qemu-system-x86 busybox-static
+	qemu-system-x86 busybox-static fio
