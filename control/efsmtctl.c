@@ -190,15 +190,16 @@ static void human_targets(json_t *a)
 	json_t *t;
 
 	printf("generation %lld\n", num(a, "generation"));
-	printf("%-28s %-9s %8s %12s %14s %8s  %-38s %s\n", "ID", "STATE", "HANDLES", "OPS",
-	       "BYTES", "ERRORS", "TLS", "URI");
+	printf("%-28s %-9s %8s %6s %12s %14s %8s  %-38s %s\n", "ID", "STATE", "HANDLES",
+	       "LOCKS", "OPS", "BYTES", "ERRORS", "TLS", "URI");
 	json_array_foreach(json_object_get(a, "targets"), i, t) {
 		char tls[96] = "off";
 		if (json_is_true(json_object_get(t, "tls")))
 			snprintf(tls, sizeof tls, "%s %s", str(t, "tls_version"),
 				 str(t, "tls_cipher"));
-		printf("%-28s %-9s %8lld %12lld %14lld %8lld  %-38s %s\n", str(t, "id"),
-		       str(t, "state"), num(t, "open_handles"), num(t, "ops"), num(t, "bytes"),
+		printf("%-28s %-9s %8lld %6lld %12lld %14lld %8lld  %-38s %s\n", str(t, "id"),
+		       str(t, "state"), num(t, "open_handles"), num(t, "locks"), num(t, "ops"),
+		       num(t, "bytes"),
 		       num(t, "errors"), tls, str(t, "uri"));
 	}
 	/* kernel:// targets: the mount efsmt made and what the kernel does

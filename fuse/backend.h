@@ -62,6 +62,17 @@ struct be_dirent {
 	struct stat attr;
 };
 
+/* A lock request or answer (lock_set, lock_get). */
+struct be_lock {
+	short type; /* F_RDLCK, F_WRLCK or F_UNLCK */
+	off_t start;
+	off_t len; /* 0: to the end of the file, however long it grows */
+	pid_t pid; /* lock_get's answer: the holder, 0 when not on this host */
+};
+
+/* What a lock state holds: fcntl record locks (POSIX and OFD) or flock. */
+enum { BE_LOCK_POSIX, BE_LOCK_FLOCK };
+
 /* Return 1 to stop (the buffer is full), 0 to go on. */
 typedef int (*be_fill_fn)(void *ctx, const struct be_dirent *ent);
 
@@ -138,6 +149,30 @@ struct backend_ops {
 			size_t size, int flags);
 	ssize_t (*listxattr)(struct target *t, const char *path, char *buf, size_t size);
 	int (*removexattr)(struct target *t, const char *path, const char *name);
+
+	/* Locks (lock.h). A lock state is one lock owner's locks on one file:
+	 * made through an open handle fh (and valid no longer than fh), used
+	 * for every lock the owner takes on that file, freed by lock_free,
+	 * which drops every lock it holds. The core serialises calls on one
+	 * state. All five are NULL when the target has no locks of its own:
+	 * then the core refuses lock requests (ENOLCK).
+	 *
+	 * lock_set never waits: -EAGAIN when another owner's lock is in the
+	 * way (the core polls for a blocking request; waiting says it will,
+	 * which lets an NFS server queue the request). Locks of one state
+	 * never conflict with each other: a new lock over the state's own
+	 * replaces them (upgrade, downgrade, split), as fcntl(2) says. An
+	 * unlock (F_UNLCK) first puts the file's writes on the target, and a
+	 * granted lock makes later reads go to the target, so that a lock
+	 * orders data between hosts. lock_get answers F_GETLK: lk becomes the
+	 * first conflicting lock, or its type F_UNLCK. lock_check is cheap (no
+	 * round trip): -ENOLCK once the target is known to have lost the
+	 * state's locks (a server restart, an expired lease), else 0. */
+	int (*lock_new)(struct target *t, uint64_t fh, int kind, uint64_t *ls);
+	int (*lock_set)(struct target *t, uint64_t ls, const struct be_lock *lk, int waiting);
+	int (*lock_get)(struct target *t, uint64_t ls, struct be_lock *lk);
+	int (*lock_check)(struct target *t, uint64_t ls);
+	void (*lock_free)(struct target *t, uint64_t ls);
 
 	/* Fail-over (health.h); both may be NULL. abort: the target stopped
 	 * answering; fail calls in flight and later ones at once (-ENOTCONN)

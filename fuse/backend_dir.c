@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
@@ -426,7 +427,100 @@ static int dir_removexattr(struct target *t, const char *path, const char *name)
 
 /* Every call but attach, detach, rename, fallocate and getxattr: kernel:// targets pass
  * through as dir:// ones. */
+
+/* ---- locks ----
+ *
+ * The host's own locks: each lock state is an open file description of
+ * its own (the handle's file opened again), holding OFD record locks or a
+ * flock. Other processes and mounts on this host see them as the kernel's
+ * locks; on a kernel NFS mount (kernel://, or a dir:// over one) the
+ * kernel client takes them on the server. */
+struct dir_lockstate {
+	int fd;
+	int kind; /* BE_LOCK_POSIX or BE_LOCK_FLOCK */
+};
+
+static int dir_lock_new(struct target *t, uint64_t fh, int kind, uint64_t *ls)
+{
+	char proc[64];
+	int hfd = dir_handle_fd(t, fh);
+	int fl = fcntl(hfd, F_GETFL);
+	if (fl < 0)
+		return -errno;
+	struct dir_lockstate *s = malloc(sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", hfd);
+	/* Read-write when we may, so that one description takes both kinds of
+	 * record lock (the kernel checked the caller's own descriptor). */
+	s->fd = open(proc, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (s->fd < 0)
+		s->fd = open(proc, (fl & O_ACCMODE) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (s->fd < 0) {
+		int e = errno;
+		free(s);
+		return -e;
+	}
+	s->kind = kind;
+	*ls = (uint64_t)(uintptr_t)s;
+	return 0;
+}
+
+static int dir_lock_set(struct target *t, uint64_t ls, const struct be_lock *lk, int waiting)
+{
+	struct dir_lockstate *s = (struct dir_lockstate *)(uintptr_t)ls;
+	(void)t;
+	(void)waiting;
+	if (s->kind == BE_LOCK_FLOCK) {
+		int op = lk->type == F_UNLCK ? LOCK_UN : lk->type == F_RDLCK ? LOCK_SH : LOCK_EX;
+		if (flock(s->fd, op | LOCK_NB) == 0)
+			return 0;
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	}
+	struct flock fl = {.l_type = lk->type, .l_whence = SEEK_SET, .l_start = lk->start,
+			   .l_len = lk->len};
+	if (fcntl(s->fd, F_OFD_SETLK, &fl) == 0)
+		return 0;
+	return errno == EACCES ? -EAGAIN : -errno;
+}
+
+static int dir_lock_get(struct target *t, uint64_t ls, struct be_lock *lk)
+{
+	struct dir_lockstate *s = (struct dir_lockstate *)(uintptr_t)ls;
+	(void)t;
+	struct flock fl = {.l_type = lk->type, .l_whence = SEEK_SET, .l_start = lk->start,
+			   .l_len = lk->len};
+	if (fcntl(s->fd, F_OFD_GETLK, &fl) < 0)
+		return -errno;
+	lk->type = fl.l_type;
+	lk->start = fl.l_start;
+	lk->len = fl.l_len;
+	lk->pid = fl.l_pid > 0 ? fl.l_pid : 0; /* -1: an OFD lock, no process */
+	return 0;
+}
+
+/* The kernel keeps the locks for as long as the description is open. */
+static int dir_lock_check(struct target *t, uint64_t ls)
+{
+	(void)t;
+	(void)ls;
+	return 0;
+}
+
+static void dir_lock_free(struct target *t, uint64_t ls)
+{
+	struct dir_lockstate *s = (struct dir_lockstate *)(uintptr_t)ls;
+	(void)t;
+	close(s->fd); /* drops its locks */
+	free(s);
+}
+
 #define DIR_PASSTHROUGH_OPS \
+	.lock_new = dir_lock_new, \
+	.lock_set = dir_lock_set, \
+	.lock_get = dir_lock_get, \
+	.lock_check = dir_lock_check, \
+	.lock_free = dir_lock_free, \
 	.getattr = dir_getattr, \
 	.setattr = dir_setattr, \
 	.readlink = dir_readlink, \

@@ -147,6 +147,17 @@ static int parse_one_opt(struct efsmt_config *cfg, const char *o, char *err, siz
 		}
 		return rc;
 	}
+	if (KEY("local_lock") && v) {
+		static const char *const names[] = {"none", "flock", "posix", "all"};
+		for (int i = 0; i < 4; i++) {
+			if (strcmp(v, names[i]) == 0) {
+				cfg->local_lock = i; /* LOCK_LOCAL_* in this order */
+				return 0;
+			}
+		}
+		snprintf(err, errlen, "local_lock=%s: expected none, flock, posix or all", v);
+		return -1;
+	}
 	if (KEY("lanes") && v)
 		return parse_int("lanes", v, 1, CFG_MAX_LANES, &cfg->lanes, err, errlen);
 	if (KEY("threads") && v)
@@ -580,6 +591,17 @@ void config_usage(FILE *out)
 "                           are retried on the next target, others get EIO),\n"
 "                           and it returns when a probe succeeds. A target that\n"
 "                           stops answering is down within interval + timeout.\n"
+"\n"
+"Locks:\n"
+"  -o local_lock=KIND       which locks stay local to this mount: none\n"
+"                           (default: fcntl record locks, OFD locks and flock\n"
+"                           are taken on the targets, so processes on every\n"
+"                           host that mounts the file system exclude each\n"
+"                           other), flock, posix (fcntl and OFD locks) or all\n"
+"                           (the kernel's locks, seen by this mount only, as\n"
+"                           before). Locks held when a server restarts or the\n"
+"                           lease expires are lost: the holder's reads and\n"
+"                           writes then fail with EIO until it unlocks.\n"
 "\n"
 "Daemon:\n"
 "  -o threads=N             worker threads (default: one per CPU, at least 2;\n"

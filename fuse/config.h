@@ -58,6 +58,7 @@ struct efsmt_config {
 	char *access_point; /* -o accesspoint=fsap-...; NULL: none */
 	char *awsprofile;   /* -o awsprofile=NAME; NULL: AWS_PROFILE or default */
 	char *keyfile;	    /* -o keyfile=PATH; NULL: tls_cert_key_default_path */
+	int local_lock; /* LOCK_LOCAL_* (lock.h): lock kinds kept to this mount */
 	int log_level;
 	int foreground;
 	int debug;

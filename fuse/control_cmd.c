@@ -65,9 +65,10 @@ static json_t *target_json(struct target *t)
 	int tls = backend_nfs_tls_info(t, &ti, &resumed);
 
 	/* tls_version and tls_cipher: null while TLS is off or not connected. */
-	json_t *o = json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:b,s:s?,s:s?,s:i,s:b}", "id", t->id,
-			      "uri", t->uri, "state", target_state_name(atomic_load(&t->state)),
-			      "open_handles", atomic_load(&t->open_handles), "ops", (json_int_t)s.ops,
+	json_t *o = json_pack("{s:s,s:s,s:s,s:i,s:i,s:I,s:I,s:I,s:b,s:s?,s:s?,s:i,s:b}", "id",
+			      t->id, "uri", t->uri, "state", target_state_name(atomic_load(&t->state)),
+			      "open_handles", atomic_load(&t->open_handles), "locks",
+			      atomic_load(&t->locks_held), "ops", (json_int_t)s.ops,
 			      "bytes", (json_int_t)s.bytes, "errors", (json_int_t)s.errors, "tls", tls,
 			      "tls_version", tls && ti.version[0] ? ti.version : NULL, "tls_cipher",
 			      tls && ti.cipher[0] ? ti.cipher : NULL, "tls_resumed", (int)resumed,
@@ -162,8 +163,9 @@ static json_t *stats_json(struct target *t)
 				  (json_int_t)opstats_quantile(hist, 0.50), "p99_us",
 				  (json_int_t)opstats_quantile(hist, 0.99)));
 	}
-	return json_pack("{s:s,s:s,s:s,s:o}", "id", t->id, "uri", t->uri, "state",
-			 target_state_name(atomic_load(&t->state)), "ops", ops);
+	return json_pack("{s:s,s:s,s:s,s:i,s:o}", "id", t->id, "uri", t->uri, "state",
+			 target_state_name(atomic_load(&t->state)), "locks",
+			 atomic_load(&t->locks_held), "ops", ops);
 }
 
 /* Prometheus label values escape backslash, quote and newline. */
@@ -220,6 +222,9 @@ static void metrics_target(struct target *t, void *arg)
 	fputs("efsmt_target_open_handles", f);
 	LABELS("} ");
 	fprintf(f, "%d\n", atomic_load(&t->open_handles));
+	fputs("efsmt_target_locks", f);
+	LABELS("} ");
+	fprintf(f, "%d\n", atomic_load(&t->locks_held));
 #undef LABELS
 }
 
@@ -253,6 +258,7 @@ static json_t *cmd_metrics(void)
 		{"efsmt_op_bytes_total", "counter", "Bytes read or written."},
 		{"efsmt_op_latency_seconds", "summary", "Operation latency in the daemon."},
 		{"efsmt_target_open_handles", "gauge", "Open files and directories."},
+		{"efsmt_target_locks", "gauge", "Lock owners holding locks on the target."},
 	};
 	for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
 		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", fams[i][0], fams[i][2], fams[i][0],

@@ -12,6 +12,7 @@
 #include "node.h"
 
 struct efsmt_fs fs;
+struct fuse_session *fs_session;
 
 int fs_path(fuse_ino_t ino, char *path)
 {

@@ -42,6 +42,8 @@ struct efsmt_handle *handle_new(struct target *t, uint64_t bh, int is_dir)
 	h->alt_t = NULL;
 	h->alt_bh = 0;
 	atomic_init(&h->alt_set, 0);
+	h->locks = NULL;
+	atomic_init(&h->nlocks, 0);
 	h->next = NULL;
 	atomic_init(&h->refs, 1);
 	target_get(t);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 struct target;
+struct lock_state;
 
 struct efsmt_handle {
 	struct target *t;
@@ -24,6 +25,10 @@ struct efsmt_handle {
 	uint64_t alt_bh;
 	atomic_int alt_set;
 	atomic_int refs;
+	/* Lock states made through this handle (lock.c, under its table
+	 * lock) and how many: reads and writes check them only when some. */
+	struct lock_state *locks;
+	atomic_int nlocks;
 	struct efsmt_handle *next; /* the node's list of open handles */
 	struct efsmt_handle *all_prev, *all_next; /* every live handle */
 };

@@ -21,6 +21,7 @@
 #include "epoch.h"
 #include "fs.h"
 #include "health.h"
+#include "lock.h"
 #include "log.h"
 #include "node.h"
 #include "reload.h"
@@ -44,8 +45,16 @@ static void efsmt_init(void *userdata, struct fuse_conn_info *conn)
 	 * (no keep_cache), so data is never older than the open and
 	 * auto_inval_data would only add a GETATTR before reads. */
 	conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_READ | FUSE_CAP_AUTO_INVAL_DATA);
-	/* Locks are left to the kernel: correct within this mount. */
-	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+	/* Locks go to the targets (lock.h), so that every mount sees them;
+	 * -o local_lock= leaves a kind to the kernel (this mount only). */
+	if (!(lock_local & LOCK_LOCAL_POSIX))
+		conn->want |= conn->capable & FUSE_CAP_POSIX_LOCKS;
+	else
+		conn->want &= ~(unsigned)FUSE_CAP_POSIX_LOCKS;
+	if (!(lock_local & LOCK_LOCAL_FLOCK))
+		conn->want |= conn->capable & FUSE_CAP_FLOCK_LOCKS;
+	else
+		conn->want &= ~(unsigned)FUSE_CAP_FLOCK_LOCKS;
 	if (conn->max_write > EFSMT_MAX_WRITE)
 		conn->max_write = EFSMT_MAX_WRITE;
 	conn->time_gran = 1;
@@ -187,6 +196,7 @@ static int serve(const struct efsmt_config *cfg)
 		fprintf(stderr, "efsmt: cannot start a FUSE session (see the message above)\n");
 		goto out;
 	}
+	fs_session = se;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_session;
 	if (fuse_session_mount(se, cfg->mountpoint) != 0) {
@@ -235,6 +245,7 @@ static int serve(const struct efsmt_config *cfg)
 	 * SIGINT or SIGHUP (a clean stop too), or -errno. */
 	if (rc > 0)
 		log_info("msg=stopping signal=%d", rc);
+	lock_shutdown();
 	health_stop();
 	ctl_server_stop();
 	rc = rc >= 0 ? 0 : 1;
@@ -287,6 +298,7 @@ int main(int argc, char **argv)
 	umask(0);
 	cred_init();
 	fs.entry_timeout = cfg.entry_timeout;
+	lock_local = cfg.local_lock;
 	fs.attr_timeout = cfg.attr_timeout;
 	fs.negative_timeout = cfg.negative_timeout;
 	if (node_table_init() < 0) {
@@ -333,6 +345,7 @@ int main(int argc, char **argv)
 	reload_shutdown();
 	epoch_cleanup();
 	node_table_destroy();
+	lock_release_all(); /* unlocked before their files close */
 	handle_release_all();
 	cred_cleanup();
 	tls_setup_free(&tls); /* no connection uses it any more */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fs.h"
+#include "lock.h"
 #include "node.h"
 
 /* Below this a read is copied: splicing a small reply costs more system
@@ -26,11 +27,14 @@ static struct efsmt_handle *wrap(fuse_req_t req, struct target *t, uint64_t bh)
 	return h;
 }
 
-/* Whether close(2) must reach the backend: only where writes are deferred
- * and this open can write. Otherwise FOPEN_NOFLUSH spares close a round
- * trip. */
+/* Whether close(2) must reach the daemon: where writes are deferred and
+ * this open can write, and wherever POSIX locks go to the targets (close
+ * drops the closing process's locks, and FLUSH is the only notice of it).
+ * Otherwise FOPEN_NOFLUSH spares close a round trip. */
 static int needs_flush(const struct target *t, int flags)
 {
+	if (!(lock_local & LOCK_LOCAL_POSIX) && t->ops->lock_new)
+		return 1;
 	return t->ops->flush && (flags & O_ACCMODE) != O_RDONLY;
 }
 
@@ -140,6 +144,10 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 	struct target *t = h->t;
 	int fd = t->ops->handle_fd ? t->ops->handle_fd(t, h->bh) : -1;
 
+	if (lock_lost(h)) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
 	fs_count(t, 0);
 	if (fd >= 0 && size >= READ_SPLICE_MIN) {
 		/* libfuse splices straight from the backing file. */
@@ -188,6 +196,10 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t 
 	size_t size = fuse_buf_size(in);
 	ssize_t n;
 
+	if (lock_lost(h)) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
 	if (fd >= 0) {
 		struct fuse_bufvec out = FUSE_BUFVEC_INIT(size);
 		out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
@@ -221,7 +233,9 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct efsmt_handle *h = FS_HANDLE(fi);
 
-	/* The backend handle closes with the last reference (node.h). */
+	/* The backend handle closes with the last reference (node.h); the
+	 * locks taken through it (OFD, flock) end here. */
+	lock_drop_handle(h);
 	node_remove_handle(ino, h);
 	handle_put(h);
 	fuse_reply_err(req, 0);
@@ -239,6 +253,9 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct efsmt_handle *h = FS_HANDLE(fi);
 	int rc = h->t->ops->flush ? h->t->ops->flush(h->t, h->bh) : 0;
 
+	/* close(2) drops the closing process's POSIX locks on the file,
+	 * after its writes are on the target. */
+	lock_drop_owner(ino, fi->lock_owner);
 	fuse_reply_err(req, -fs_count(h->t, rc));
 }
 

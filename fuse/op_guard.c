@@ -100,6 +100,9 @@ GUARD(REMOVEXATTR, removexattr, (R r, I i, const char *n), (r, i, n))
 GUARD(CREATE, create, (R r, I p, const char *n, mode_t m, FI *fi), (r, p, n, m, fi))
 GUARD(FALLOCATE, fallocate, (R r, I i, int m, off_t o, off_t l, FI *fi), (r, i, m, o, l, fi))
 GUARD(LSEEK, lseek, (R r, I i, off_t o, int w, FI *fi), (r, i, o, w, fi))
+GUARD(LOCK, getlk, (R r, I i, FI *fi, struct flock *l), (r, i, fi, l))
+GUARD(LOCK, setlk, (R r, I i, FI *fi, struct flock *l, int s), (r, i, fi, l, s))
+GUARD(LOCK, flock, (R r, I i, FI *fi, int o), (r, i, fi, o))
 GUARD(COPY_FILE_RANGE, copy_file_range,
       (R r, I i, off_t oi, FI *fi, I o, off_t oo, FI *fo, size_t l, int f),
       (r, i, oi, fi, o, oo, fo, l, f))
@@ -139,4 +142,7 @@ const struct fuse_lowlevel_ops efsmt_guarded_ops = {
 	.fallocate = g_fallocate,
 	.lseek = g_lseek,
 	.copy_file_range = g_copy_file_range,
+	.getlk = g_getlk,
+	.setlk = g_setlk,
+	.flock = g_flock,
 };

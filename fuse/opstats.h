@@ -48,7 +48,8 @@
 	X(FALLOCATE, "fallocate")                                                      \
 	X(LSEEK, "lseek")                                                              \
 	X(COPY_FILE_RANGE, "copy_file_range")                                          \
-	X(FORGET, "forget")
+	X(FORGET, "forget")                                                            \
+	X(LOCK, "lock")
 
 enum opstats_op {
 #define OPSTATS_ENUM(e, s) OP_##e,

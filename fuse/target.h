@@ -44,6 +44,7 @@ struct target {
 	atomic_int refs;
 	atomic_int state; /* enum target_state */
 	atomic_int open_handles;
+	atomic_int locks_held; /* lock owners holding locks here (lock.c) */
 	struct opstats op[OP_COUNT];
 	struct target *reg_next; /* the registry of live targets (target_foreach) */
 };

@@ -261,6 +261,14 @@ int nfs_lock(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_o
 	     struct nfs_lock_conflict *conflict);
 int nfs_unlock(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_open *of,
 	       struct nfs_lock *lk, uint64_t off, uint64_t len);
+/* FREE_STATEID: the server forgets a lock stateid that holds no locks. */
+int nfs_free_stateid(struct nfs_client *c, const struct rpc_auth *cr,
+		     const struct nfs_stateid *sid);
+/* The client ID now: it changes when the server forgot this client (a
+ * restart, an expired lease), and with it every open and lock. */
+uint64_t nfs_client_current_id(struct nfs_client *c);
+/* A number no other owner of this client has (for struct nfs_lock). */
+uint64_t nfs_next_owner(struct nfs_client *c);
 /* Would owner get this lock? 0, or -EAGAIN with the conflict. */
 int nfs_testlock(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_fh *fh,
 		 uint64_t owner, uint32_t type, uint64_t off, uint64_t len,

@@ -446,7 +446,7 @@ static int exchange_id(struct nfs_client *c, char *err, size_t errlen)
 		snprintf(err, errlen, "EXCHANGE_ID: %s", strerror(-e));
 		return e;
 	}
-	c->clientid = xdr_get_u64(&r.d);
+	__atomic_store_n(&c->clientid, xdr_get_u64(&r.d), __ATOMIC_RELAXED);
 	c->cs_seq = xdr_get_u32(&r.d);
 	(void)xdr_get_u32(&r.d); /* flags */
 	uint32_t sp = xdr_get_u32(&r.d);
@@ -1029,6 +1029,12 @@ uint32_t nfs_io_write(struct nfs_client *c)
 uint64_t nfs_client_id(struct nfs_client *c)
 {
 	return c->clientid;
+}
+
+uint64_t nfs_client_current_id(struct nfs_client *c)
+{
+	/* Without the state lock: a rebuild holds it while it connects. */
+	return __atomic_load_n(&c->clientid, __ATOMIC_RELAXED);
 }
 
 uint64_t nfs_next_owner(struct nfs_client *c)

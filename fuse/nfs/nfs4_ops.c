@@ -1401,6 +1401,23 @@ int nfs_unlock(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs
 	return st_err(st);
 }
 
+int nfs_free_stateid(struct nfs_client *c, const struct rpc_auth *cr,
+		     const struct nfs_stateid *sid)
+{
+	struct nfs_compound cp;
+	struct nfs_res r;
+	comp_init(&cp);
+	comp_op(&cp, NFS4_OP_FREE_STATEID);
+	put_stateid(&cp.x, sid);
+	int e = nfs_compound_run(c, cr, &cp, &r);
+	comp_free(&cp);
+	if (e)
+		return e;
+	int st = res_op(&r, NFS4_OP_FREE_STATEID);
+	res_free(&r);
+	return st_err(st);
+}
+
 int nfs_testlock(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_fh *fh,
 		 uint64_t owner, uint32_t type, uint64_t off, uint64_t len,
 		 struct nfs_lock_conflict *conflict)
