@@ -1,0 +1,305 @@
+"""Locks across mounts (issue 17): two efsmt mounts over the same targets
+stand for two hosts. fcntl record locks (F_SETLK, F_SETLKW, F_GETLK), OFD
+locks and flock taken through one mount are seen through the other; every
+backend (nfs://: NFSv4.1 LOCK/LOCKU/LOCKT; dir://: the host's OFD locks and
+flock). Each lock owner is a process of its own (lockholder.py)."""
+
+import os
+import select
+import signal
+import subprocess
+import time
+
+import pytest
+
+import ctl_client as ctl
+import efsmt_testlib as lib
+
+HOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lockholder.py")
+ANSWER_S = 10  # a command that does not block answers within this
+GRANT_S = 5    # a blocked lock is granted within this once the way is free
+STILL_S = 0.6  # a blocked lock must still be waiting after this
+
+
+class Holder:
+    """A lockholder.py process: one POSIX lock owner."""
+
+    def __init__(self):
+        self.p = subprocess.Popen(["/usr/bin/python3", HOLDER], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, bufsize=1)
+
+    def start(self, line):
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+
+    def answer(self, timeout=ANSWER_S):
+        """The next answer line, or None if none came within timeout."""
+        r, _, _ = select.select([self.p.stdout], [], [], timeout)
+        if not r:
+            return None
+        line = self.p.stdout.readline()
+        assert line, "lockholder exited (status %s)" % self.p.poll()
+        return line.strip()
+
+    def __call__(self, line, timeout=ANSWER_S):
+        self.start(line)
+        a = self.answer(timeout)
+        assert a is not None, "%r: no answer within %s s" % (line, timeout)
+        return a
+
+    def ok(self, line):
+        a = self(line)
+        assert a.startswith("ok"), "%r: %s" % (line, a)
+        return a[3:]
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait(10)
+
+    def interrupt(self):
+        self.p.send_signal(signal.SIGUSR1)
+
+
+@pytest.fixture
+def holders():
+    made = []
+
+    def make():
+        h = Holder()
+        made.append(h)
+        return h
+    yield make
+    for h in made:
+        h.kill()
+
+
+@pytest.fixture
+def two(mount_efsmt):
+    """Two mounts over the same targets (two hosts), each with a control socket."""
+    ms = []
+    for _ in range(2):
+        sock = os.path.join(lib.make_workdir("efsmt-ctl."), "ctl.sock")
+        m = mount_efsmt(["-o", "control=" + sock])
+        m.sock = sock
+        ms.append(m)
+    return ms
+
+
+def blocked(h, line):
+    """Start a blocking command and check that it blocks."""
+    h.start(line)
+    a = h.answer(STILL_S)
+    assert a is None, "%r should block while another owner holds the lock: %s" % (line, a)
+
+
+def granted(h):
+    a = h.answer(GRANT_S)
+    assert a == "ok", "the blocked lock was not granted within %d s: %s" % (GRANT_S, a)
+
+
+def locks_on(m):
+    a = ctl.call(m.sock, {"cmd": "targets"})
+    assert a["ok"], a
+    return sum(t["locks"] for t in a["targets"])
+
+
+def test_exclusive_locks_exclude_across_mounts(two, holders):
+    m1, m2 = two
+    a, b = holders(), holders()
+    a.ok("open f %s" % m1.m("f"))
+    b.ok("open f %s" % m2.m("f"))
+    a.ok("lock f w 0 0")
+    assert b("lock f w 0 0") == "err EAGAIN"
+    assert b("lock f r 0 0") == "err EAGAIN"
+    assert b("getlk f w 0 0").startswith("ok w 0 0"), "F_GETLK does not show the holder"
+    assert a("getlk f w 0 0") == "ok u", "an owner's own lock conflicts with itself"
+    assert locks_on(m1) == 1 and locks_on(m2) == 0
+    a.ok("lock f u 0 0")
+    assert locks_on(m1) == 0
+    b.ok("lock f w 0 0")
+    assert a("lock f r 0 0") == "err EAGAIN"
+
+
+def test_shared_locks_coexist(two, holders):
+    m1, m2 = two
+    a, b, c = holders(), holders(), holders()
+    for h, m in ((a, m1), (b, m2), (c, m2)):
+        h.ok("open f %s" % m.m("f"))
+    a.ok("lock f r 0 0")
+    b.ok("lock f r 0 0")
+    assert c("lock f w 0 0") == "err EAGAIN"
+    assert c("getlk f w 0 0").startswith("ok r ")
+    a.ok("lock f u 0 0")
+    assert c("lock f w 0 0") == "err EAGAIN", "b's shared lock still stands"
+    b.ok("lock f u 0 0")
+    c.ok("lock f w 0 0")
+
+
+def test_byte_ranges_upgrade_and_downgrade(two, holders):
+    m1, m2 = two
+    a, b = holders(), holders()
+    a.ok("open f %s" % m1.m("f"))
+    b.ok("open f %s" % m2.m("f"))
+    a.ok("lock f w 0 100")
+    b.ok("lock f w 100 100")  # adjacent, not overlapping
+    assert b("lock f w 50 100") == "err EAGAIN"
+    assert b("getlk f r 99 1") == "ok w 0 100 0"
+    assert a("lock f w 150 10") == "err EAGAIN"
+    # downgrade: readers may now share a's range, writers still may not
+    a.ok("lock f r 0 100")
+    b.ok("lock f r 0 50")
+    assert b("lock f w 0 50") == "err EAGAIN"
+    # an upgrade waits for the other reader; a split unlock frees its middle
+    assert a("lock f w 0 100") == "err EAGAIN"
+    b.ok("lock f u 0 50")
+    a.ok("lock f w 0 100")
+    a.ok("lock f u 40 20")
+    b.ok("lock f w 40 20")
+    assert b("lock f w 30 20") == "err EAGAIN"
+    assert b("lock f w 60 1") == "err EAGAIN"
+
+
+def test_one_process_never_conflicts_with_itself_and_close_drops_its_locks(two, holders):
+    """POSIX: an owner's locks through two descriptors merge, and closing
+    either descriptor drops them all."""
+    m1, m2 = two
+    a, b = holders(), holders()
+    a.ok("open f1 %s" % m1.m("f"))
+    a.ok("open f2 %s" % m1.m("f"))
+    b.ok("open f %s" % m2.m("f"))
+    a.ok("lock f1 w 0 10")
+    a.ok("lock f2 w 5 10")
+    assert b("lock f w 12 1") == "err EAGAIN"
+    a.ok("close f2")
+    b.ok("lock f w 0 0")
+
+
+@pytest.mark.parametrize("how", ["unlock", "close", "kill"])
+def test_blocked_setlkw_granted(two, holders, how):
+    m1, m2 = two
+    a, b = holders(), holders()
+    a.ok("open f %s" % m1.m("f"))
+    b.ok("open f %s" % m2.m("f"))
+    a.ok("lock f w 0 0")
+    blocked(b, "lock f w 0 0 wait")
+    if how == "unlock":
+        a.ok("lock f u 0 0")
+    elif how == "close":
+        a.ok("close f")
+    else:
+        a.kill()
+    granted(b)
+    assert locks_on(m2) == 1
+    if how == "unlock":
+        assert a("lock f r 0 0") == "err EAGAIN"
+
+
+def test_blocked_setlkw_is_interrupted_by_a_signal(two, holders):
+    m1, m2 = two
+    a, b = holders(), holders()
+    a.ok("open f %s" % m1.m("f"))
+    b.ok("open f %s" % m2.m("f"))
+    a.ok("lock f w 0 0")
+    blocked(b, "lock f w 0 0 wait")
+    b.interrupt()
+    assert b.answer(GRANT_S) == "err EINTR"
+    a.ok("lock f u 0 0")
+    # the interrupted request left nothing behind: a can lock again at once
+    a.ok("lock f w 0 0")
+    assert b("lock f w 0 0") == "err EAGAIN"
+
+
+def test_flock_across_mounts(two, holders):
+    m1, m2 = two
+    a, b, c = holders(), holders(), holders()
+    a.ok("open f %s" % m1.m("f"))
+    b.ok("open f %s" % m2.m("f"))
+    c.ok("open f %s" % m2.m("f"))
+    a.ok("flock f ex")
+    assert b("flock f ex") == "err EWOULDBLOCK" or b("flock f ex") == "err EAGAIN"
+    assert b("flock f sh") in ("err EAGAIN", "err EWOULDBLOCK")
+    a.ok("flock f sh")  # downgrade
+    b.ok("flock f sh")
+    assert c("flock f ex") in ("err EAGAIN", "err EWOULDBLOCK")
+    blocked(c, "flock f ex wait")
+    a.ok("flock f un")
+    b.ok("close f")  # the last close of a description drops its flock
+    granted(c)
+    assert a("flock f sh") in ("err EAGAIN", "err EWOULDBLOCK")
+
+
+def test_ofd_locks_belong_to_the_open_file_description(two, holders):
+    m1, m2 = two
+    a, b = holders(), holders()
+    a.ok("open f1 %s" % m1.m("f"))
+    a.ok("open f2 %s" % m1.m("f"))
+    b.ok("open f %s" % m2.m("f"))
+    a.ok("ofd f1 w 0 10")
+    # the same process, another description: a conflict, unlike POSIX locks
+    assert a("ofd f2 w 0 10") == "err EAGAIN"
+    assert b("ofd f w 5 1") == "err EAGAIN"
+    assert b("lock f w 5 1") == "err EAGAIN"
+    blocked(b, "ofd f w 0 10 wait")
+    a.ok("close f1")
+    granted(b)
+
+
+def test_locks_released_when_the_daemon_stops(two, holders):
+    """The holder's mount goes away (SIGTERM): its locks are released on
+    the targets at once, not when the server's lease expires."""
+    m1, m2 = two
+    a, b = holders(), holders()
+    a.ok("open f %s" % m1.m("f"))
+    b.ok("open f %s" % m2.m("f"))
+    a.ok("lock f w 0 0")
+    assert b("lock f w 0 0") == "err EAGAIN"
+    m1.daemon.proc.send_signal(signal.SIGTERM)
+    assert m1.daemon.wait_exit(10) == 0
+    a.kill()
+    lib.run(["fusermount3", "-u", "-z", m1.mnt])
+    blocked_until = time.monotonic() + 3
+    while b("lock f w 0 0") != "ok":
+        assert time.monotonic() < blocked_until, "the lock outlived its mount by 3 s"
+        time.sleep(0.1)
+
+
+def test_data_written_under_a_lock_is_read_under_it(two, holders):
+    """A lock orders data between hosts: what one mount wrote before its
+    unlock is what the other reads after its lock, even with the file open
+    (and its pages cached) since before."""
+    m1, m2 = two
+    a, b = holders(), holders()
+    lib.write_file(m1.m("f"), b"0" * 64)
+    b.ok("open f %s r" % m2.m("f"))
+    assert b.ok("read f 0 64") == "0" * 64
+    a.ok("open f %s" % m1.m("f"))
+    a.ok("lock f w 0 0")
+    a.ok("write f 0 %s" % ("1" * 80))
+    a.ok("lock f u 0 0")
+    b.ok("lock f r 0 0")
+    assert b.ok("read f 0 80") == "1" * 80
+
+
+def test_lock_requests_answer_when_a_lock_is_contended_by_many(two, holders):
+    """Many blocked waiters on one file do not hold the daemon's workers:
+    the mount keeps answering, and each waiter gets the lock in turn."""
+    m1, m2 = two
+    a = holders()
+    a.ok("open f %s" % m1.m("f"))
+    a.ok("lock f w 0 0")
+    waiters = [holders() for _ in range(6)]
+    for i, w in enumerate(waiters):
+        w.ok("open f %s" % (m1 if i % 2 else m2).m("f"))
+        w.start("lock f w 0 0 wait")
+    assert os.listdir(m1.mnt) == ["f"] and os.listdir(m2.mnt) == ["f"]
+    a.ok("lock f u 0 0")
+    left = list(waiters)
+    deadline = time.monotonic() + GRANT_S * len(waiters)
+    while left:
+        assert time.monotonic() < deadline, "%d waiters never got the lock" % len(left)
+        r, _, _ = select.select([w.p.stdout for w in left], [], [], 1)
+        for w in [w for w in left if w.p.stdout in r]:
+            assert w.answer(0) == "ok"
+            left.remove(w)
+            w.ok("lock f u 0 0")
