@@ -10,7 +10,7 @@ owner.
   ofd NAME r|w|u START LEN [wait]    F_OFD_SETLK (F_OFD_SETLKW)
   getlk NAME r|w START LEN           F_GETLK: "ok u" or "ok r|w START LEN PID"
   flock NAME ex|sh|un [wait]         flock (LOCK_NB unless wait)
-  write NAME OFFSET TEXT / read NAME OFFSET LEN
+  write NAME OFFSET TEXT / read NAME OFFSET LEN / fsync NAME
   exit
 
 A blocking command (wait) answers when it returns; SIGUSR1 interrupts it
@@ -78,6 +78,8 @@ def main():
                 fcntl.flock(files[args[0]], op)
             elif cmd == "write":
                 os.pwrite(files[args[0]], args[2].encode(), int(args[1]))
+            elif cmd == "fsync":
+                os.fsync(files[args[0]])
             elif cmd == "read":
                 res = os.pread(files[args[0]], int(args[2]), int(args[1])).decode(
                     errors="replace") or "-"
