@@ -21,6 +21,7 @@ CASES = {
     "duplicate-target-two-spellings": lambda p: ["-o", "target=%s" % p["T"],
                                                  "-o", "target=dir://%s" % p["T"]],
     "no-targets": lambda p: [],
+    "local-lock-kind": lambda p: ["-o", "target=%s,local_lock=yes" % p["T"]],
     "nfs-scheme": lambda p: ["-o", "target=nfs://1.2.3.4"],
     "unknown-scheme": lambda p: ["-o", "target=gopher://example/x"],
     "kernel-hostname": lambda p: ["-o", "target=kernel://efs.example.com/x"],

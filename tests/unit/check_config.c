@@ -75,6 +75,10 @@ START_TEST(test_good)
 	ck_assert_str_eq(cfg.fuse_opts, "allow_other,dev,suid");
 	config_free(&cfg);
 
+	ck_assert_int_eq(parse(&cfg, "x", "-otarget=/x,local_lock=posix", "-f"), 0);
+	ck_assert_int_eq(cfg.local_lock, 2); /* LOCK_LOCAL_POSIX */
+	config_free(&cfg);
+
 	ck_assert_int_eq(parse(&cfg, "label:with:colons", "-otarget=/x", "-f"), 0);
 	ck_assert_ptr_null(cfg.fs_id);
 	ck_assert_str_eq(cfg.subdir, "");
@@ -91,6 +95,7 @@ START_TEST(test_good)
 	ck_assert_str_eq(cfg.targets[2].uri, "nfs://[fd00::1]:2050/x");
 	ck_assert_str_eq(cfg.targets[1].scheme, "nfs");
 	ck_assert_int_eq(cfg.lanes, 4);
+	ck_assert_int_eq(cfg.local_lock, 0); /* locks go to the targets */
 	ck_assert_int_eq(cfg.tls, 1); /* a file system id: TLS unless -o notls */
 	ck_assert_int_eq(cfg.tls_default, 1);
 	ck_assert_int_eq(cfg.tls_verify, 1);
@@ -191,6 +196,8 @@ START_TEST(test_bad_uris)
 	expect_error("x", "-o", "target=ftp://10.0.1.5", "unsupported scheme 'ftp'");
 	expect_error("x", "-o", "target=10.0.1.5,target=nfs://10.0.1.5:2049/", "given twice");
 	expect_error("x", "-o", "target=/a,lanes=17", "lanes=17");
+	expect_error("x", "-o", "target=/a,local_lock=some",
+		     "local_lock=some: expected none, flock, posix or all");
 	expect_error("x", "-o", "target=/a,tls_verify=2", "tls_verify=2");
 	expect_error("fs-12345678", "-o", "target=/a,accesspoint=fsap-xyz",
 		     "accesspoint=fsap-xyz: expected fsap- and 17 lowercase hex digits");
