@@ -1,0 +1,146 @@
+#!/bin/bash
+# run-locks.sh: lock/unlock round trips per second through efsmt, against
+# the kernel's own locks on the raw directory.
+#
+# In a fresh temporary directory: a backing directory B, three bind mounts
+# T1..T3 of it, and three nfs-ganesha servers exporting B (tests/ganesha.sh,
+# on a loopback block of their own). bench/lockrate then takes and drops an
+# exclusive lock COUNT times on one file, for each lock kind (fcntl POSIX,
+# OFD, flock), on
+#   raw         B itself: the kernel's local locks
+#   efsmt-local efsmt over dir:// T1..T3 with -o local_lock=all: the kernel's
+#               locks behind FUSE, this mount only (what efsmt did before)
+#   efsmt-dir   efsmt over dir:// T1..T3: OFD locks on the target
+#   efsmt-nfs   efsmt over nfs:// (the three ganesha): NFSv4.1 LOCK/LOCKU
+# and prints rounds per second (median of --runs) and each system's ratio to
+# raw. Everything is unmounted and stopped on exit, also on failure.
+#
+# Needs root (bind mounts, FUSE, ganesha). See README.md in this directory.
+
+set -euo pipefail
+
+PROG="run-locks.sh"
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=bench/common.sh
+. "$SCRIPT_DIR/common.sh"
+
+COUNT=2000
+RUNS=3
+KINDS="posix,ofd,flock"
+SYSTEMS="raw,efsmt-local,efsmt-dir,efsmt-nfs"
+EFSMT="$SCRIPT_DIR/../fuse/efsmt"
+TMP_BASE="${TMPDIR:-/var/tmp}"
+CC=${CC:-cc}
+CFLAGS_BENCH=${CFLAGS_BENCH:-"-O2 -Wall"}
+
+usage() {
+	cat <<EOF
+usage: $PROG [options]
+  --count N        lock/unlock rounds per measurement (default $COUNT)
+  --runs R         measurements per cell; the median is reported (default $RUNS)
+  --kinds LIST     comma list of posix,ofd,flock (default $KINDS)
+  --systems LIST   comma list of raw,efsmt-local,efsmt-dir,efsmt-nfs (default all)
+  --efsmt PATH     efsmt binary (default: ../fuse/efsmt next to this script)
+  --tmpdir DIR     where the temporary directory goes (default \$TMPDIR or /var/tmp)
+  -h, --help       this text
+EOF
+}
+
+parse_options "--count=COUNT --runs=RUNS --kinds=KINDS --systems=SYSTEMS --efsmt=EFSMT
+	--tmpdir=TMP_BASE" "$@"
+whole_numbers 1 COUNT RUNS
+[ "$(id -u)" = 0 ] || die "run as root (bind mounts, FUSE mounts, nfs-ganesha)"
+[ -x "$EFSMT" ] || die "efsmt binary $EFSMT not found: build it (make) or give --efsmt"
+command -v ganesha.nfsd >/dev/null || [ -x /usr/bin/ganesha.nfsd ] ||
+	die "ganesha.nfsd not found: apt-get install nfs-ganesha nfs-ganesha-vfs"
+
+WORK=$(mktemp -d "$TMP_BASE/efsmt-locks.XXXXXX")
+mkdir -p "$WORK/B" "$WORK/mnt" "$WORK/bin" "$WORK/logs"
+DAEMON_PID="" DAEMON_MNT="" BENCH_PID=""
+GANESHA_SH="$SCRIPT_DIR/../tests/ganesha.sh"
+export GANESHA_RUN="$WORK/ganesha"
+# a loopback /24 of its own: 127.X.Y with X, Y from our pid
+GANESHA_NET="127.$(($$ % 200 + 20)).$(($$ / 200 % 250 + 1))"
+export GANESHA_NET
+GANESHA_UP=""
+
+cleanup() {
+	stop_bench
+	unmount_daemon
+	[ -z "$GANESHA_UP" ] || "$GANESHA_SH" stop >/dev/null 2>&1 || true
+	remove_work T1 T2 T3
+}
+trap_cleanup
+
+for t in T1 T2 T3; do
+	mkdir "$WORK/$t"
+	mount --bind "$WORK/B" "$WORK/$t" || die "mount --bind failed"
+done
+LOCKRATE=$(bench_prog lockrate)
+
+mount_efsmt() { # mount_efsmt TARGET-OPTIONS
+	"$EFSMT" bench "$WORK/mnt" -f -o "$1,control=none" >"$WORK/logs/efsmt.log" 2>&1 &
+	DAEMON_PID=$! DAEMON_MNT="$WORK/mnt"
+	wait_mounted "$WORK/mnt" "$DAEMON_PID" "$WORK/logs/efsmt.log" || die "efsmt did not mount"
+}
+
+DIR_TARGETS="target=$WORK/T1,target=$WORK/T2,target=$WORK/T3"
+NFS_TARGETS=""
+for i in 2 3 4; do
+	NFS_TARGETS="$NFS_TARGETS${NFS_TARGETS:+,}target=nfs://$GANESHA_NET.$i/export"
+done
+
+declare -A RATE
+measure() { # measure SYSTEM DIR
+	local sys=$1 dir=$2 kind r out vals
+	for kind in ${KINDS//,/ }; do
+		vals=()
+		for ((r = 0; r < RUNS; r++)); do
+			run_bench "$WORK/out" "$LOCKRATE" -k "$kind" -n "$COUNT" "$dir/lockfile" ||
+				die "lockrate -k $kind on $sys failed"
+			read -r _ _ _ out <"$WORK/out"
+			vals+=("$out")
+		done
+		RATE[$sys,$kind]=$(median "${vals[@]}")
+		note "$sys $kind: ${RATE[$sys,$kind]} rounds/s"
+	done
+}
+
+for sys in ${SYSTEMS//,/ }; do
+	case $sys in
+	raw) measure raw "$WORK/B" ;;
+	efsmt-local)
+		mount_efsmt "$DIR_TARGETS,local_lock=all"
+		measure "$sys" "$WORK/mnt"
+		unmount_daemon
+		;;
+	efsmt-dir)
+		mount_efsmt "$DIR_TARGETS"
+		measure "$sys" "$WORK/mnt"
+		unmount_daemon
+		;;
+	efsmt-nfs)
+		if [ -z "$GANESHA_UP" ]; then
+			"$GANESHA_SH" start "$WORK/B" 3 >/dev/null || die "nfs-ganesha did not start"
+			GANESHA_UP=1
+		fi
+		mount_efsmt "$NFS_TARGETS,notls"
+		measure "$sys" "$WORK/mnt"
+		unmount_daemon
+		;;
+	*) die "unknown system '$sys' (raw, efsmt-local, efsmt-dir, efsmt-nfs)" ;;
+	esac
+done
+
+echo "lock/unlock rounds per second, $COUNT rounds, median of $RUNS (ratio to raw)"
+printf '%-12s' "system"
+for kind in ${KINDS//,/ }; do printf '%18s' "$kind"; done
+echo
+for sys in ${SYSTEMS//,/ }; do
+	printf '%-12s' "$sys"
+	for kind in ${KINDS//,/ }; do
+		v=${RATE[$sys,$kind]:-}
+		printf '%18s' "$(fmt n "$v") ($(ratio "$v" "${RATE[raw,$kind]:-}"))"
+	done
+	echo
+done
