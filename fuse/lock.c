@@ -456,18 +456,24 @@ void lock_drop_owner(fuse_ino_t ino, uint64_t owner)
 	state_put(s);
 }
 
+/* Take the first state of a list (a bucket, a handle's) out of the table. */
+static struct lock_state *unlist_first(struct lock_state *const *head)
+{
+	pthread_mutex_lock(&tab_lock);
+	struct lock_state *s = *head;
+	if (s)
+		unlist_locked(s);
+	pthread_mutex_unlock(&tab_lock);
+	return s;
+}
+
 void lock_drop_handle(struct efsmt_handle *h)
 {
-	while (atomic_load(&h->nlocks)) {
-		pthread_mutex_lock(&tab_lock);
-		struct lock_state *s = h->locks;
-		if (s)
-			unlist_locked(s);
-		pthread_mutex_unlock(&tab_lock);
-		if (!s)
-			break;
+	struct lock_state *s;
+	if (!atomic_load(&h->nlocks))
+		return;
+	while ((s = unlist_first(&h->locks)))
 		state_put(s);
-	}
 }
 
 int lock_lost(struct efsmt_handle *h)
@@ -507,16 +513,8 @@ void lock_shutdown(void)
 
 void lock_release_all(void)
 {
-	for (unsigned b = 0; b < LOCK_BUCKETS; b++) {
-		for (;;) {
-			pthread_mutex_lock(&tab_lock);
-			struct lock_state *s = tab[b];
-			if (s)
-				unlist_locked(s);
-			pthread_mutex_unlock(&tab_lock);
-			if (!s)
-				break;
+	struct lock_state *s;
+	for (unsigned b = 0; b < LOCK_BUCKETS; b++)
+		while ((s = unlist_first(&tab[b])))
 			state_put(s);
-		}
-	}
 }

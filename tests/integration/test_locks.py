@@ -98,6 +98,15 @@ def granted(h):
     assert a == "ok", "the blocked lock was not granted within %d s: %s" % (GRANT_S, a)
 
 
+def opened(two, holders):
+    """The two mounts, and a holder on each with f open through it."""
+    m1, m2 = two
+    a, b = holders(), holders()
+    a.ok("open f %s" % m1.m("f"))
+    b.ok("open f %s" % m2.m("f"))
+    return m1, m2, a, b
+
+
 def locks_on(m):
     a = ctl.call(m.sock, {"cmd": "targets"})
     assert a["ok"], a
@@ -105,10 +114,7 @@ def locks_on(m):
 
 
 def test_exclusive_locks_exclude_across_mounts(two, holders):
-    m1, m2 = two
-    a, b = holders(), holders()
-    a.ok("open f %s" % m1.m("f"))
-    b.ok("open f %s" % m2.m("f"))
+    m1, m2, a, b = opened(two, holders)
     a.ok("lock f w 0 0")
     assert b("lock f w 0 0") == "err EAGAIN"
     assert b("lock f r 0 0") == "err EAGAIN"
@@ -137,10 +143,7 @@ def test_shared_locks_coexist(two, holders):
 
 
 def test_byte_ranges_upgrade_and_downgrade(two, holders):
-    m1, m2 = two
-    a, b = holders(), holders()
-    a.ok("open f %s" % m1.m("f"))
-    b.ok("open f %s" % m2.m("f"))
+    m1, m2, a, b = opened(two, holders)
     a.ok("lock f w 0 100")
     b.ok("lock f w 100 100")  # adjacent, not overlapping
     assert b("lock f w 50 100") == "err EAGAIN"
@@ -177,10 +180,7 @@ def test_one_process_never_conflicts_with_itself_and_close_drops_its_locks(two, 
 
 @pytest.mark.parametrize("how", ["unlock", "close", "kill"])
 def test_blocked_setlkw_granted(two, holders, how):
-    m1, m2 = two
-    a, b = holders(), holders()
-    a.ok("open f %s" % m1.m("f"))
-    b.ok("open f %s" % m2.m("f"))
+    m1, m2, a, b = opened(two, holders)
     a.ok("lock f w 0 0")
     blocked(b, "lock f w 0 0 wait")
     if how == "unlock":
@@ -196,10 +196,7 @@ def test_blocked_setlkw_granted(two, holders, how):
 
 
 def test_blocked_setlkw_is_interrupted_by_a_signal(two, holders):
-    m1, m2 = two
-    a, b = holders(), holders()
-    a.ok("open f %s" % m1.m("f"))
-    b.ok("open f %s" % m2.m("f"))
+    m1, m2, a, b = opened(two, holders)
     a.ok("lock f w 0 0")
     blocked(b, "lock f w 0 0 wait")
     b.interrupt()
@@ -248,10 +245,7 @@ def test_ofd_locks_belong_to_the_open_file_description(two, holders):
 def test_locks_released_when_the_daemon_stops(two, holders):
     """The holder's mount goes away (SIGTERM): its locks are released on
     the targets at once, not when the server's lease expires."""
-    m1, m2 = two
-    a, b = holders(), holders()
-    a.ok("open f %s" % m1.m("f"))
-    b.ok("open f %s" % m2.m("f"))
+    m1, m2, a, b = opened(two, holders)
     a.ok("lock f w 0 0")
     assert b("lock f w 0 0") == "err EAGAIN"
     m1.daemon.proc.send_signal(signal.SIGTERM)

@@ -9,6 +9,8 @@ import os
 import subprocess
 import time
 
+import pytest
+
 import efsmt_testlib as lib
 from conftest import REPO
 from test_locks import Holder
@@ -37,19 +39,26 @@ def wait_state(m, want):
     assert ok, "target not %s within %d s:\n%s" % (want, STATE_WITHIN_S, m.daemon.log())
 
 
-def lock_held(netns_targets, netns_mount):
+@pytest.fixture
+def held(netns_targets, netns_mount):
+    """One target, two mounts; holder a (on the first) holds a write lock on
+    f that holder b (on the second) is refused."""
     tg = netns_targets(1, rate="0")
     m1 = netns_mount(tg, FAST)
     m2 = netns_mount(tg, FAST)
     a, b = Holder(), Holder()
-    a.ok("open f %s" % m1.m("f"))
-    b.ok("open f %s" % m2.m("f"))
-    a.ok("write f 0 before")
-    a.ok("fsync f")  # on the server before any fault
-    a.ok("lock f w 0 0")
-    assert b("lock f w 0 0") == "err EAGAIN"
-    assert state(m1)["locks"] == 1
-    return tg, m1, m2, a, b
+    try:
+        a.ok("open f %s" % m1.m("f"))
+        b.ok("open f %s" % m2.m("f"))
+        a.ok("write f 0 before")
+        a.ok("fsync f")  # on the server before any fault
+        a.ok("lock f w 0 0")
+        assert b("lock f w 0 0") == "err EAGAIN"
+        assert state(m1)["locks"] == 1
+        yield tg, m1, m2, a, b
+    finally:
+        a.kill()
+        b.kill()
 
 
 def check_lost(m1, a, b):
@@ -73,47 +82,35 @@ def check_lost(m1, a, b):
     a.ok("lock f w 0 0")
 
 
-def test_lock_kept_across_a_reconnect_of_the_same_client(netns_targets, netns_mount):
-    tg, m1, m2, a, b = lock_held(netns_targets, netns_mount)
-    try:
-        tg.link_down(0)
-        wait_state(m1, "down")  # its connections were dropped
-        time.sleep(SHORT_CUT_S)
-        tg.link_up(0)
-        wait_state(m1, "up")
-        wait_state(m2, "up")
-        assert b("lock f w 0 0") == "err EAGAIN", "the lock did not survive the reconnect"
-        assert a("write f 0 during") == "ok", m1.daemon.log()
-        assert a.ok("read f 0 6") == "during"
-        assert state(m1)["locks"] == 1
-        a.ok("lock f u 0 0")
-        b.ok("lock f w 0 0")
-    finally:
-        a.kill()
-        b.kill()
+def test_lock_kept_across_a_reconnect_of_the_same_client(held):
+    tg, m1, m2, a, b = held
+    tg.link_down(0)
+    wait_state(m1, "down")  # its connections were dropped
+    time.sleep(SHORT_CUT_S)
+    tg.link_up(0)
+    wait_state(m1, "up")
+    wait_state(m2, "up")
+    assert b("lock f w 0 0") == "err EAGAIN", "the lock did not survive the reconnect"
+    assert a("write f 0 during") == "ok", m1.daemon.log()
+    assert a.ok("read f 0 6") == "during"
+    assert state(m1)["locks"] == 1
+    a.ok("lock f u 0 0")
+    b.ok("lock f w 0 0")
 
 
-def test_lock_lost_when_the_lease_expires_behind_a_cut_link(netns_targets, netns_mount):
-    tg, m1, m2, a, b = lock_held(netns_targets, netns_mount)
-    try:
-        tg.link_down(0)
-        time.sleep(EXPIRE_CUT_S)
-        tg.link_up(0)
-        wait_state(m1, "up")
-        check_lost(m1, a, b)
-    finally:
-        a.kill()
-        b.kill()
+def test_lock_lost_when_the_lease_expires_behind_a_cut_link(held):
+    tg, m1, m2, a, b = held
+    tg.link_down(0)
+    time.sleep(EXPIRE_CUT_S)
+    tg.link_up(0)
+    wait_state(m1, "up")
+    check_lost(m1, a, b)
 
 
-def test_lock_lost_when_the_server_restarts(netns_targets, netns_mount):
-    tg, m1, m2, a, b = lock_held(netns_targets, netns_mount)
-    try:
-        tg.kill(0)
-        time.sleep(1)
-        tg.restart(0)
-        wait_state(m1, "up")
-        check_lost(m1, a, b)
-    finally:
-        a.kill()
-        b.kill()
+def test_lock_lost_when_the_server_restarts(held):
+    tg, m1, m2, a, b = held
+    tg.kill(0)
+    time.sleep(1)
+    tg.restart(0)
+    wait_state(m1, "up")
+    check_lost(m1, a, b)
