@@ -104,7 +104,11 @@ struct backend_ops {
 	/* access(2) for the calling thread's identity; mask as for access(2). */
 	int (*access)(struct target *t, const char *path, int mask);
 
-	/* Files. create returns the new file's attributes in st. */
+	/* Files. create returns the new file's attributes in st. An open
+	 * with O_DIRECT keeps its meaning: reads come from the target (no
+	 * cache or read-ahead of the backend's), and a write is on the target,
+	 * stable, when it returns; I/O the target cannot take unaligned is
+	 * done another way, never refused for its alignment. */
 	int (*create)(struct target *t, const struct be_caller *c, const char *path, int flags,
 		      mode_t mode, uint64_t *fh, struct stat *st);
 	int (*open)(struct target *t, const char *path, int flags, uint64_t *fh);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,17 @@ struct dir_handle {
 };
 
 #define D(t) ((struct dir_target *)(t)->priv)
+
+/* A file handle is its descriptor; an O_DIRECT one has DIR_FH_DIRECT set
+ * too, and its reads and writes go through dir_direct_io. */
+#define DIR_FH_DIRECT (1ull << 62)
+#define DIR_FD(fh) ((int)(uint32_t)(fh))
+/* O_DIRECT wants buffers, offsets and sizes aligned to the device's
+ * logical block: buffers get DIR_DIRECT_MEM_ALIGN; requests whose offset
+ * or size is not a multiple of DIR_DIRECT_BLOCK (or that the target still
+ * refuses) go through a descriptor without O_DIRECT, written O_DSYNC. */
+#define DIR_DIRECT_MEM_ALIGN 4096
+#define DIR_DIRECT_BLOCK 512
 #define NEG(x) ((x) < 0 ? -errno : 0)
 
 /* "/" -> ".", "/a/b" -> "a/b" */
@@ -132,7 +144,7 @@ static int finish_create(struct target *t, const char *path, struct stat *st, in
 static int dir_setattr(struct target *t, const struct be_caller *c, const char *path,
 		       uint64_t fh, int has_fh, const struct be_setattr *sa, struct stat *st)
 {
-	int fd = has_fh ? (int)fh : -1;
+	int fd = has_fh ? DIR_FD(fh) : -1;
 	int dfd = D(t)->rootfd;
 	const char *r = rel(path);
 	int rc = 0;
@@ -235,80 +247,148 @@ static int dir_access(struct target *t, const char *path, int mask)
 	return NEG(faccessat(D(t)->rootfd, rel(path), mask, AT_EACCESS));
 }
 
+/* open(2) for a file handle: 0 or -errno. */
+static int open_file(struct target *t, const char *path, int flags, mode_t mode, uint64_t *fh)
+{
+	uint64_t direct = (flags & O_DIRECT) ? DIR_FH_DIRECT : 0;
+	int fd = openat(D(t)->rootfd, rel(path), flags | O_CLOEXEC, mode);
+
+	if (fd < 0 && errno == EINVAL && direct) {
+		/* A file system without O_DIRECT: synchronous writes still put
+		 * the data on the target before write returns. An O_EXCL create
+		 * that got this far made the file. */
+		fd = openat(D(t)->rootfd, rel(path), (flags & ~(O_DIRECT | O_EXCL)) | O_DSYNC | O_CLOEXEC,
+			    mode);
+		direct = 0;
+	}
+	if (fd < 0)
+		return -errno;
+	*fh = (uint64_t)fd | direct;
+	return 0;
+}
+
 static int dir_create(struct target *t, const struct be_caller *c, const char *path, int flags,
 		      mode_t mode, uint64_t *fh, struct stat *st)
 {
-	int fd = openat(D(t)->rootfd, rel(path), flags | O_CREAT | O_CLOEXEC, mode);
-	int rc;
+	int rc = open_file(t, path, flags | O_CREAT, mode, fh);
 
-	if (fd < 0)
-		return -errno;
-	rc = NEG(fstat(fd, st));
-	if (rc < 0) {
-		close(fd);
+	if (rc < 0)
 		return rc;
-	}
-	*fh = (uint64_t)fd;
-	return 0;
+	rc = NEG(fstat(DIR_FD(*fh), st));
+	if (rc < 0)
+		close(DIR_FD(*fh));
+	return rc;
 }
 
 static int dir_open(struct target *t, const char *path, int flags, uint64_t *fh)
 {
-	int fd = openat(D(t)->rootfd, rel(path), (flags & ~O_CREAT) | O_CLOEXEC);
+	return open_file(t, path, flags & ~O_CREAT, 0, fh);
+}
 
-	if (fd < 0)
+/* An aligned buffer of at least size bytes, this thread's own: the FUSE
+ * request's buffer is not aligned as O_DIRECT wants. */
+static void *direct_buffer(size_t size)
+{
+	static __thread void *buf;
+	static __thread size_t have;
+
+	if (size > have) {
+		void *b;
+		if (posix_memalign(&b, DIR_DIRECT_MEM_ALIGN, size) != 0)
+			return NULL;
+		free(buf);
+		buf = b;
+		have = size;
+	}
+	return buf;
+}
+
+/* pread or pwrite on an O_DIRECT handle: the count or -errno. */
+static ssize_t dir_direct_io(int fd, char *buf, size_t size, off_t off, int write)
+{
+	ssize_t n;
+
+	if (off % DIR_DIRECT_BLOCK == 0 && size % DIR_DIRECT_BLOCK == 0 && size > 0) {
+		char *b = direct_buffer(size);
+		if (!b)
+			return -ENOMEM;
+		if (write)
+			memcpy(b, buf, size);
+		n = write ? pwrite(fd, b, size, off) : pread(fd, b, size, off);
+		if (n > 0 && !write)
+			memcpy(buf, b, (size_t)n);
+		if (n >= 0 || errno != EINVAL)
+			return n < 0 ? -errno : n;
+	}
+	/* Not aligned as the target needs: the same file without O_DIRECT,
+	 * writes synchronous (the kernel keeps the two views coherent). */
+	char proc[64];
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
 		return -errno;
-	*fh = (uint64_t)fd;
-	return 0;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	int bfd = open(proc, (fl & (O_ACCMODE | O_APPEND)) | O_DSYNC | O_CLOEXEC | O_NOCTTY);
+	if (bfd < 0)
+		return -errno;
+	n = write ? pwrite(bfd, buf, size, off) : pread(bfd, buf, size, off);
+	int e = errno;
+	close(bfd);
+	return n < 0 ? -e : n;
 }
 
 static ssize_t dir_read(struct target *t, uint64_t fh, char *buf, size_t size, off_t off)
 {
-	ssize_t n = pread((int)fh, buf, size, off);
+	if (fh & DIR_FH_DIRECT)
+		return dir_direct_io(DIR_FD(fh), buf, size, off, 0);
+	ssize_t n = pread(DIR_FD(fh), buf, size, off);
 	return n < 0 ? -errno : n;
 }
 
 static ssize_t dir_write(struct target *t, uint64_t fh, const char *buf, size_t size, off_t off)
 {
-	ssize_t n = pwrite((int)fh, buf, size, off);
+	if (fh & DIR_FH_DIRECT)
+		return dir_direct_io(DIR_FD(fh), (char *)buf, size, off, 1);
+	ssize_t n = pwrite(DIR_FD(fh), buf, size, off);
 	return n < 0 ? -errno : n;
 }
 
+/* No descriptor for O_DIRECT handles: splicing into or out of them fails
+ * (EINVAL), so their I/O takes dir_read and dir_write. */
 static int dir_handle_fd(struct target *t, uint64_t fh)
 {
-	return (int)fh;
+	return (fh & DIR_FH_DIRECT) ? -1 : DIR_FD(fh);
 }
 
 static int dir_fgetattr(struct target *t, uint64_t fh, struct stat *st)
 {
-	return NEG(fstat((int)fh, st));
+	return NEG(fstat(DIR_FD(fh), st));
 }
 
 static int dir_fsync(struct target *t, uint64_t fh, int datasync)
 {
-	return NEG(datasync ? fdatasync((int)fh) : fsync((int)fh));
+	return NEG(datasync ? fdatasync(DIR_FD(fh)) : fsync(DIR_FD(fh)));
 }
 
 static int dir_release(struct target *t, uint64_t fh)
 {
-	return NEG(close((int)fh));
+	return NEG(close(DIR_FD(fh)));
 }
 
 static int dir_fallocate(struct target *t, uint64_t fh, int mode, off_t off, off_t len)
 {
-	return NEG(fallocate((int)fh, mode, off, len));
+	return NEG(fallocate(DIR_FD(fh), mode, off, len));
 }
 
 static off_t dir_lseek(struct target *t, uint64_t fh, off_t off, int whence)
 {
-	off_t r = lseek((int)fh, off, whence);
+	off_t r = lseek(DIR_FD(fh), off, whence);
 	return r < 0 ? -errno : r;
 }
 
 static ssize_t dir_copy_range(struct target *t, uint64_t fh_in, off_t off_in, uint64_t fh_out,
 			      off_t off_out, size_t len, int flags)
 {
-	ssize_t n = copy_file_range((int)fh_in, &off_in, (int)fh_out, &off_out, len,
+	ssize_t n = copy_file_range(DIR_FD(fh_in), &off_in, DIR_FD(fh_out), &off_out, len,
 				    (unsigned)flags);
 	return n < 0 ? -errno : n;
 }
@@ -443,7 +523,7 @@ struct dir_lockstate {
 static int dir_lock_new(struct target *t, uint64_t fh, int kind, uint64_t *ls)
 {
 	char proc[64];
-	int hfd = dir_handle_fd(t, fh);
+	int hfd = DIR_FD(fh);
 	int fl = fcntl(hfd, F_GETFL);
 	if (fl < 0)
 		return -errno;
@@ -566,7 +646,7 @@ const struct backend_ops backend_dir_ops = {
  * A directory target is a local file system: its close has nothing to say. */
 static int kernel_flush(struct target *t, uint64_t fh)
 {
-	int fd = dup((int)fh);
+	int fd = dup(DIR_FD(fh));
 
 	(void)t;
 	if (fd < 0)
@@ -626,7 +706,7 @@ static int kernel_rename(struct target *t, const char *from, const char *to, uns
 #define KERNEL_FALLOCATE_CHUNK (1 << 20) /* bytes per write */
 static int kernel_fallocate(struct target *t, uint64_t fh, int mode, off_t off, off_t len)
 {
-	int fd = (int)fh;
+	int fd = DIR_FD(fh);
 	int rc = dir_fallocate(t, fh, mode, off, len);
 	struct stat st;
 

@@ -171,6 +171,7 @@ struct nfs_file {
 	struct rpc_auth auth; /* the opener's */
 	int lane;
 	int append; /* O_APPEND: each write goes to the server's end of file */
+	int direct; /* O_DIRECT: no prefetch; each write stable on the server before it returns */
 	struct stat open_attr; /* from the OPEN, for an fgetattr right after it */
 	long long open_attr_ms; /* when; 0 once a change through us made it stale */
 	uint8_t *pre;	/* read-only opens: the file's start, read with the OPEN */
@@ -1435,7 +1436,7 @@ static int open_at(struct target *t, const struct rpc_auth *cr, const char *path
 	struct nfs_client *cl = pick_lane(nt, &f->lane);
 	f->auth = *cr;
 	f->tid = t->id;
-	if ((flags & O_ACCMODE) == O_RDONLY && !(flags & O_CREAT))
+	if ((flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_DIRECT)))
 		f->pre = malloc(NFS_PREFETCH_BYTES); /* none if short of memory */
 	f->pre_gen = atomic_load(&nfs_write_gen);
 	if (atomic_load(&wb_count)) {
@@ -1486,6 +1487,7 @@ static int open_at(struct target *t, const struct rpc_auth *cr, const char *path
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_mutex_init(&f->append_lock, NULL);
 	f->append = (flags & O_APPEND) != 0;
+	f->direct = (flags & O_DIRECT) != 0;
 	f->sync_first = (flags & O_ACCMODE) != O_RDONLY && f->open_attr.st_size == 0;
 	*out = f;
 	return 0;
@@ -1581,6 +1583,15 @@ static ssize_t nfs_be_write(struct target *t, uint64_t fh, const char *buf, size
 	f->sync_first = 0;
 	pthread_mutex_unlock(&f->lock);
 	atomic_fetch_add(&nfs_write_gen, 1);
+	if (f->direct && !f->append) {
+		/* O_DIRECT: on the server and stable when write returns, as the
+		 * kernel client does (nothing gathered, queued or left for a
+		 * COMMIT). Several such writes fly at once from several workers. */
+		int e = wb_drain(f, 0);
+		if (!e)
+			e = write_all(cl, f, (const uint8_t *)buf, size, (uint64_t)off, FILE_SYNC4);
+		return e ? e : (ssize_t)size;
+	}
 	if (!f->append) {
 		int stable = sync ? FILE_SYNC4 : UNSTABLE4;
 		ssize_t took = wb_gather(cl, f, buf, size, (uint64_t)off, stable);
@@ -1595,7 +1606,8 @@ static ssize_t nfs_be_write(struct target *t, uint64_t fh, const char *buf, size
 	if (!e)
 		e = nfs_getattr(cl, &f->auth, &f->of.fh, &a);
 	if (!e)
-		e = write_all(cl, f, (const uint8_t *)buf, size, (uint64_t)a.st.st_size, UNSTABLE4);
+		e = write_all(cl, f, (const uint8_t *)buf, size, (uint64_t)a.st.st_size,
+			      f->direct ? FILE_SYNC4 : UNSTABLE4);
 	pthread_mutex_unlock(&f->append_lock);
 	return e ? e : (ssize_t)size;
 }

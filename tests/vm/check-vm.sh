@@ -11,7 +11,7 @@
 # coherence, trunking, fail-over and reload (vm_kernel.py), the file
 # operations (test_ops.py, test_rename_link.py), routing and the control
 # socket's reload and drain (test_routing.py, test_control.py), and locks
-# across two mounts (test_locks.py). The rest of
+# across two mounts (test_locks.py), O_DIRECT (test_direct.py). The rest of
 # the suite is about efsmt's own NFS client, AWS or scale. Under emulation
 # (no KVM) it takes 4 to 5 minutes (78 tests).
 set -u
@@ -26,7 +26,7 @@ export EFSMT EFSMTCTL EFSMT_BACKENDS=kernel
 it=$top/tests/integration
 if [ $# -eq 0 ]; then
 	set -- "$it/vm_kernel.py" "$it/test_ops.py" "$it/test_rename_link.py" \
-		"$it/test_routing.py" "$it/test_control.py" "$it/test_locks.py"
+		"$it/test_routing.py" "$it/test_control.py" "$it/test_locks.py" "$it/test_direct.py"
 fi
 start=$SECONDS
 "$here/vm.sh" run -n 4 -- "$it/run" -q -rfE --maxfail=20 "$@"
