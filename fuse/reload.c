@@ -236,6 +236,8 @@ int reload_remove(const char *id, char *err, size_t errlen)
 {
 	struct route_table *cur = reload_current();
 	struct target_spec *specs = calloc(cur->n, sizeof(*specs));
+	struct target_spec given;
+	char es[200];
 	size_t n = 0;
 	int changed, rc;
 
@@ -243,8 +245,12 @@ int reload_remove(const char *id, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	/* Every spelling add-target took ("/a", "dir:///a/", a bare host):
+	 * its canonical URI names the target too. */
+	const char *canon = target_parse_uri(id, &given, es, sizeof(es)) == 0 ? given.uri : NULL;
 	for (size_t i = 0; i < cur->n; i++) {
-		if (strcmp(cur->t[i]->id, id) == 0 || strcmp(cur->t[i]->uri, id) == 0)
+		if (strcmp(cur->t[i]->id, id) == 0 || strcmp(cur->t[i]->uri, id) == 0 ||
+		    (canon && strcmp(cur->t[i]->uri, canon) == 0))
 			continue;
 		specs[n].id = cur->t[i]->id;
 		specs[n].uri = cur->t[i]->uri;
@@ -259,6 +265,8 @@ int reload_remove(const char *id, char *err, size_t errlen)
 	} else {
 		rc = reload_set(specs, n, cur->generation + 1, &changed, err, errlen);
 	}
+	if (canon)
+		target_spec_free(&given);
 	free(specs);
 	return rc;
 }

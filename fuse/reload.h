@@ -27,6 +27,8 @@ int reload_set(const struct target_spec *specs, size_t n, uint64_t gen, int *cha
 	       char *err, size_t errlen);
 /* One more target / one less, at the next generation. */
 int reload_add(const struct target_spec *spec, char *err, size_t errlen);
+/* id: the target's id, its URI, or any spelling of the URI that add-target
+ * takes (a bare path, a trailing slash, a bare host). */
 int reload_remove(const char *id, char *err, size_t errlen);
 /* The generation an unversioned list (a targets file without one) gets:
  * the current one when the list is the same, else the next. */

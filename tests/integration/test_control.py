@@ -330,6 +330,24 @@ def test_efsmtctl(cfs):
     assert r.returncode == 0 and b"# TYPE efsmt_op_total counter" in r.stdout
 
 
+def test_remove_target_takes_every_form_add_target_took(cfs):
+    """A target added as a bare path (or with a trailing slash) is removed
+    by the same words: they name its canonical URI."""
+    m = cfs()
+    canon = "dir://" + m.backing
+    for added, removed in ((m.backing, m.backing), (m.backing + "/", m.backing),
+                           (m.backing, "dir://" + m.backing + "/"), (canon, m.backing)):
+        r = efsmtctl("-s", m.sock, "add-target", added)
+        assert r.returncode == 0, (added, r.stderr)
+        assert canon in targets_of(m.sock)
+        r = efsmtctl("-s", m.sock, "remove-target", removed)
+        assert r.returncode == 0, "added as %s, removed as %s: %s" % (added, removed, r.stderr)
+        assert canon not in targets_of(m.sock)
+    assert list(targets_of(m.sock)) == m.ids
+    r = efsmtctl("-s", m.sock, "remove-target", m.backing + "/nope")
+    assert r.returncode == 1 and b"no target with id or URI" in r.stderr
+
+
 def test_efsmtctl_finds_default_socket(mount_efsmt):
     m = mount_efsmt()
     r = efsmtctl("-m", m.mnt, "status")
