@@ -217,3 +217,46 @@ trap_cleanup() {
 	trap 'exit 143' TERM
 	trap 'exit 129' HUP
 }
+
+bind_targets() {
+	# bind_targets: $WORK/B and three bind mounts $WORK/T1..T3 of it (one
+	# file system shown by three targets, as EFS mount targets are)
+	local t
+	mkdir -p "$WORK/B"
+	for t in T1 T2 T3; do
+		mkdir "$WORK/$t"
+		mount --bind "$WORK/B" "$WORK/$t" || die "mount --bind $WORK/B $WORK/$t failed"
+	done
+	DIR_TARGETS="target=$WORK/T1,target=$WORK/T2,target=$WORK/T3"
+}
+
+ganesha_start() {
+	# ganesha_start: three nfs-ganesha exporting $WORK/B on a loopback /24
+	# of our own (tests/ganesha.sh); NFS_TARGETS names them for efsmt
+	local i
+	command -v ganesha.nfsd >/dev/null || [ -x /usr/bin/ganesha.nfsd ] ||
+		die "ganesha.nfsd not found: apt-get install nfs-ganesha nfs-ganesha-vfs"
+	export GANESHA_RUN="$WORK/ganesha"
+	GANESHA_NET="127.$(($$ % 200 + 20)).$(($$ / 200 % 250 + 1))"
+	export GANESHA_NET
+	"$SCRIPT_DIR/../tests/ganesha.sh" start "$WORK/B" 3 >/dev/null || die "nfs-ganesha did not start"
+	GANESHA_UP=1
+	NFS_TARGETS=""
+	for i in 2 3 4; do
+		NFS_TARGETS="$NFS_TARGETS${NFS_TARGETS:+,}target=nfs://$GANESHA_NET.$i/export"
+	done
+}
+
+ganesha_stop() {
+	[ -z "${GANESHA_UP:-}" ] || "$SCRIPT_DIR/../tests/ganesha.sh" stop >/dev/null 2>&1 || true
+	GANESHA_UP=""
+}
+
+efsmt_mount() {
+	# efsmt_mount OPTIONS: efsmt on $WORK/mnt in the background (unmount
+	# with unmount_daemon); its log in $WORK/logs/efsmt.log
+	mkdir -p "$WORK/mnt" "$WORK/logs"
+	"$EFSMT" bench "$WORK/mnt" -f -o "$1,control=none" >"$WORK/logs/efsmt.log" 2>&1 &
+	DAEMON_PID=$! DAEMON_MNT="$WORK/mnt"
+	wait_mounted "$WORK/mnt" "$DAEMON_PID" "$WORK/logs/efsmt.log" || die "efsmt did not mount"
+}

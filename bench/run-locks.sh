@@ -51,44 +51,21 @@ parse_options "--count=COUNT --runs=RUNS --kinds=KINDS --systems=SYSTEMS --efsmt
 whole_numbers 1 COUNT RUNS
 [ "$(id -u)" = 0 ] || die "run as root (bind mounts, FUSE mounts, nfs-ganesha)"
 [ -x "$EFSMT" ] || die "efsmt binary $EFSMT not found: build it (make) or give --efsmt"
-command -v ganesha.nfsd >/dev/null || [ -x /usr/bin/ganesha.nfsd ] ||
-	die "ganesha.nfsd not found: apt-get install nfs-ganesha nfs-ganesha-vfs"
 
 WORK=$(mktemp -d "$TMP_BASE/efsmt-locks.XXXXXX")
-mkdir -p "$WORK/B" "$WORK/mnt" "$WORK/bin" "$WORK/logs"
-DAEMON_PID="" DAEMON_MNT="" BENCH_PID=""
-GANESHA_SH="$SCRIPT_DIR/../tests/ganesha.sh"
-export GANESHA_RUN="$WORK/ganesha"
-# a loopback /24 of its own: 127.X.Y with X, Y from our pid
-GANESHA_NET="127.$(($$ % 200 + 20)).$(($$ / 200 % 250 + 1))"
-export GANESHA_NET
-GANESHA_UP=""
+mkdir -p "$WORK/bin"
+DAEMON_PID="" DAEMON_MNT="" BENCH_PID="" GANESHA_UP=""
 
 cleanup() {
 	stop_bench
 	unmount_daemon
-	[ -z "$GANESHA_UP" ] || "$GANESHA_SH" stop >/dev/null 2>&1 || true
+	ganesha_stop
 	remove_work T1 T2 T3
 }
 trap_cleanup
 
-for t in T1 T2 T3; do
-	mkdir "$WORK/$t"
-	mount --bind "$WORK/B" "$WORK/$t" || die "mount --bind failed"
-done
+bind_targets
 LOCKRATE=$(bench_prog lockrate)
-
-mount_efsmt() { # mount_efsmt TARGET-OPTIONS
-	"$EFSMT" bench "$WORK/mnt" -f -o "$1,control=none" >"$WORK/logs/efsmt.log" 2>&1 &
-	DAEMON_PID=$! DAEMON_MNT="$WORK/mnt"
-	wait_mounted "$WORK/mnt" "$DAEMON_PID" "$WORK/logs/efsmt.log" || die "efsmt did not mount"
-}
-
-DIR_TARGETS="target=$WORK/T1,target=$WORK/T2,target=$WORK/T3"
-NFS_TARGETS=""
-for i in 2 3 4; do
-	NFS_TARGETS="$NFS_TARGETS${NFS_TARGETS:+,}target=nfs://$GANESHA_NET.$i/export"
-done
 
 declare -A RATE
 measure() { # measure SYSTEM DIR
@@ -110,21 +87,18 @@ for sys in ${SYSTEMS//,/ }; do
 	case $sys in
 	raw) measure raw "$WORK/B" ;;
 	efsmt-local)
-		mount_efsmt "$DIR_TARGETS,local_lock=all"
+		efsmt_mount "$DIR_TARGETS,local_lock=all"
 		measure "$sys" "$WORK/mnt"
 		unmount_daemon
 		;;
 	efsmt-dir)
-		mount_efsmt "$DIR_TARGETS"
+		efsmt_mount "$DIR_TARGETS"
 		measure "$sys" "$WORK/mnt"
 		unmount_daemon
 		;;
 	efsmt-nfs)
-		if [ -z "$GANESHA_UP" ]; then
-			"$GANESHA_SH" start "$WORK/B" 3 >/dev/null || die "nfs-ganesha did not start"
-			GANESHA_UP=1
-		fi
-		mount_efsmt "$NFS_TARGETS,notls"
+		[ -n "$GANESHA_UP" ] || ganesha_start
+		efsmt_mount "$NFS_TARGETS,notls"
 		measure "$sys" "$WORK/mnt"
 		unmount_daemon
 		;;
