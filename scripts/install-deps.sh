@@ -2,7 +2,8 @@
 # Install everything efsmt needs to build, test, benchmark and package on
 # Debian 12 (packaging/README.md: debhelper, help2man, rpm; bench/: libnfs;
 # make check-vm: qemu-system-x86 and busybox-static, the guest's kernel
-# comes from apt).
+# comes from apt; make check-knfsd: nfs-kernel-server, whose rpc.nfsd,
+# exportfs and rpc.mountd run in that guest; O_DIRECT tests: fio).
 # Run as root. Used by README.md and by .ci/run.
 set -eu
 if [ "$(id -u)" != 0 ]; then
@@ -20,4 +21,4 @@ apt-get install -y -q --no-install-recommends \
 	clang-14 libclang-rt-14-dev \
 	debootstrap yamllint docker-compose python3-yaml \
 	debhelper dpkg-dev help2man rpm man-db \
-	qemu-system-x86 busybox-static fio
+	qemu-system-x86 busybox-static fio nfs-kernel-server

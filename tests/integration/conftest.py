@@ -425,7 +425,46 @@ class KernelBackend(Backend):
         return problems
 
 
-BACKENDS = {"dir": DirBackend, "nfs": NfsBackend, "tls": TlsBackend, "kernel": KernelBackend}
+class KnfsdBackend(Backend):
+    """The Linux kernel's NFS server (nfsd) in the QEMU guest of
+    tests/vm/vm.sh run --knfsd (make check-knfsd): a second server,
+    independent of nfs-ganesha, on three addresses of the guest (three
+    mount targets of one file system). The backing directory is the
+    exported tmpfs itself, read locally as the tests do with ganesha's."""
+
+    kind = "knfsd"
+    xattrs = False  # efsmt speaks NFSv4.1: no xattrs, hole punching or SEEK_HOLE
+    punch_hole = False
+    seek_hole = False
+
+    def __init__(self, workdir):
+        super().__init__(workdir)
+        addrs = os.environ.get("EFSMT_KNFSD_TARGETS", "").split()
+        if len(addrs) < self.ntargets or not os.environ.get("EFSMT_KNFSD_EXPORT"):
+            pytest.fail("the knfsd backend runs in the guest of tests/vm/vm.sh run --knfsd "
+                        "(make check-knfsd; it needs qemu-system-x86, busybox-static and "
+                        "nfs-kernel-server): EFSMT_KNFSD_TARGETS/EFSMT_KNFSD_EXPORT unset",
+                        pytrace=False)
+        self.addrs = addrs[:self.ntargets]
+        self.backing = os.environ["EFSMT_KNFSD_EXPORT"]
+        self.uris = ["nfs://%s/" % a for a in self.addrs]
+        self.ids = list(self.uris)
+        self.target_options = list(self.uris)
+        self.mount_options = "notls"
+
+    def start(self):
+        if not os.path.isdir(self.backing):
+            pytest.fail("the knfsd export %s is missing" % self.backing, pytrace=False)
+
+    def stop(self):
+        return []  # the guest stops the server
+
+    def target_resources(self, daemon_pid, k):
+        return lib.tcp_connections(daemon_pid, self.addrs[k], 2049)
+
+
+BACKENDS = {"dir": DirBackend, "nfs": NfsBackend, "tls": TlsBackend, "kernel": KernelBackend,
+            "knfsd": KnfsdBackend}
 
 
 @pytest.fixture(scope="session", params=BACKEND_KINDS)

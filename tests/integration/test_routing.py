@@ -59,7 +59,9 @@ def test_target_xattr_ids_are_canonical_uris(fs):
     # is the canonical URI either way
     assert got == set(zip(fs.ids, fs.uris))
     for tid, uri in got:
-        assert tid == uri and not uri.endswith("/")
+        # no trailing slash, but on an export at the server's root
+        # (nfs://HOST/, as knfsd's fsid=0 export is reached)
+        assert tid == uri and (not uri.endswith("/") or uri.count("/") == 3), uri
 
 
 def test_target_xattr_is_hidden_and_read_only(fs):

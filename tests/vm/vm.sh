@@ -4,7 +4,7 @@
 # kernel NFS client, which the build host may lack).
 #
 #   tests/vm/vm.sh fetch                 download Debian's kernel (once; cached)
-#   tests/vm/vm.sh run [-n N] -- CMD...  boot a guest and run CMD in it
+#   tests/vm/vm.sh run [-n N] [--knfsd] -- CMD...  boot a guest and run CMD in it
 #
 # run starts N (default 3) nfs-ganesha servers in a network namespace of
 # their own, on 10.201.0.2 .. 10.201.0.(N+1) (a veth pair), exporting one fresh directory
@@ -15,6 +15,8 @@
 # unchanged), in the current directory, as root, with
 #   EFSMT_VM=1  EFSMT_VM_TARGETS="10.201.0.2 ..."  EFSMT_VM_CTL=DIR
 # and the caller's EFSMT, EFSMTCTL, EFSMT_BACKENDS and EFSMT_KERNEL_OPTS.
+# With --knfsd the guest also runs the kernel's NFS server (tests/vm/knfsd.sh)
+# and CMD gets EFSMT_KNFSD_TARGETS and EFSMT_KNFSD_EXPORT.
 # /tmp and /run are the guest's own (the repository is shared again at its
 # own path, so a checkout below /tmp works). CMD's output is printed here; its exit
 # status is vm.sh's. From the guest, `tests/vm/vm.sh ctl kill ADDR` and
@@ -44,7 +46,7 @@ CTL_POLL_S=0.1
 # In dependency order (there is no modprobe in the initramfs).
 MODULES="virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio virtio_pci failover
 net_failover virtio_net sunrpc netfs fscache grace lockd nfs dns_resolver nfsv4 fuse 9pnet
-9pnet_virtio 9p"
+9pnet_virtio 9p nfs_acl auth_rpcgss nfsd"
 
 die() {
 	echo "vm.sh: $*" >&2
@@ -94,7 +96,8 @@ fetch() {
 	local rel deb tmp m f
 	rel=$(kernel_release)
 	KDIR=$CACHE/$rel
-	[ -s "$KDIR/vmlinux" ] && [ -s "$KDIR/modules/9p.ko" ] && return 0
+	[ -s "$KDIR/vmlinux" ] && [ -s "$KDIR/modules/9p.ko" ] && [ -s "$KDIR/modules/nfsd.ko" ] &&
+		return 0
 	need apt-get apt
 	need xz xz-utils
 	mkdir -p "$CACHE" || die "cannot make $CACHE"
@@ -247,6 +250,10 @@ inner() { # N CMD...
 			[ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
 		done
 		printf 'cd %q || exit 1\n' "$PWD"
+		if [ -n "$KNFSD" ]; then
+			printf 'knfsd_env=$(%q start /tmp/knfsd-export) || exit 1\n' "$TOP/tests/vm/knfsd.sh"
+			echo 'eval "$knfsd_env"'
+		fi
 		printf '%q ' "$@"
 		echo
 	} >"$SHARE/guest.sh"
@@ -273,11 +280,13 @@ inner() { # N CMD...
 
 run() {
 	local n=3
+	KNFSD=""
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		-n) n=$2; shift 2 ;;
+		--knfsd) KNFSD=1; shift ;;
 		--) shift; break ;;
-		*) die "run: unknown argument $1 (usage: vm.sh run [-n N] -- CMD...)" ;;
+		*) die "run: unknown argument $1 (usage: vm.sh run [-n N] [--knfsd] -- CMD...)" ;;
 		esac
 	done
 	[ $# -gt 0 ] || die "usage: vm.sh run [-n N] -- CMD..."
@@ -296,7 +305,8 @@ run() {
 	mkdir -p "$SHARE/ctl" "$EXPORT" "$GRUN"
 	make_initramfs "$WORK/initramfs.cpio"
 	export -f inner ctl_server kill_server die
-	export TOP KDIR WORK SHARE EXPORT GRUN NET TIMEOUT_S CPUS MEM CTL_POLL_S VETH GUEST_ADDR GUEST_GW
+	[ -z "$KNFSD" ] || need rpc.nfsd nfs-kernel-server
+	export TOP KDIR WORK SHARE EXPORT GRUN NET TIMEOUT_S CPUS MEM CTL_POLL_S VETH GUEST_ADDR GUEST_GW KNFSD
 	export -f accel
 	unshare -n bash -c 'inner "$@"' inner "$n" "$@"
 }
@@ -321,5 +331,5 @@ case "${1:-}" in
 fetch) [ "$(id -u)" -eq 0 ] || die "fetch: run as root (it writes $CACHE)"; fetch; echo "$KDIR" ;;
 run) shift; run "$@" ;;
 ctl) shift; [ $# -eq 2 ] || die "usage: vm.sh ctl kill|start ADDR"; ctl "$@" ;;
-*) die "usage: $0 fetch | run [-n N] -- CMD... | ctl kill|start ADDR" ;;
+*) die "usage: $0 fetch | run [-n N] [--knfsd] -- CMD... | ctl kill|start ADDR" ;;
 esac

@@ -1,0 +1,50 @@
+#!/bin/bash
+# knfsd.sh - in the QEMU guest of vm.sh (run --knfsd): the Linux kernel's
+# NFS server, a second server independent of nfs-ganesha, as three "mount
+# targets" of one file system.
+#
+#   tests/vm/knfsd.sh start EXPORT   export EXPORT (a fresh tmpfs mounted
+#                                    there) on 10.202.0.2 .. 10.202.0.4 and
+#                                    print the environment the tests read:
+#                                    EFSMT_KNFSD_TARGETS, EFSMT_KNFSD_EXPORT
+#
+# NFSv4 only (4.0, 4.1, 4.2), sec=sys, no_root_squash, sync writes, a 10 s
+# lease and grace time (as the ganesha servers of the tests). The export is
+# the NFSv4 root (fsid=0): the targets are nfs://ADDR/. Needs the nfsd
+# module (loaded by vm.sh's initramfs) and nfs-kernel-server's rpc.nfsd,
+# exportfs and rpc.mountd on the host whose / the guest runs.
+set -eu
+NET=10.202.0
+LEASE_S=10 # also the grace time: the shortest the kernel takes
+THREADS=8
+
+die() {
+	echo "knfsd.sh: $*" >&2
+	exit 1
+}
+
+[ "${1:-}" = start ] && [ $# -eq 2 ] || die "usage: knfsd.sh start EXPORT"
+export_dir=$2
+for p in rpc.nfsd exportfs rpc.mountd; do
+	command -v "$p" >/dev/null || die "$p not found: apt-get install nfs-kernel-server"
+done
+[ -d /sys/module/nfsd ] || die "the nfsd module is not loaded (vm.sh loads it at boot)"
+
+mkdir -p "$export_dir"
+mount -t tmpfs -o mode=0755 knfsd-export "$export_dir"
+# nfs-utils keeps its tables in /var/lib/nfs, read-only in the guest.
+mount -t tmpfs -o mode=0755 knfsd-state /var/lib/nfs
+mkdir -p /var/lib/nfs/v4recovery /var/lib/nfs/rpc_pipefs
+touch /var/lib/nfs/etab /var/lib/nfs/rmtab
+mount -t nfsd nfsd /proc/fs/nfsd
+for i in 2 3 4; do
+	ip addr add "$NET.$i/32" dev lo
+done
+exportfs -o rw,fsid=0,sync,no_root_squash,insecure,no_subtree_check "*:$export_dir" ||
+	die "exportfs failed"
+rpc.mountd -N 3 || die "rpc.mountd failed"
+rpc.nfsd -N 3 -V 4 -V 4.1 -V 4.2 --lease-time "$LEASE_S" --grace-time "$LEASE_S" \
+	"$THREADS" || die "rpc.nfsd failed"
+# A new server refuses OPEN during its grace period.
+sleep $((LEASE_S + 1))
+echo "export EFSMT_KNFSD_TARGETS='$NET.2 $NET.3 $NET.4' EFSMT_KNFSD_EXPORT='$export_dir'"
