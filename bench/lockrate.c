@@ -24,8 +24,8 @@
 #include "benchutil.h"
 
 #define LOCKRATE_COUNT_DEFAULT 2000
-#define LOCKRATE_COUNT_MAX 100000000L
-#define LOCKRATE_RANGES_MAX 1024
+#define LOCKRATE_COUNT_MAX     100000000L
+#define LOCKRATE_RANGES_MAX    1024
 
 enum { K_POSIX, K_OFD, K_FLOCK };
 
@@ -54,7 +54,8 @@ int main(int argc, char **argv)
 			for (kind = 0; kind < 3 && strcmp(optarg, names[kind]) != 0; kind++)
 				;
 			if (kind == 3) {
-				fprintf(stderr, "lockrate: -k %s: expected posix, ofd or flock\n", optarg);
+				fprintf(stderr, "lockrate: -k %s: expected posix, ofd or flock\n",
+					optarg);
 				return 2;
 			}
 			break;

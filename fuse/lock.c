@@ -20,7 +20,7 @@
  * is taken within that bound. */
 #define LOCK_POLL_MIN_MS 2
 #define LOCK_POLL_MAX_MS 200
-#define LOCK_BUCKETS 1024
+#define LOCK_BUCKETS	 1024
 
 int lock_local = LOCK_LOCAL_NONE;
 
@@ -263,8 +263,8 @@ static void w_turn(struct waiter *w, int try_lock)
 		rc = state_try(w->s, &w->lk, 1);
 	if (rc == -EAGAIN) {
 		if (try_lock)
-			w->wait_ms = w->wait_ms * 2 > LOCK_POLL_MAX_MS ? LOCK_POLL_MAX_MS
-								       : w->wait_ms * 2;
+			w->wait_ms =
+			    w->wait_ms * 2 > LOCK_POLL_MAX_MS ? LOCK_POLL_MAX_MS : w->wait_ms * 2;
 		w->due_ms = now_ms() + w->wait_ms;
 		pthread_mutex_lock(&w_lock);
 		w_add_locked(w);
@@ -440,8 +440,11 @@ void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct 
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	struct flock out = {.l_type = lk.type, .l_whence = SEEK_SET, .l_start = lk.start,
-			    .l_len = lk.len, .l_pid = lk.pid};
+	struct flock out = {.l_type = lk.type,
+			    .l_whence = SEEK_SET,
+			    .l_start = lk.start,
+			    .l_len = lk.len,
+			    .l_pid = lk.pid};
 	fuse_reply_lock(req, &out);
 }
 

@@ -33,8 +33,7 @@
 
 /* -o local_lock=: which kinds stay local to this mount (the kernel's own,
  * as before locks went to the targets), as nfs(5) names them. */
-enum { LOCK_LOCAL_NONE = 0, LOCK_LOCAL_FLOCK = 1, LOCK_LOCAL_POSIX = 2,
-       LOCK_LOCAL_ALL = 3 };
+enum { LOCK_LOCAL_NONE = 0, LOCK_LOCAL_FLOCK = 1, LOCK_LOCAL_POSIX = 2, LOCK_LOCAL_ALL = 3 };
 extern int lock_local; /* set once, before the mount */
 
 /* The operations (fuse_lowlevel_ops getlk, setlk, flock). */

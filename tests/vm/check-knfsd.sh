@@ -9,7 +9,8 @@
 #
 #   tests/vm/check-knfsd.sh [pytest arguments...]   (default: the subset below)
 #
-# Under emulation (no KVM) it takes several minutes.
+# Under emulation (no KVM) the default subset (98 tests) takes about 3.5
+# minutes.
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 top=$(cd "$here/../.." && pwd -P)
