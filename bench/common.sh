@@ -260,3 +260,25 @@ efsmt_mount() {
 	DAEMON_PID=$! DAEMON_MNT="$WORK/mnt"
 	wait_mounted "$WORK/mnt" "$DAEMON_PID" "$WORK/logs/efsmt.log" || die "efsmt did not mount"
 }
+
+each_system() {
+	# each_system FN: FN SYSTEM DIR for every system of $SYSTEMS, with efsmt
+	# mounted as the system asks: raw ($WORK/B itself), efsmt-local (dir://
+	# targets, -o local_lock=all), efsmt-dir (dir://), efsmt-nfs (nfs://
+	# over three ganesha, started at the first need)
+	local sys
+	for sys in ${SYSTEMS//,/ }; do
+		case $sys in
+		raw) "$1" raw "$WORK/B"; continue ;;
+		efsmt-local) efsmt_mount "$DIR_TARGETS,local_lock=all" ;;
+		efsmt-dir) efsmt_mount "$DIR_TARGETS" ;;
+		efsmt-nfs)
+			[ -n "${GANESHA_UP:-}" ] || ganesha_start
+			efsmt_mount "$NFS_TARGETS,notls"
+			;;
+		*) die "unknown system '$sys' (raw, efsmt-local, efsmt-dir, efsmt-nfs)" ;;
+		esac
+		"$1" "$sys" "$WORK/mnt"
+		unmount_daemon
+	done
+}

@@ -38,7 +38,8 @@ usage: $PROG [options]
   --size-mib M     dd's file size in MiB (default $SIZE_MIB)
   --fio-mib M      fio's file size per job in MiB (default $FIO_MIB)
   --runs R         measurements per cell; the median is reported (default $RUNS)
-  --systems LIST   comma list of raw,efsmt-dir,efsmt-nfs (default all)
+  --systems LIST   comma list of raw,efsmt-local,efsmt-dir,efsmt-nfs (default:
+                   raw,efsmt-dir,efsmt-nfs)
   --efsmt PATH     efsmt binary (default: ../fuse/efsmt next to this script)
   --tmpdir DIR     where the temporary directory goes (default \$TMPDIR or /var/tmp)
   -h, --help       this text
@@ -94,23 +95,7 @@ measure() { # measure SYSTEM DIR
 	rm -f "$dir/dd" "$dir"/fio.*
 }
 
-for sys in ${SYSTEMS//,/ }; do
-	case $sys in
-	raw) measure raw "$WORK/B" ;;
-	efsmt-dir)
-		efsmt_mount "$DIR_TARGETS"
-		measure "$sys" "$WORK/mnt"
-		unmount_daemon
-		;;
-	efsmt-nfs)
-		[ -n "$GANESHA_UP" ] || ganesha_start
-		efsmt_mount "$NFS_TARGETS,notls"
-		measure "$sys" "$WORK/mnt"
-		unmount_daemon
-		;;
-	*) die "unknown system '$sys' (raw, efsmt-dir, efsmt-nfs)" ;;
-	esac
-done
+each_system measure
 
 echo "O_DIRECT: dd $SIZE_MIB MiB bs=1M, fio randwrite 4k iodepth 32 x 4 jobs x $FIO_MIB MiB;" \
 	"median of $RUNS (ratio to raw)"

@@ -83,28 +83,7 @@ measure() { # measure SYSTEM DIR
 	done
 }
 
-for sys in ${SYSTEMS//,/ }; do
-	case $sys in
-	raw) measure raw "$WORK/B" ;;
-	efsmt-local)
-		efsmt_mount "$DIR_TARGETS,local_lock=all"
-		measure "$sys" "$WORK/mnt"
-		unmount_daemon
-		;;
-	efsmt-dir)
-		efsmt_mount "$DIR_TARGETS"
-		measure "$sys" "$WORK/mnt"
-		unmount_daemon
-		;;
-	efsmt-nfs)
-		[ -n "$GANESHA_UP" ] || ganesha_start
-		efsmt_mount "$NFS_TARGETS,notls"
-		measure "$sys" "$WORK/mnt"
-		unmount_daemon
-		;;
-	*) die "unknown system '$sys' (raw, efsmt-local, efsmt-dir, efsmt-nfs)" ;;
-	esac
-done
+each_system measure
 
 echo "lock/unlock rounds per second, $COUNT rounds, median of $RUNS (ratio to raw)"
 printf '%-12s' "system"
