@@ -282,3 +282,20 @@ each_system() {
 		unmount_daemon
 	done
 }
+
+targets_setup() {
+	# targets_setup NAME: $WORK (a fresh directory under $TMP_BASE) with B
+	# and its bind mounts T1..T3 (bind_targets); on exit, whatever is still
+	# running or mounted (efsmt, ganesha, the bind mounts) goes, and $WORK
+	WORK=$(mktemp -d "$TMP_BASE/efsmt-$1.XXXXXX")
+	mkdir -p "$WORK/bin"
+	DAEMON_PID="" DAEMON_MNT="" BENCH_PID="" GANESHA_UP=""
+	cleanup() {
+		stop_bench
+		unmount_daemon
+		ganesha_stop
+		remove_work T1 T2 T3
+	}
+	trap_cleanup
+	bind_targets
+}

@@ -53,17 +53,7 @@ whole_numbers 1 SIZE_MIB FIO_MIB RUNS
 [ -x "$EFSMT" ] || die "efsmt binary $EFSMT not found: build it (make) or give --efsmt"
 command -v fio >/dev/null || die "fio not found: apt-get install fio"
 
-WORK=$(mktemp -d "$TMP_BASE/efsmt-direct.XXXXXX")
-DAEMON_PID="" DAEMON_MNT="" BENCH_PID="" GANESHA_UP=""
-
-cleanup() {
-	stop_bench
-	unmount_daemon
-	ganesha_stop
-	remove_work T1 T2 T3
-}
-trap_cleanup
-bind_targets
+targets_setup direct
 
 dd_rate() { # dd_rate OUT: MB/s from dd's last line ("... copied, S s, R MB/s")
 	awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "copied,") s = $(i + 1); b = $1 }

@@ -52,19 +52,7 @@ whole_numbers 1 COUNT RUNS
 [ "$(id -u)" = 0 ] || die "run as root (bind mounts, FUSE mounts, nfs-ganesha)"
 [ -x "$EFSMT" ] || die "efsmt binary $EFSMT not found: build it (make) or give --efsmt"
 
-WORK=$(mktemp -d "$TMP_BASE/efsmt-locks.XXXXXX")
-mkdir -p "$WORK/bin"
-DAEMON_PID="" DAEMON_MNT="" BENCH_PID="" GANESHA_UP=""
-
-cleanup() {
-	stop_bench
-	unmount_daemon
-	ganesha_stop
-	remove_work T1 T2 T3
-}
-trap_cleanup
-
-bind_targets
+targets_setup locks
 LOCKRATE=$(bench_prog lockrate)
 
 declare -A RATE
