@@ -215,6 +215,8 @@ static long long now_ms(void)
  * cached of the file: another host may have written it under the lock. */
 static void finish(fuse_req_t req, fuse_ino_t ino, const struct be_lock *lk, int rc)
 {
+	/* Only off the worker threads (w_main): dropping cached pages waits for
+	 * reads of the file in flight, which a worker must be free to serve. */
 	if (rc == 0 && lk->type != F_UNLCK && fs_session)
 		fuse_lowlevel_notify_inval_inode(fs_session, ino, 0, 0);
 	fuse_reply_err(req, -rc);
@@ -228,6 +230,7 @@ struct waiter {
 	struct be_lock lk;
 	long long due_ms;
 	unsigned wait_ms;
+	int granted; /* only to be answered (finish): the lock is held */
 };
 
 static pthread_mutex_t w_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -257,7 +260,9 @@ static void w_add_locked(struct waiter *w)
 static void w_turn(struct waiter *w, int try_lock)
 {
 	int rc = -EAGAIN;
-	if (fuse_req_interrupted(w->req))
+	if (w->granted)
+		rc = 0;
+	else if (fuse_req_interrupted(w->req))
 		rc = -EINTR;
 	else if (try_lock)
 		rc = state_try(w->s, &w->lk, 1);
@@ -326,12 +331,15 @@ static void *w_main(void *arg)
 	return NULL;
 }
 
-/* Park a blocking request that met a conflict; it owns the reference to s. */
-static void w_park(fuse_req_t req, fuse_ino_t ino, struct lock_state *s, const struct be_lock *lk)
+/* Hand a request to the waiter thread, with the reference to s: a blocking
+ * one that met a conflict, or (granted) one whose lock was granted and is
+ * only to be answered there. */
+static void w_park(fuse_req_t req, fuse_ino_t ino, struct lock_state *s, const struct be_lock *lk,
+		   int granted)
 {
 	struct waiter *w = calloc(1, sizeof(*w));
 	if (!w) {
-		fuse_reply_err(req, ENOLCK);
+		fuse_reply_err(req, granted ? 0 : ENOLCK);
 		state_put(s);
 		return;
 	}
@@ -339,8 +347,9 @@ static void w_park(fuse_req_t req, fuse_ino_t ino, struct lock_state *s, const s
 	w->ino = ino;
 	w->s = s;
 	w->lk = *lk;
+	w->granted = granted;
 	w->wait_ms = LOCK_POLL_MIN_MS;
-	w->due_ms = now_ms() + w->wait_ms;
+	w->due_ms = granted ? 0 : now_ms() + w->wait_ms;
 	/* Before it is listed: the waiter thread may answer it at once. */
 	fuse_req_interrupt_func(req, w_wake, NULL);
 	pthread_mutex_lock(&w_lock);
@@ -348,7 +357,7 @@ static void w_park(fuse_req_t req, fuse_ino_t ino, struct lock_state *s, const s
 		w_started = 1;
 	if (!w_started || w_stop) {
 		pthread_mutex_unlock(&w_lock);
-		fuse_reply_err(req, ENOLCK);
+		fuse_reply_err(req, granted ? 0 : ENOLCK);
 		state_put(s);
 		free(w);
 		return;
@@ -380,8 +389,8 @@ static void request(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, i
 	}
 	fs_count(s->h->t, 0);
 	rc = state_try(s, lk, sleep);
-	if (rc == -EAGAIN && sleep) {
-		w_park(req, ino, s, lk);
+	if ((rc == -EAGAIN && sleep) || (rc == 0 && lk->type != F_UNLCK && fs_session)) {
+		w_park(req, ino, s, lk, rc == 0);
 		return;
 	}
 	if (rc < 0 && rc != -EAGAIN)

@@ -297,3 +297,48 @@ def test_lock_requests_answer_when_a_lock_is_contended_by_many(two, holders):
             assert w.answer(0) == "ok"
             left.remove(w)
             w.ok("lock f u 0 0")
+
+
+def _lock_loop(path, rounds, writer, q):
+    """One process: rounds of (shared lock, read the 64 KiB block, unlock),
+    or for the writer (exclusive lock, rewrite the block with one byte,
+    unlock). Puts the first torn block it read (or None) on q."""
+    import fcntl
+    fd = os.open(path, os.O_RDWR)
+    torn = None
+    for i in range(rounds):
+        if writer:
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+            os.pwrite(fd, bytes([i % 251]) * BLOCK_64K, 0)
+        else:
+            fcntl.lockf(fd, fcntl.LOCK_SH)
+            data = os.pread(fd, BLOCK_64K, 0)
+            if torn is None and (len(data) != BLOCK_64K or data.count(data[:1]) != BLOCK_64K):
+                torn = (i, len(data), sorted(set(data))[:4])
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+    os.close(fd)
+    q.put(torn)
+
+
+BLOCK_64K = 64 << 10
+
+
+@pytest.mark.time_limit(180)
+def test_readers_and_a_writer_under_locks_over_two_mounts(mount_efsmt):
+    """Processes on two mounts (two worker threads each, the fewest) read a
+    block under shared locks while one rewrites it under an exclusive lock:
+    no reader ever sees a torn block (the lock orders the data and drops
+    stale cached pages), and nothing hangs."""
+    import multiprocessing
+    ms = [mount_efsmt(["-o", "threads=2"]) for _ in range(2)]
+    lib.write_file(ms[0].m("f"), b"\0" * BLOCK_64K)
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_lock_loop, args=(ms[i % 2].m("f"), 150, i == 0, q))
+             for i in range(9)]
+    for p in procs:
+        p.start()
+    results = [q.get(timeout=150) for _ in procs]
+    for p in procs:
+        p.join(10)
+    assert all(r is None for r in results), "torn reads (round, length, bytes): %s" % results
