@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,22 +286,55 @@ static int dir_open(struct target *t, const char *path, int flags, uint64_t *fh)
 	return open_file(t, path, flags & ~O_CREAT, 0, fh);
 }
 
+struct direct_buf {
+	void *buf;
+	size_t have;
+};
+
+static pthread_key_t direct_key;
+static pthread_once_t direct_once = PTHREAD_ONCE_INIT;
+
+/* A FUSE worker that exits (the pool shrinks, or unmount) frees its buffer. */
+static void direct_buf_free(void *p)
+{
+	struct direct_buf *d = p;
+
+	free(d->buf);
+	free(d);
+}
+
+static void direct_key_init(void)
+{
+	if (pthread_key_create(&direct_key, direct_buf_free) != 0)
+		abort(); /* only when the process is out of keys: at start-up */
+}
+
 /* An aligned buffer of at least size bytes, this thread's own: the FUSE
  * request's buffer is not aligned as O_DIRECT wants. */
 static void *direct_buffer(size_t size)
 {
-	static __thread void *buf;
-	static __thread size_t have;
+	struct direct_buf *d;
 
-	if (size > have) {
+	pthread_once(&direct_once, direct_key_init);
+	d = pthread_getspecific(direct_key);
+	if (!d) {
+		d = calloc(1, sizeof(*d));
+		if (!d)
+			return NULL;
+		if (pthread_setspecific(direct_key, d) != 0) {
+			free(d);
+			return NULL;
+		}
+	}
+	if (size > d->have) {
 		void *b;
 		if (posix_memalign(&b, DIR_DIRECT_MEM_ALIGN, size) != 0)
 			return NULL;
-		free(buf);
-		buf = b;
-		have = size;
+		free(d->buf);
+		d->buf = b;
+		d->have = size;
 	}
-	return buf;
+	return d->buf;
 }
 
 /* pread or pwrite on an O_DIRECT handle: the count or -errno. */
