@@ -383,7 +383,8 @@ class KernelBackend(Backend):
     symlink_times = False  # ganesha ignores SETATTR of times on symlinks
     # The kernel client's buffered writes make it take another client's
     # change for its own (it does not drop its cached page): NFS promises
-    # only close-to-open coherence, and efsmt passes that through.
+    # only close-to-open coherence, and efsmt passes that through; a lock
+    # is the coherence point (test_o_append_after_foreign_write).
     foreign_append = False
     unlink_open_hides = False
 
