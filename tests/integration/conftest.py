@@ -246,6 +246,12 @@ def _free_loopback_net():
     pytest.fail("no free loopback address block for the nfs-ganesha servers", pytrace=False)
 
 
+def require_stunnel4():
+    """The tls backend and test_tls need stunnel4: without it, fail saying so."""
+    if not shutil.which("stunnel4", path=os.environ.get("PATH", "") + ":/usr/bin"):
+        pytest.fail("stunnel4 not found: apt-get install stunnel4", pytrace=False)
+
+
 GANESHA_SH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ganesha.sh")
 
 
@@ -309,8 +315,7 @@ class TlsBackend(NfsBackend):
         self.stunnels = []
 
     def start(self):
-        if not shutil.which("stunnel4", path=os.environ.get("PATH", "") + ":/usr/bin"):
-            pytest.fail("stunnel4 not found: apt-get install stunnel4", pytrace=False)
+        require_stunnel4()
         certs = self.tlslib.make_certs(os.path.join(self.workdir, "certs"))
         self.mount_options = "tls,cafile=%s,tls_name=%s" % (certs["ca"], self.tlslib.TLS_NAME)
         super().start()

@@ -3,13 +3,12 @@ nfs-ganesha target is the TLS end, with a CA and certificates made here."""
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
 
 import efsmt_testlib as lib
-from conftest import REPO, Daemon
+from conftest import REPO, Daemon, require_stunnel4
 from tlslib import TLS_NAME, TLS_PORT, Stunnels, make_certs
 
 CTL_BIN = os.environ.get("EFSMTCTL", os.path.join(REPO, "control", "efsmtctl"))
@@ -17,9 +16,7 @@ CTL_BIN = os.environ.get("EFSMTCTL", os.path.join(REPO, "control", "efsmtctl"))
 
 @pytest.fixture(scope="module", autouse=True)
 def stunnel4():
-    """These tests need stunnel4: without it they fail, saying so."""
-    if not shutil.which("stunnel4", path=os.environ.get("PATH", "") + ":/usr/bin"):
-        pytest.fail("stunnel4 not found: apt-get install stunnel4", pytrace=False)
+    require_stunnel4()
 
 
 @pytest.fixture(scope="module")
