@@ -927,10 +927,18 @@ def test_flock_between_open_file_descriptions(fs):
         os.close(fd3)
         os.close(fd2)
         os.close(fd1)
-    # the last close released everything
+    # The last close released everything. FUSE sends that RELEASE after
+    # close(2) has returned, so the target may still hold the flock for a
+    # moment; it must be gone within seconds, not at the lease's end.
     fd = os.open(path, os.O_RDWR)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        def try_lock():
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                return False
+        assert lib.wait_for(try_lock, 5), "the flock outlived the last close"
     finally:
         os.close(fd)
 
