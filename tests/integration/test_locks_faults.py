@@ -61,12 +61,12 @@ def held(netns_targets, netns_mount):
         b.kill()
 
 
-def check_lost(m1, a, b):
-    """After the server forgot the holder's lock: the other mount takes it,
-    the holder's I/O fails with EIO until it unlocks, and then it waits its
-    turn like anyone."""
-    deadline = time.monotonic() + STATE_WITHIN_S
-    while b("lock f w 0 0") != "ok":
+def check_lost(m1, a, b, within=STATE_WITHIN_S):
+    """After the server forgot the holder's lock: the other mount takes it
+    (within seconds), the holder's I/O fails with EIO until it unlocks, and
+    then it waits its turn like anyone."""
+    deadline = time.monotonic() + within
+    while b("lock f w 0 0", timeout=within) != "ok":
         assert time.monotonic() < deadline, "the second mount never got the lost lock:\n" + \
             m1.daemon.log()
         time.sleep(0.5)

@@ -46,7 +46,8 @@ if [ "${1:-}" = --knfsd ]; then
 	EFSMT_BACKENDS=knfsd
 	[ $# -gt 0 ] || set -- -k knfsd "$it/test_ops.py" "$it/test_rename_link.py" \
 		"$it/test_writeback.py" "$it/test_routing.py" "$it/test_locks.py" \
-		"$it/test_direct.py" "$it/test_concurrency.py" "$it/test_control.py"
+		"$it/test_direct.py" "$it/test_concurrency.py" "$it/test_control.py" \
+		"$it/knfsd_faults.py"
 fi
 export EFSMT EFSMTCTL EFSMT_BACKENDS
 if [ $# -eq 0 ]; then

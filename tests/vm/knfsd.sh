@@ -7,6 +7,9 @@
 #                                    there) on 10.202.0.2 .. 10.202.0.4 and
 #                                    print the environment the tests read:
 #                                    EFSMT_KNFSD_TARGETS, EFSMT_KNFSD_EXPORT
+#   tests/vm/knfsd.sh restart        stop nfsd (it forgets every client, open
+#                                    and lock) and start it again; it is in
+#                                    its grace period when this returns
 #
 # NFSv4 only (4.0, 4.1, 4.2), sec=sys, no_root_squash, sync writes, a 10 s
 # lease and grace time (as the ganesha servers of the tests). The export is
@@ -23,12 +26,26 @@ die() {
 	exit 1
 }
 
-[ "${1:-}" = start ] && [ $# -eq 2 ] || die "usage: knfsd.sh start EXPORT"
-export_dir=$2
+nfsd_start() {
+	rpc.nfsd -N 3 -V 4 -V 4.1 -V 4.2 --lease-time "$LEASE_S" --grace-time "$LEASE_S" \
+		"$THREADS" || die "rpc.nfsd failed"
+}
+
 for p in rpc.nfsd exportfs rpc.mountd; do
 	command -v "$p" >/dev/null || die "$p not found: apt-get install nfs-kernel-server"
 done
 [ -d /sys/module/nfsd ] || die "the nfsd module is not loaded (vm.sh loads it at boot)"
+case "${1:-} $#" in
+"start 2") ;;
+"restart 1")
+	grep -q '^[1-9]' /proc/fs/nfsd/threads 2>/dev/null || die "restart: nfsd is not running"
+	rpc.nfsd 0 || die "rpc.nfsd 0 failed"
+	nfsd_start
+	exit 0
+	;;
+*) die "usage: knfsd.sh start EXPORT | restart" ;;
+esac
+export_dir=$2
 
 mkdir -p "$export_dir"
 mount -t tmpfs -o mode=0755 knfsd-export "$export_dir"
@@ -43,8 +60,7 @@ done
 exportfs -o rw,fsid=0,sync,no_root_squash,insecure,no_subtree_check "*:$export_dir" ||
 	die "exportfs failed"
 rpc.mountd -N 3 || die "rpc.mountd failed"
-rpc.nfsd -N 3 -V 4 -V 4.1 -V 4.2 --lease-time "$LEASE_S" --grace-time "$LEASE_S" \
-	"$THREADS" || die "rpc.nfsd failed"
+nfsd_start
 # A new server refuses OPEN during its grace period.
 sleep $((LEASE_S + 1))
 echo "export EFSMT_KNFSD_TARGETS='$NET.2 $NET.3 $NET.4' EFSMT_KNFSD_EXPORT='$export_dir'"
