@@ -16,7 +16,8 @@
 # default: every test of test_ops, test_rename_link, test_writeback,
 # test_routing, test_locks, test_direct, test_concurrency and test_control
 # that runs over the backend (-k knfsd: not those that start ganesha
-# servers of their own); 98 tests, about 3.5 minutes under emulation. Left
+# servers of their own), and knfsd_faults.py (a lock while nfsd restarts);
+# 101 tests, about 4 minutes under emulation. Left
 # out: test_workload.py (1 GiB does not fit the guest's memory, where the
 # export lives) and test_mount.py (the mount helper, not the client).
 #
@@ -26,7 +27,7 @@
 # socket's reload and drain (test_routing.py, test_control.py), and locks
 # across two mounts (test_locks.py), O_DIRECT (test_direct.py). The rest of
 # the suite is about efsmt's own NFS client, AWS or scale. Under emulation
-# (no KVM) it takes 4 to 5 minutes (78 tests).
+# (no KVM) it takes 5 to 6 minutes (100 tests).
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 top=$(cd "$here/../.." && pwd -P)
