@@ -11,7 +11,7 @@ import pytest
 
 from conftest import REPO
 from test_locks import holders, two  # noqa: F401 (fixtures)
-from test_locks_faults import check_lost
+from test_locks_faults import check_lost, hold
 
 KNFSD_SH = os.path.join(REPO, "tests", "vm", "knfsd.sh")
 # nfsd's grace period (10 s, knfsd.sh) and efsmt's recovery, under emulation.
@@ -24,12 +24,7 @@ def test_lock_lost_when_knfsd_restarts(backend, two, holders):  # noqa: F811
                     "(EFSMT_BACKENDS=knfsd)", pytrace=False)
     m1, m2 = two
     a, b = holders(), holders()
-    a.ok("open f %s" % m1.m("f"))
-    b.ok("open f %s" % m2.m("f"))
-    a.ok("write f 0 before")
-    a.ok("fsync f")  # on the server before it restarts
-    a.ok("lock f w 0 0")
-    assert b("lock f w 0 0") == "err EAGAIN"
+    hold(m1, m2, a, b)
     r = subprocess.run([KNFSD_SH, "restart"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, "knfsd.sh restart: %s" % r.stderr
     check_lost(m1, a, b, within=LOST_WITHIN_S)

@@ -39,6 +39,17 @@ def wait_state(m, want):
     assert ok, "target not %s within %d s:\n%s" % (want, STATE_WITHIN_S, m.daemon.log())
 
 
+def hold(m1, m2, a, b):
+    """f open by holder a on m1 and b on m2, "before" on the server, and a
+    write lock held by a that b is refused."""
+    a.ok("open f %s" % m1.m("f"))
+    b.ok("open f %s" % m2.m("f"))
+    a.ok("write f 0 before")
+    a.ok("fsync f")  # on the server before any fault
+    a.ok("lock f w 0 0")
+    assert b("lock f w 0 0") == "err EAGAIN"
+
+
 @pytest.fixture
 def held(netns_targets, netns_mount):
     """One target, two mounts; holder a (on the first) holds a write lock on
@@ -48,12 +59,7 @@ def held(netns_targets, netns_mount):
     m2 = netns_mount(tg, FAST)
     a, b = Holder(), Holder()
     try:
-        a.ok("open f %s" % m1.m("f"))
-        b.ok("open f %s" % m2.m("f"))
-        a.ok("write f 0 before")
-        a.ok("fsync f")  # on the server before any fault
-        a.ok("lock f w 0 0")
-        assert b("lock f w 0 0") == "err EAGAIN"
+        hold(m1, m2, a, b)
         assert state(m1)["locks"] == 1
         yield tg, m1, m2, a, b
     finally:
