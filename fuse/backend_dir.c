@@ -306,7 +306,7 @@ static void direct_buf_free(void *p)
 static void direct_key_init(void)
 {
 	if (pthread_key_create(&direct_key, direct_buf_free) != 0)
-		abort(); /* only when the process is out of keys: at start-up */
+		abort(); /* only when the process is out of keys (PTHREAD_KEYS_MAX) */
 }
 
 /* An aligned buffer of at least size bytes, this thread's own: the FUSE
