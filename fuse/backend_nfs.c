@@ -74,6 +74,7 @@
 
 #include "backend.h"
 #include "backend_nfs.h"
+#include "cred.h"
 #include "log.h"
 #include "nfs/nfs4.h"
 #include "nfs/wait.h"
@@ -147,7 +148,7 @@ void backend_nfs_set_commit_on_close(int on)
 struct fh_entry {
 	struct fh_entry *next;
 	long long expires_ms;
-	uint32_t uid; /* who looked it up */
+	uint64_t who; /* who looked it up: auth_key of its credentials */
 	struct nfs_fh fh;
 	char path[]; /* NUL-terminated */
 };
@@ -230,29 +231,28 @@ static struct nfs_client *pick_lane(struct nfs_target *nt, int *lane)
 
 /* ---- credentials ---- */
 
-/* Supplementary groups of pid from /proc. */
-static void proc_groups(pid_t pid, struct rpc_auth *a)
+/* The groups sent: AUTH_SYS carries RPC_AUTH_SYS_MAX_GROUPS. A caller
+ * with more is sent them a window at a time: the first window, and on a
+ * refusal the next one (nfs_groups_next, used by NFS_EACH_GROUP_WINDOW),
+ * so that access through any one group works as on a local file system. */
+static __thread int group_window;
+
+/* Fill a's groups from list (n of them, gid excluded) starting at window
+ * group_window; returns how many windows list makes. */
+static int auth_groups(struct rpc_auth *a, const gid_t *list, long n)
 {
-	char fn[64], line[4096];
-	snprintf(fn, sizeof fn, "/proc/%d/status", (int)pid);
-	FILE *f = fopen(fn, "re");
-	if (!f)
-		return;
-	while (fgets(line, sizeof line, f)) {
-		if (strncmp(line, "Groups:", 7) != 0)
+	long skip = (long)group_window * RPC_AUTH_SYS_MAX_GROUPS, seen = 0;
+	for (long i = 0; i < n; i++) {
+		if (list[i] == a->gid)
 			continue;
-		char *p = line + 7, *end;
-		while (a->ngroups < RPC_AUTH_SYS_MAX_GROUPS) {
-			unsigned long g = strtoul(p, &end, 10);
-			if (end == p)
-				break;
-			a->groups[a->ngroups++] = (uint32_t)g;
-			p = end;
-		}
-		break;
+		if (seen++ < skip || a->ngroups >= RPC_AUTH_SYS_MAX_GROUPS)
+			continue;
+		a->groups[a->ngroups++] = list[i];
 	}
-	fclose(f);
+	return (int)((seen + RPC_AUTH_SYS_MAX_GROUPS - 1) / RPC_AUTH_SYS_MAX_GROUPS);
 }
+
+static __thread int group_windows; /* how many the last req_auth saw */
 
 /* The identity this thread acts as: fsuid, fsgid and groups (per thread
  * when set with raw syscalls, as cred.c does). */
@@ -263,9 +263,7 @@ static void thread_auth(struct rpc_auth *a)
 	a->uid = (uint32_t)setfsuid((uid_t)-1);
 	a->gid = (uint32_t)setfsgid((gid_t)-1);
 	long n = syscall(SYS_getgroups, NFS_THREAD_GROUPS_MAX, list);
-	for (long i = 0; i < n && a->ngroups < RPC_AUTH_SYS_MAX_GROUPS; i++)
-		if (list[i] != a->gid)
-			a->groups[a->ngroups++] = list[i];
+	group_windows = auth_groups(a, list, n < 0 ? 0 : n);
 }
 
 /* Who this request runs as: the thread's identity, or the be_caller's
@@ -279,12 +277,50 @@ static const struct rpc_auth *req_auth(const struct be_caller *c, struct rpc_aut
 	a->uid = c->uid;
 	a->gid = c->gid;
 	if (c->ngroups >= 0) {
-		for (int i = 0; i < c->ngroups && a->ngroups < RPC_AUTH_SYS_MAX_GROUPS; i++)
-			a->groups[a->ngroups++] = c->groups[i];
+		group_windows = auth_groups(a, c->groups, c->ngroups);
 	} else if (c->pid > 0 && c->uid != 0) {
-		proc_groups(c->pid, a);
+		gid_t list[NFS_THREAD_GROUPS_MAX];
+		int n = cred_read_groups(c->pid, list, NFS_THREAD_GROUPS_MAX);
+		group_windows = auth_groups(a, list, n < 0 ? 0 : n > NFS_THREAD_GROUPS_MAX
+								     ? NFS_THREAD_GROUPS_MAX : n);
 	}
 	return a;
+}
+
+/* After a refusal: move to the caller's next window of groups; 0 when
+ * there is none (then the window is reset for the next request). */
+static int nfs_groups_next(int rc)
+{
+	if ((rc != -EACCES && rc != -EPERM) || group_window + 1 >= group_windows) {
+		group_window = 0;
+		return 0;
+	}
+	group_window++;
+	return 1;
+}
+
+/* Run CALL (which takes its credentials with req_auth) once per window of
+ * the caller's groups until one is not refused. A refused call changed
+ * nothing on the server, so running it again is safe. */
+#define NFS_EACH_GROUP_WINDOW(rc, call)                                                \
+	do {                                                                           \
+		(rc) = (call);                                                         \
+	} while (nfs_groups_next(rc))
+
+/* A filehandle cached for one identity is not used for another: the
+ * lookups that found it checked that identity's search permissions. */
+static uint64_t auth_key(const struct rpc_auth *a)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a over uid, gid, groups */
+	uint32_t v[2 + RPC_AUTH_SYS_MAX_GROUPS];
+	size_t n = 0;
+	v[n++] = a->uid;
+	v[n++] = a->gid;
+	for (uint32_t i = 0; i < a->ngroups && i < RPC_AUTH_SYS_MAX_GROUPS; i++)
+		v[n++] = a->groups[i];
+	for (size_t i = 0; i < n * sizeof(uint32_t); i++)
+		h = (h ^ ((const uint8_t *)v)[i]) * 1099511628211ull;
+	return h;
 }
 
 /* ---- filehandle cache ---- */
@@ -311,7 +347,7 @@ static void cache_clear_locked(struct nfs_target *nt)
 	nt->cached = 0;
 }
 
-static int cache_get(struct nfs_target *nt, uint32_t uid, const char *path, size_t n,
+static int cache_get(struct nfs_target *nt, uint64_t who, const char *path, size_t n,
 		     struct nfs_fh *fh)
 {
 	int hit = 0;
@@ -319,7 +355,7 @@ static int cache_get(struct nfs_target *nt, uint32_t uid, const char *path, size
 	pthread_mutex_lock(&nt->cache_lock);
 	for (struct fh_entry *e = nt->bucket[path_hash(path, n)]; e; e = e->next) {
 		if (strncmp(e->path, path, n) == 0 && e->path[n] == '\0') {
-			if (e->expires_ms > now && e->uid == uid) {
+			if (e->expires_ms > now && e->who == who) {
 				*fh = e->fh;
 				hit = 1;
 			}
@@ -330,7 +366,7 @@ static int cache_get(struct nfs_target *nt, uint32_t uid, const char *path, size
 	return hit;
 }
 
-static void cache_put(struct nfs_target *nt, uint32_t uid, const char *path,
+static void cache_put(struct nfs_target *nt, uint64_t who, const char *path,
 		      const struct nfs_fh *fh)
 {
 	size_t n = strlen(path);
@@ -354,7 +390,7 @@ static void cache_put(struct nfs_target *nt, uint32_t uid, const char *path,
 		nt->cached++;
 	}
 	e->fh = *fh;
-	e->uid = uid;
+	e->who = who;
 	e->expires_ms = nfs_now_ms() + NFS_FH_CACHE_TTL_MS;
 	pthread_mutex_unlock(&nt->cache_lock);
 }
@@ -425,7 +461,7 @@ static int resolve(struct nfs_target *nt, struct nfs_client *cl, const struct rp
 		*fh = nt->root;
 		return 0;
 	}
-	if (cache_get(nt, cr->uid, path, len, fh))
+	if (cache_get(nt, auth_key(cr), path, len, fh))
 		return 0;
 	/* Nearest cached ancestor. */
 	struct nfs_fh base = nt->root;
@@ -447,7 +483,7 @@ static int resolve(struct nfs_target *nt, struct nfs_client *cl, const struct rp
 	if (err)
 		return err;
 	*fresh = 1;
-	cache_put(nt, cr->uid, path, fh);
+	cache_put(nt, auth_key(cr), path, fh);
 	return 0;
 }
 
@@ -1261,7 +1297,7 @@ static int make_node(struct target *t, const struct be_caller *c, const char *pa
 		}
 		if (e)
 			return e;
-		cache_put(nt, cr->uid, path, &fh);
+		cache_put(nt, auth_key(cr), path, &fh);
 		to_stat(&a, st);
 		return 0;
 	}
@@ -1340,7 +1376,7 @@ static int nfs_be_link(struct target *t, const struct be_caller *c, const char *
 		}
 		if (e)
 			return e;
-		cache_put(nt, cr->uid, newpath, &fh);
+		cache_put(nt, auth_key(cr), newpath, &fh);
 		to_stat(&a, st);
 		return 0;
 	}
@@ -1462,7 +1498,7 @@ static int open_at(struct target *t, const struct rpc_auth *cr, const char *path
 			continue;
 		}
 		if (!e) {
-			cache_put(nt, cr->uid, path, &f->of.fh);
+			cache_put(nt, auth_key(cr), path, &f->of.fh);
 			if (st)
 				to_stat(&a, st);
 			to_stat(&a, &f->open_attr);
@@ -2126,26 +2162,58 @@ static int nfs_be_removexattr(struct target *t, const char *path, const char *na
 	return -EOPNOTSUPP;
 }
 
+/* The calls that check the caller's permissions, each run once per window
+ * of the caller's groups until one is not refused (NFS_EACH_GROUP_WINDOW). */
+#define GROUP_WINDOWED(name, params, args)                                             \
+	static int nfs_w_##name params                                                 \
+	{                                                                              \
+		int rc;                                                                \
+		NFS_EACH_GROUP_WINDOW(rc, nfs_be_##name args);                         \
+		return rc;                                                             \
+	}
+
+typedef struct target T;
+typedef const struct be_caller C;
+typedef struct stat S;
+GROUP_WINDOWED(getattr, (T *t, const char *p, S *st), (t, p, st))
+GROUP_WINDOWED(setattr,
+	       (T *t, C *c, const char *p, uint64_t fh, int has, const struct be_setattr *sa,
+		S *st),
+	       (t, c, p, fh, has, sa, st))
+GROUP_WINDOWED(readlink, (T *t, const char *p, char *b, size_t n), (t, p, b, n))
+GROUP_WINDOWED(mknod, (T *t, C *c, const char *p, mode_t m, dev_t d, S *st), (t, c, p, m, d, st))
+GROUP_WINDOWED(mkdir, (T *t, C *c, const char *p, mode_t m, S *st), (t, c, p, m, st))
+GROUP_WINDOWED(symlink, (T *t, C *c, const char *to, const char *p, S *st), (t, c, to, p, st))
+GROUP_WINDOWED(link, (T *t, C *c, const char *from, const char *p, S *st), (t, c, from, p, st))
+GROUP_WINDOWED(unlink, (T *t, const char *p), (t, p))
+GROUP_WINDOWED(rmdir, (T *t, const char *p), (t, p))
+GROUP_WINDOWED(rename, (T *t, const char *from, const char *to, unsigned fl), (t, from, to, fl))
+GROUP_WINDOWED(access, (T *t, const char *p, int mask), (t, p, mask))
+GROUP_WINDOWED(create, (T *t, C *c, const char *p, int fl, mode_t m, uint64_t *fh, S *st),
+	       (t, c, p, fl, m, fh, st))
+GROUP_WINDOWED(open, (T *t, const char *p, int fl, uint64_t *fh), (t, p, fl, fh))
+GROUP_WINDOWED(opendir, (T *t, const char *p, uint64_t *dh), (t, p, dh))
+
 const struct backend_ops backend_nfs_ops = {
 	.scheme = "nfs",
 	.attach = nfs_attach,
 	.detach = nfs_detach,
-	.getattr = nfs_be_getattr,
-	.setattr = nfs_be_setattr,
-	.readlink = nfs_be_readlink,
-	.mknod = nfs_be_mknod,
-	.mkdir = nfs_be_mkdir,
-	.symlink = nfs_be_symlink,
-	.link = nfs_be_link,
-	.unlink = nfs_be_unlink,
-	.rmdir = nfs_be_rmdir,
-	.rename = nfs_be_rename,
+	.getattr = nfs_w_getattr,
+	.setattr = nfs_w_setattr,
+	.readlink = nfs_w_readlink,
+	.mknod = nfs_w_mknod,
+	.mkdir = nfs_w_mkdir,
+	.symlink = nfs_w_symlink,
+	.link = nfs_w_link,
+	.unlink = nfs_w_unlink,
+	.rmdir = nfs_w_rmdir,
+	.rename = nfs_w_rename,
 	.statfs = nfs_be_statfs,
 	.abort = nfs_be_abort,
 	.probe = nfs_be_probe,
-	.access = nfs_be_access,
-	.create = nfs_be_create,
-	.open = nfs_be_open,
+	.access = nfs_w_access,
+	.create = nfs_w_create,
+	.open = nfs_w_open,
 	.read_ref = nfs_be_read_ref,
 	.write = nfs_be_write,
 	.handle_fd = nfs_be_handle_fd,
@@ -2161,7 +2229,7 @@ const struct backend_ops backend_nfs_ops = {
 	.fallocate = nfs_be_fallocate,
 	.lseek = nfs_be_lseek,
 	.copy_range = nfs_be_copy_range,
-	.opendir = nfs_be_opendir,
+	.opendir = nfs_w_opendir,
 	.readdir = nfs_be_readdir,
 	.fsyncdir = nfs_be_fsyncdir,
 	.releasedir = nfs_be_releasedir,

@@ -1,9 +1,12 @@
 #include "cred.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
@@ -11,22 +14,34 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
+
+/* The group database fallback keeps at most this many groups per uid. */
+#define CRED_DB_MAX_GROUPS 256
+/* A thread remembers its groups to skip an unchanged setgroups; a longer
+ * list is set again on every request. */
+#define CRED_REMEMBER_GROUPS 64
+/* Room for a status file of a process with few groups (about 1.5 KiB). */
+#define CRED_STATUS_BUF 4096
+
 struct groups_entry {
 	uid_t uid;
 	time_t fetched;
 	int n;
-	gid_t list[CRED_MAX_GROUPS];
+	gid_t list[CRED_DB_MAX_GROUPS];
 	struct groups_entry *next;
 };
 
 static int enabled;
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct groups_entry *cache;
+static atomic_int warned_no_pid;
 
 static __thread int have_current;
 static __thread uid_t cur_uid;
 static __thread gid_t cur_gid;
-static __thread time_t cur_groups_time;
+static __thread int cur_n; /* -1: not remembered (too many) */
+static __thread gid_t cur_groups[CRED_REMEMBER_GROUPS];
 
 int cred_enabled(void)
 {
@@ -49,23 +64,97 @@ void cred_cleanup(void)
 	pthread_mutex_unlock(&cache_lock);
 }
 
+/* Parse the numbers after "Groups:" in a status file's text. */
+static int parse_groups(const char *text, gid_t *list, int max)
+{
+	const char *p = strstr(text, "\nGroups:");
+	int n = 0;
+
+	if (!p)
+		return -EIO;
+	p += strlen("\nGroups:");
+	for (;;) {
+		char *end;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p < '0' || *p > '9')
+			break;
+		unsigned long g = strtoul(p, &end, 10);
+		if (n < max)
+			list[n] = (gid_t)g;
+		n++;
+		p = end;
+	}
+	return n;
+}
+
+/* Read a whole /proc file (its size is not known ahead) into *buf, which
+ * starts as stack space of *cap bytes and is malloc'd when it must grow. */
+static ssize_t read_all(int fd, char **buf, size_t *cap, int *heap)
+{
+	size_t have = 0;
+
+	for (;;) {
+		if (have + 1 >= *cap) {
+			size_t ncap = *cap * 4;
+			char *nb = *heap ? realloc(*buf, ncap) : malloc(ncap);
+			if (!nb)
+				return -ENOMEM;
+			if (!*heap)
+				memcpy(nb, *buf, have);
+			*buf = nb;
+			*cap = ncap;
+			*heap = 1;
+		}
+		ssize_t r = read(fd, *buf + have, *cap - 1 - have);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		have += (size_t)r;
+	}
+	(*buf)[have] = '\0';
+	return (ssize_t)have;
+}
+
+int cred_read_groups(pid_t tid, gid_t *list, int max)
+{
+	char fn[64], stack[CRED_STATUS_BUF], *buf = stack;
+	size_t cap = sizeof(stack);
+	int heap = 0, n;
+
+	/* /proc/TID/task/TID: the thread's own credentials, not its leader's. */
+	snprintf(fn, sizeof(fn), "/proc/%d/task/%d/status", (int)tid, (int)tid);
+	int fd = open(fn, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t len = read_all(fd, &buf, &cap, &heap);
+	close(fd);
+	n = len < 0 ? (int)len : parse_groups(buf, list, max);
+	if (heap)
+		free(buf);
+	return n;
+}
+
 /* uid's supplementary groups from the group database; the primary gid of
  * the request is added by the caller. An unknown uid has none. */
 static int lookup_groups(uid_t uid, gid_t gid, gid_t *list)
 {
 	char buf[4096];
 	struct passwd pw, *res = NULL;
-	int n = CRED_MAX_GROUPS;
+	int n = CRED_DB_MAX_GROUPS;
 
 	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || !res)
 		return 0;
 	if (getgrouplist(res->pw_name, gid, list, &n) < 0)
-		n = CRED_MAX_GROUPS; /* truncated: the first CRED_MAX_GROUPS */
+		n = CRED_DB_MAX_GROUPS; /* truncated: the first CRED_DB_MAX_GROUPS */
 	return n;
 }
 
-/* Copy uid's groups into list; returns the count and when they were read. */
-static int groups_of(uid_t uid, gid_t gid, gid_t *list, time_t *fetched)
+/* Copy uid's groups from the group database into list (cached). */
+static int db_groups_of(uid_t uid, gid_t gid, gid_t *list)
 {
 	time_t now = time(NULL);
 	struct groups_entry *e;
@@ -76,7 +165,6 @@ static int groups_of(uid_t uid, gid_t gid, gid_t *list, time_t *fetched)
 		if (e->uid == uid && now - e->fetched < CRED_GROUPS_TTL_S) {
 			memcpy(list, e->list, (size_t)e->n * sizeof(gid_t));
 			n = e->n;
-			*fetched = e->fetched;
 			pthread_mutex_unlock(&cache_lock);
 			return n;
 		}
@@ -84,12 +172,10 @@ static int groups_of(uid_t uid, gid_t gid, gid_t *list, time_t *fetched)
 
 	n = lookup_groups(uid, gid, list);
 	e = malloc(sizeof(*e));
-	if (!e) {
-		*fetched = 0;
+	if (!e)
 		return n;
-	}
 	e->uid = uid;
-	e->fetched = *fetched = now;
+	e->fetched = now;
 	e->n = n;
 	memcpy(e->list, list, (size_t)n * sizeof(gid_t));
 	pthread_mutex_lock(&cache_lock);
@@ -107,32 +193,76 @@ static int groups_of(uid_t uid, gid_t gid, gid_t *list, time_t *fetched)
 	return n;
 }
 
-int cred_become(uid_t uid, gid_t gid)
+/* The caller's groups into *list (stack space of CRED_DB_MAX_GROUPS, or a
+ * malloc'd array in *heap for a caller with more): their count or -errno. */
+static int caller_groups(uid_t uid, gid_t gid, pid_t tid, gid_t *list, gid_t **heap)
 {
-	gid_t list[CRED_MAX_GROUPS];
-	time_t fetched;
-	int n;
+	*heap = NULL;
+	if (uid == 0)
+		return 0;
+	if (tid <= 0) {
+		if (!atomic_exchange(&warned_no_pid, 1))
+			log_warn("msg=\"a caller's pid is not visible to efsmt (another pid "
+				 "namespace): its groups come from efsmt's group database; share "
+				 "the pid namespace (pid: host, shareProcessNamespace) for the "
+				 "caller's own groups\" uid=%u",
+				 (unsigned)uid);
+		return db_groups_of(uid, gid, list);
+	}
+	int n = cred_read_groups(tid, list, CRED_DB_MAX_GROUPS);
+	if (n > CRED_DB_MAX_GROUPS) {
+		int max = n > CRED_MAX_GROUPS ? CRED_MAX_GROUPS : n;
+		*heap = malloc((size_t)max * sizeof(gid_t));
+		if (!*heap)
+			return -ENOMEM;
+		n = cred_read_groups(tid, *heap, max);
+		if (n > max)
+			n = max; /* it gained groups meanwhile: take what fit */
+	}
+	/* A caller that is gone (its request outlived it) has no groups left to
+	 * use; uid and gid still say who it was. */
+	return n == -ENOENT || n == -ESRCH ? 0 : n;
+}
+
+static int same_as_current(uid_t uid, gid_t gid, const gid_t *list, int n)
+{
+	return have_current && cur_uid == uid && cur_gid == gid && cur_n == n &&
+	       memcmp(cur_groups, list, (size_t)n * sizeof(gid_t)) == 0;
+}
+
+int cred_become(uid_t uid, gid_t gid, pid_t tid)
+{
+	gid_t stack[CRED_DB_MAX_GROUPS], *heap;
+	int rc = 0;
 
 	if (!enabled)
 		return 0;
-	if (have_current && cur_uid == uid && cur_gid == gid &&
-	    time(NULL) - cur_groups_time < CRED_GROUPS_TTL_S)
-		return 0;
-	n = uid == 0 ? 0 : groups_of(uid, gid, list, &fetched);
-	if (uid == 0)
-		fetched = time(NULL);
+	int n = caller_groups(uid, gid, tid, stack, &heap);
+	if (n < 0)
+		return n;
+	const gid_t *list = heap ? heap : stack;
+	if (same_as_current(uid, gid, list, n))
+		goto out;
 	/* Raw syscalls: glibc's setgroups would change every thread. */
-	if (syscall(SYS_setgroups, (size_t)n, list) < 0)
-		return -errno;
+	if (syscall(SYS_setgroups, (size_t)n, list) < 0) {
+		rc = -errno;
+		have_current = 0;
+		goto out;
+	}
 	setfsgid(gid);
 	setfsuid(uid);
 	if ((uid_t)setfsuid((uid_t)-1) != uid || (gid_t)setfsgid((gid_t)-1) != gid) {
 		have_current = 0;
-		return -EPERM;
+		rc = -EPERM;
+		goto out;
 	}
 	have_current = 1;
 	cur_uid = uid;
 	cur_gid = gid;
-	cur_groups_time = fetched;
-	return 0;
+	cur_n = n <= CRED_REMEMBER_GROUPS ? n : -1;
+	if (cur_n > 0)
+		memcpy(cur_groups, list, (size_t)n * sizeof(gid_t));
+out:
+	free(heap);
+	return rc;
 }

@@ -27,7 +27,12 @@ int fs_child_path(fuse_ino_t parent, const char *name, char *path)
 int fs_enter(fuse_req_t req)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	return cred_become(ctx->uid, ctx->gid);
+	return cred_become(ctx->uid, ctx->gid, ctx->pid);
+}
+
+int fs_enter_privileged(void)
+{
+	return cred_become(0, 0, 0);
 }
 
 int fs_caller_is_root(fuse_req_t req)

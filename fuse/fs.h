@@ -43,6 +43,9 @@ int fs_enter(fuse_req_t req);
 			return;                                                        \
 		}                                                                      \
 	} while (0)
+/* Take the daemon's own identity (root) on this thread, for what the
+ * kernel asks on a caller's behalf but the caller may not do itself. */
+int fs_enter_privileged(void);
 /* Whether the caller may use privileges that identity switching does not
  * drop (device nodes, trusted.* and security.* attributes). */
 int fs_caller_is_root(fuse_req_t req);

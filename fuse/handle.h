@@ -18,6 +18,10 @@ struct efsmt_handle {
 	uint64_t bh;
 	int is_dir;
 	int rdonly; /* opened O_RDONLY: reads may move to another target */
+	/* A set-user-ID or set-group-ID file on a target whose writes the
+	 * thread's identity governs: writes run as the caller, so that the
+	 * target's kernel clears the bits as it would for a local writer. */
+	int killpriv;
 	/* Where reads go once t stopped answering (handle_failover): set once,
 	 * published by alt_set, never changed again, so readers need no lock;
 	 * t and bh stay valid for the requests still using them. */

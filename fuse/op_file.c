@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cred.h"
 #include "fs.h"
 #include "lock.h"
 #include "node.h"
@@ -25,6 +26,22 @@ static struct efsmt_handle *wrap(fuse_req_t req, struct target *t, uint64_t bh)
 		fuse_reply_err(req, ENOMEM);
 	}
 	return h;
+}
+
+/* Whether writes through bh must run as the caller (handle.h, killpriv):
+ * a file with set-ID bits on a target that writes as this thread. */
+static int needs_killpriv(struct target *t, uint64_t bh, const struct stat *known)
+{
+	struct stat st;
+
+	if (!t->ops->handle_fd || !cred_enabled())
+		return 0;
+	if (!known) {
+		if (t->ops->fgetattr(t, bh, &st) < 0)
+			return 1; /* not known: the safe side */
+		known = &st;
+	}
+	return S_ISREG(known->st_mode) && (known->st_mode & (S_ISUID | S_ISGID));
 }
 
 /* Whether close(2) must reach the daemon: where writes are deferred and
@@ -63,6 +80,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	if (!h)
 		return;
 	fi->noflush = !needs_flush(t, fi->flags);
+	h->killpriv = needs_killpriv(t, bh, &st);
 	struct fuse_entry_param e;
 	memset(&e, 0, sizeof(e));
 	e.ino = node_learn(parent, name, &st);
@@ -113,6 +131,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	fi->noflush = !needs_flush(t, fi->flags);
 	h->rdonly = (fi->flags & O_ACCMODE) == O_RDONLY;
+	h->killpriv = !h->rdonly && needs_killpriv(t, bh, NULL);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	node_add_handle(ino, h);
 	if (fuse_reply_open(req, fi) != 0) {
@@ -187,6 +206,19 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 	free(keep);
 }
 
+/* After a write as the caller to a set-ID file: if the target cleared the
+ * bits (a set-group-ID file without group execute, which the kernel leaves
+ * to the target), the kernel's cached mode is stale: drop it. */
+static void killpriv_done(fuse_ino_t ino, struct efsmt_handle *h)
+{
+	struct stat st;
+
+	if (h->t->ops->fgetattr(h->t, h->bh, &st) < 0 || (st.st_mode & (S_ISUID | S_ISGID)))
+		return;
+	h->killpriv = 0;
+	fuse_lowlevel_notify_inval_inode(fs_session, ino, -1, 0);
+}
+
 void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
 		  struct fuse_file_info *fi)
 {
@@ -200,6 +232,8 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t 
 		fuse_reply_err(req, EIO);
 		return;
 	}
+	if (h->killpriv)
+		ENTER_OR_REPLY(req);
 	if (fd >= 0) {
 		struct fuse_bufvec out = FUSE_BUFVEC_INIT(size);
 		out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
@@ -221,6 +255,8 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t 
 		free(mem.buf[0].mem);
 	}
 	int rc = fs_count(t, n < 0 ? (int)n : 0);
+	if (n > 0 && h->killpriv)
+		killpriv_done(ino, h);
 	if (n < 0) {
 		fuse_reply_err(req, -rc);
 	} else {

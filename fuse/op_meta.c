@@ -104,6 +104,59 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_attr(req, &st, fs.attr_timeout);
 }
 
+/* Set attributes through the open handle h, or by path (falling back to an
+ * open handle of ino when its name is gone); *tp is the target used. */
+static int setattr_on(fuse_ino_t ino, struct efsmt_handle *h, const struct be_caller *c,
+		      const struct be_setattr *sa, struct stat *st, struct target **tp)
+{
+	char path[PATH_MAX] = "";
+	int rc;
+
+	if (h) {
+		*tp = h->t;
+		return h->t->ops->setattr(h->t, c, path, h->bh, 1, sa, st);
+	}
+	int len = fs_path(ino, path);
+	struct target *t = len < 0 ? NULL : fs_route(path, (size_t)len);
+	*tp = t;
+	rc = t ? t->ops->setattr(t, c, path, 0, 0, sa, st) : len;
+	/* fchmod(2) and the like on a file whose name is gone: use one of its
+	 * open handles. */
+	struct efsmt_handle *oh = rc == -ENOENT ? node_get_handle(ino) : NULL;
+	if (oh) {
+		*tp = oh->t;
+		rc = oh->t->ops->setattr(oh->t, c, path, oh->bh, 1, sa, st);
+		handle_put(oh);
+	}
+	return rc;
+}
+
+/*
+ * Set-user-ID and set-group-ID bits. libfuse 3.14 never grants the kernel
+ * FUSE_CAP_HANDLE_KILLPRIV, so the kernel clears the bits itself: it adds
+ * the cleared MODE to the SETATTR of a truncate or chown, and sends a
+ * SETATTR of the MODE alone before a write. Both come with the identity of
+ * a caller who need not own the file, as a chmod would be refused to it.
+ * The truncate's MODE is dropped: the target, truncating as the caller,
+ * clears the bits as its own kernel does for a local process. The write's
+ * SETATTR is recognised by its shape (the mode, with only set-ID bits
+ * removed, of a regular file that is open) and, refused to the caller, is
+ * done with the daemon's privilege.
+ */
+static int killpriv_shaped(fuse_ino_t ino, const struct be_setattr *sa)
+{
+	struct stat cur;
+	struct efsmt_handle *h = node_get_handle(ino);
+
+	if (!h)
+		return 0;
+	int rc = h->t->ops->fgetattr(h->t, h->bh, &cur);
+	handle_put(h);
+	mode_t was = cur.st_mode & 07777, now = sa->mode & 07777;
+	return rc == 0 && S_ISREG(cur.st_mode) && now != was &&
+	       now == (was & ~(mode_t)(S_ISUID | S_ISGID));
+}
+
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		struct fuse_file_info *fi)
 {
@@ -119,37 +172,29 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	struct be_setattr sa = {.mode = attr->st_mode, .uid = attr->st_uid, .gid = attr->st_gid,
 				.size = attr->st_size, .atime = attr->st_atim,
 				.mtime = attr->st_mtim};
+	struct efsmt_handle *h = fi ? FS_HANDLE(fi) : NULL;
 	struct be_caller c;
 	struct stat st;
 	struct target *t;
-	char path[PATH_MAX] = "";
 	int rc;
 
 	ENTER_OR_REPLY(req);
 	for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
 		if (to_set & bits[i].fuse)
 			sa.valid |= bits[i].be;
+	/* A truncate never carries a mode but the kernel's set-ID clearing. */
+	if ((sa.valid & BE_SET_MODE) && (sa.valid & BE_SET_SIZE))
+		sa.valid &= ~(unsigned)BE_SET_MODE;
 	fs_caller(req, &c);
-	if (fi) {
-		struct efsmt_handle *h = FS_HANDLE(fi);
-		t = h->t;
-		rc = t->ops->setattr(t, &c, path, h->bh, 1, &sa, &st);
-	} else {
-		int len = fs_path(ino, path);
-		t = len < 0 ? NULL : fs_route(path, (size_t)len);
-		rc = t ? t->ops->setattr(t, &c, path, 0, 0, &sa, &st) : len;
-		/* fchmod(2) and the like on a file whose name is gone: use
-		 * one of its open handles. */
-		struct efsmt_handle *h = rc == -ENOENT ? node_get_handle(ino) : NULL;
-		if (h) {
-			t = h->t;
-			rc = t->ops->setattr(t, &c, path, h->bh, 1, &sa, &st);
-			handle_put(h);
-		}
-		if (!t) {
-			fuse_reply_err(req, -rc);
-			return;
-		}
+	rc = setattr_on(ino, h, &c, &sa, &st, &t);
+	if (rc == -EPERM && t && sa.valid == BE_SET_MODE && c.uid != 0 &&
+	    killpriv_shaped(ino, &sa) && fs_enter_privileged() == 0) {
+		struct be_caller root = {.ngroups = 0};
+		rc = setattr_on(ino, h, &root, &sa, &st, &t);
+	}
+	if (!t) {
+		fuse_reply_err(req, -rc);
+		return;
 	}
 	if ((rc = fs_count(t, rc)) < 0)
 		fuse_reply_err(req, -rc);
