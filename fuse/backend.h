@@ -13,12 +13,18 @@
 #ifndef EFSMT_BACKEND_H
 #define EFSMT_BACKEND_H
 
+#include <limits.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
 
 struct target;
+
+/* The longest path a backend is given, with its NUL: "/" and then up to
+ * PATH_MAX - 1 bytes, the most a local file system takes relative to its
+ * own root (a process whose working directory is the mount root). */
+#define BE_PATH_MAX (PATH_MAX + 1)
 
 /* Who asked: backends that check permissions themselves (NFS AUTH_SYS) or
  * create files (ownership) need it. */

@@ -63,6 +63,41 @@ static int full_path(struct target *t, const char *path, char *buf, size_t size)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
+/* A name for the calls that take no directory descriptor (truncate, the
+ * xattr calls): the target's root joined with path or, where that passes
+ * PATH_MAX, /proc/self/fd/N/NAME, N an O_PATH descriptor of the parent that
+ * the caller closes (*pfd; -1 when none). The parent is opened as the
+ * caller, so its search permissions are checked as for the full path. */
+static int call_path(struct target *t, const char *path, char *buf, size_t size, int *pfd)
+{
+	char parent[BE_PATH_MAX];
+	const char *slash = strrchr(path, '/');
+
+	*pfd = -1;
+	if (full_path(t, path, buf, size) == 0)
+		return 0;
+	if (!slash || (size_t)(slash - path) >= sizeof(parent))
+		return -ENAMETOOLONG;
+	snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
+	int fd =
+	    openat(D(t)->rootfd, parent[0] ? rel(parent) : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int n = snprintf(buf, size, "/proc/self/fd/%d/%s", fd, slash + 1);
+	if (n < 0 || (size_t)n >= size) {
+		close(fd);
+		return -ENAMETOOLONG;
+	}
+	*pfd = fd;
+	return 0;
+}
+
+static void call_path_done(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
 int backend_dir_attach_root(struct target *t, const char *dir, void *ext, char *err,
 			    size_t errlen)
 {
@@ -162,9 +197,11 @@ static int dir_setattr(struct target *t, const struct be_caller *c, const char *
 			rc = NEG(ftruncate(fd, sa->size));
 		} else {
 			char full[PATH_MAX];
-			rc = full_path(t, path, full, sizeof(full));
+			int pfd;
+			rc = call_path(t, path, full, sizeof(full), &pfd);
 			if (rc == 0)
 				rc = NEG(truncate(full, sa->size));
+			call_path_done(pfd);
 		}
 	}
 	if (rc == 0 && (sa->valid & (BE_SET_ATIME | BE_SET_MTIME | BE_SET_ATIME_NOW |
@@ -501,42 +538,52 @@ static ssize_t dir_getxattr(struct target *t, const char *path, const char *name
 			    size_t size)
 {
 	char full[PATH_MAX];
-	int rc = full_path(t, path, full, sizeof(full));
+	int pfd, rc = call_path(t, path, full, sizeof(full), &pfd);
 	ssize_t n;
 
 	if (rc < 0)
 		return rc;
 	n = lgetxattr(full, name, buf, size);
-	return n < 0 ? -errno : n;
+	rc = n < 0 ? -errno : 0;
+	call_path_done(pfd);
+	return rc < 0 ? rc : n;
 }
 
 static int dir_setxattr(struct target *t, const char *path, const char *name, const char *value,
 			size_t size, int flags)
 {
 	char full[PATH_MAX];
-	int rc = full_path(t, path, full, sizeof(full));
+	int pfd, rc = call_path(t, path, full, sizeof(full), &pfd);
 
-	return rc < 0 ? rc : NEG(lsetxattr(full, name, value, size, flags));
+	if (rc == 0)
+		rc = NEG(lsetxattr(full, name, value, size, flags));
+	call_path_done(pfd);
+	return rc;
 }
 
 static ssize_t dir_listxattr(struct target *t, const char *path, char *buf, size_t size)
 {
 	char full[PATH_MAX];
-	int rc = full_path(t, path, full, sizeof(full));
+	int pfd, rc = call_path(t, path, full, sizeof(full), &pfd);
 	ssize_t n;
 
 	if (rc < 0)
 		return rc;
 	n = llistxattr(full, buf, size);
-	return n < 0 ? -errno : n;
+	rc = n < 0 ? -errno : 0;
+	call_path_done(pfd);
+	return rc < 0 ? rc : n;
 }
 
 static int dir_removexattr(struct target *t, const char *path, const char *name)
 {
 	char full[PATH_MAX];
-	int rc = full_path(t, path, full, sizeof(full));
+	int pfd, rc = call_path(t, path, full, sizeof(full), &pfd);
 
-	return rc < 0 ? rc : NEG(lremovexattr(full, name));
+	if (rc == 0)
+		rc = NEG(lremovexattr(full, name));
+	call_path_done(pfd);
+	return rc;
 }
 
 /* Every call but attach, detach, rename, fallocate and getxattr: kernel:// targets pass
@@ -711,7 +758,7 @@ static int kernel_rename(struct target *t, const char *from, const char *to, uns
 	if (fstatat(dfd, rel(from), &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 	    fstatat(dfd, rel(to), &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	char tmp[PATH_MAX];
+	char tmp[BE_PATH_MAX];
 	const char *slash = strrchr(from, '/');
 	unsigned long long rnd = ((unsigned long long)random() << 31) ^ (unsigned long long)random();
 	int n = snprintf(tmp, sizeof(tmp), "%.*s/.efsmt-xchg-%016llx", (int)(slash - from), from,

@@ -434,7 +434,7 @@ static void cache_forget(struct nfs_target *nt, const char *path, int subtree)
 /* Drop path and all its ancestors (one of them went stale). */
 static void cache_forget_chain(struct nfs_target *nt, const char *path)
 {
-	char buf[PATH_MAX];
+	char buf[BE_PATH_MAX];
 	snprintf(buf, sizeof buf, "%s", path);
 	for (;;) {
 		cache_forget(nt, buf, 0);
@@ -455,7 +455,7 @@ static int resolve(struct nfs_target *nt, struct nfs_client *cl, const struct rp
 {
 	size_t len = strlen(path);
 	*fresh = 0;
-	if (len >= PATH_MAX)
+	if (len >= BE_PATH_MAX)
 		return -ENAMETOOLONG;
 	if (len <= 1) {
 		*fh = nt->root;
@@ -492,7 +492,7 @@ static int resolve_parent(struct nfs_target *nt, struct nfs_client *cl,
 			  const struct rpc_auth *cr, const char *path, struct nfs_fh *dir,
 			  const char **name)
 {
-	char buf[PATH_MAX];
+	char buf[BE_PATH_MAX];
 	const char *slash = strrchr(path, '/');
 	int fresh;
 	if (!slash || !slash[1])
@@ -508,7 +508,7 @@ static int resolve_parent(struct nfs_target *nt, struct nfs_client *cl,
 
 static void forget_parent(struct nfs_target *nt, const char *path)
 {
-	char buf[PATH_MAX];
+	char buf[BE_PATH_MAX];
 	snprintf(buf, sizeof buf, "%s", path);
 	char *slash = strrchr(buf, '/');
 	if (slash && slash != buf) {

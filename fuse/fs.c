@@ -16,12 +16,12 @@ struct fuse_session *fs_session;
 
 int fs_path(fuse_ino_t ino, char *path)
 {
-	return node_path(ino, path, PATH_MAX);
+	return node_path(ino, path, BE_PATH_MAX);
 }
 
 int fs_child_path(fuse_ino_t parent, const char *name, char *path)
 {
-	return node_child_path(parent, name, path, PATH_MAX);
+	return node_child_path(parent, name, path, BE_PATH_MAX);
 }
 
 int fs_enter(fuse_req_t req)

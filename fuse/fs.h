@@ -29,7 +29,7 @@ extern struct efsmt_fs fs;
 /* The FUSE session, for notifications (set before the loop starts). */
 extern struct fuse_session *fs_session;
 
-/* Path of an inode (or of NAME under it): fills path[PATH_MAX], returns
+/* Path of an inode (or of NAME under it): fills path[BE_PATH_MAX], returns
  * the length or -errno. */
 int fs_path(fuse_ino_t ino, char *path);
 int fs_child_path(fuse_ino_t parent, const char *name, char *path);

@@ -61,7 +61,7 @@ static int fill(void *vctx, const struct be_dirent *ent)
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	char path[PATH_MAX];
+	char path[BE_PATH_MAX];
 	uint64_t dh;
 
 	ENTER_OR_REPLY(req);

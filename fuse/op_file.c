@@ -58,7 +58,7 @@ static int needs_flush(const struct target *t, int flags)
 void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	       struct fuse_file_info *fi)
 {
-	char path[PATH_MAX];
+	char path[BE_PATH_MAX];
 	struct be_caller c;
 	struct stat st;
 	uint64_t bh;
@@ -103,7 +103,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	char path[PATH_MAX];
+	char path[BE_PATH_MAX];
 	uint64_t bh;
 
 	ENTER_OR_REPLY(req);
@@ -187,7 +187,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 	if (n < 0 && h->rdonly && health_is_unreachable((int)n)) {
 		/* Reading is safe anywhere: open the file again on the next
 		 * target and read there (the target is marked down now). */
-		char path[PATH_MAX];
+		char path[BE_PATH_MAX];
 		health_note(t, (int)n);
 		int len = fs_path(ino, path);
 		struct target *t2 = len < 0 ? NULL : fs_route(path, (size_t)len);

@@ -12,7 +12,7 @@
 /* Resolve PARENT/NAME to a path and its target, or reply with the error. */
 #define CHILD_OR_REPLY(req, parent, name, path, t)                                     \
 	ENTER_OR_REPLY(req);                                                           \
-	char path[PATH_MAX];                                                           \
+	char path[BE_PATH_MAX];                                                        \
 	int path##_len = fs_child_path(parent, name, path);                            \
 	if (path##_len < 0) {                                                          \
 		fuse_reply_err(req, -path##_len);                                      \
@@ -22,7 +22,7 @@
 
 #define NODE_OR_REPLY(req, ino, path, t)                                               \
 	ENTER_OR_REPLY(req);                                                           \
-	char path[PATH_MAX];                                                           \
+	char path[BE_PATH_MAX];                                                        \
 	int path##_len = fs_path(ino, path);                                           \
 	if (path##_len < 0) {                                                          \
 		fuse_reply_err(req, -path##_len);                                      \
@@ -82,7 +82,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (health_is_unreachable(rc)) {
 			/* Its target went away: ask by name elsewhere. */
 			health_note(t, rc);
-			char path[PATH_MAX];
+			char path[BE_PATH_MAX];
 			int len = fs_path(ino, path);
 			if (len >= 0) {
 				t = fs_route(path, (size_t)len);
@@ -109,7 +109,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static int setattr_on(fuse_ino_t ino, struct efsmt_handle *h, const struct be_caller *c,
 		      const struct be_setattr *sa, struct stat *st, struct target **tp)
 {
-	char path[PATH_MAX] = "";
+	char path[BE_PATH_MAX] = "";
 	int rc;
 
 	if (h) {
@@ -266,7 +266,7 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
 {
 	struct be_caller c;
 	struct stat st;
-	char newpath[PATH_MAX];
+	char newpath[BE_PATH_MAX];
 	/* Done wholly on the source's target: one file system, never EXDEV. */
 	NODE_OR_REPLY(req, ino, path, t);
 	int rc = fs_child_path(newparent, newname, newpath);
@@ -317,7 +317,7 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 	       const char *newname, unsigned int flags)
 {
-	char newpath[PATH_MAX];
+	char newpath[BE_PATH_MAX];
 	CHILD_OR_REPLY(req, parent, name, path, t);
 	int rc = fs_child_path(newparent, newname, newpath);
 

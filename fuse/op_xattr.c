@@ -69,7 +69,7 @@ static char *alloc_cap(fuse_req_t req, size_t size, size_t *cap)
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	char path[PATH_MAX];
+	char path[BE_PATH_MAX];
 	struct target *t = resolve(req, ino, path);
 	size_t cap;
 
@@ -118,7 +118,7 @@ static ssize_t filter_list(char *buf, ssize_t n)
 
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	char path[PATH_MAX];
+	char path[BE_PATH_MAX];
 	struct target *t = resolve(req, ino, path);
 	size_t cap;
 
@@ -138,7 +138,7 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 		 size_t size, int flags)
 {
-	char path[PATH_MAX];
+	char path[BE_PATH_MAX];
 	struct target *t;
 
 	if (efsmt_name(name) || (privileged_name(name) && !fs_caller_is_root(req))) {
@@ -152,7 +152,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *v
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	char path[PATH_MAX];
+	char path[BE_PATH_MAX];
 	struct target *t;
 
 	if (efsmt_name(name) || (privileged_name(name) && !fs_caller_is_root(req))) {
