@@ -43,6 +43,10 @@ int fs_enter(fuse_req_t req);
 			return;                                                        \
 		}                                                                      \
 	} while (0)
+/* Clear the set-ID bits kill from ino (through h when not NULL), whose
+ * attributes are *st, with the daemon's privilege: what Linux would have
+ * cleared and the target left (setid.h). 0 or -errno; *st is updated. */
+int fs_clear_setid(fuse_ino_t ino, struct efsmt_handle *h, mode_t kill, struct stat *st);
 /* Take the daemon's own identity (root) on this thread, for what the
  * kernel asks on a caller's behalf but the caller may not do itself. */
 int fs_enter_privileged(void);

@@ -333,7 +333,13 @@ uint64_t node_learn(uint64_t parent_id, const char *name, const struct stat *st)
 	if (a) {
 		n = a->node;
 	} else {
-		n = linked ? find_ino(st->st_dev, st->st_ino) : NULL;
+		n = S_ISDIR(st->st_mode) ? NULL : find_ino(st->st_dev, st->st_ino);
+		/* A file with one name left is the node of its other names only
+		 * while that node is open: the open keeps the inode from being
+		 * reused, and its unlinked names must not hide this one (its
+		 * link count, seen through the open file, is this node's). */
+		if (n && !linked && !n->handles)
+			n = NULL;
 		if (!n && !(n = node_new(st)))
 			goto out;
 		char *copy = strdup(name);

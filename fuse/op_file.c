@@ -11,6 +11,7 @@
 #include "fs.h"
 #include "lock.h"
 #include "node.h"
+#include "setid.h"
 
 /* Below this a read is copied: splicing a small reply costs more system
  * calls (pipe, vmsplice, two splices) than one pread and one writev. */
@@ -28,13 +29,14 @@ static struct efsmt_handle *wrap(fuse_req_t req, struct target *t, uint64_t bh)
 	return h;
 }
 
-/* Whether writes through bh must run as the caller (handle.h, killpriv):
- * a file with set-ID bits on a target that writes as this thread. */
-static int needs_killpriv(struct target *t, uint64_t bh, const struct stat *known)
+/* Whether writes through bh must run as the caller and be checked for
+ * set-ID bits to clear (handle.h, killpriv): a file with set-ID bits opened
+ * by a caller other than root (root's writes keep the bits). */
+static int needs_killpriv(fuse_req_t req, struct target *t, uint64_t bh, const struct stat *known)
 {
 	struct stat st;
 
-	if (!t->ops->handle_fd || !cred_enabled())
+	if (!cred_enabled() || fuse_req_ctx(req)->uid == 0)
 		return 0;
 	if (!known) {
 		if (t->ops->fgetattr(t, bh, &st) < 0)
@@ -80,7 +82,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	if (!h)
 		return;
 	fi->noflush = !needs_flush(t, fi->flags);
-	h->killpriv = needs_killpriv(t, bh, &st);
+	h->killpriv = needs_killpriv(req, t, bh, &st);
 	struct fuse_entry_param e;
 	memset(&e, 0, sizeof(e));
 	e.ino = node_learn(parent, name, &st);
@@ -99,6 +101,18 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		node_forget(e.ino, 1);
 		handle_put(h);
 	}
+}
+
+/* An open with O_TRUNC truncates as a truncate(2) does: clear the set-ID
+ * bits the target left. */
+static void trunc_clear_setid(fuse_req_t req, fuse_ino_t ino, struct efsmt_handle *h)
+{
+	struct stat st;
+	uid_t uid = fuse_req_ctx(req)->uid;
+
+	if (uid == 0 || h->t->ops->fgetattr(h->t, h->bh, &st) < 0)
+		return;
+	fs_clear_setid(ino, h, setid_kill_on_write(&st, uid) & st.st_mode, &st);
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -131,7 +145,9 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	fi->noflush = !needs_flush(t, fi->flags);
 	h->rdonly = (fi->flags & O_ACCMODE) == O_RDONLY;
-	h->killpriv = !h->rdonly && needs_killpriv(t, bh, NULL);
+	h->killpriv = !h->rdonly && needs_killpriv(req, t, bh, NULL);
+	if (fi->flags & O_TRUNC)
+		trunc_clear_setid(req, ino, h);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	node_add_handle(ino, h);
 	if (fuse_reply_open(req, fi) != 0) {
@@ -206,16 +222,23 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 	free(keep);
 }
 
-/* After a write as the caller to a set-ID file: if the target cleared the
- * bits (a set-group-ID file without group execute, which the kernel leaves
- * to the target), the kernel's cached mode is stale: drop it. */
-static void killpriv_done(fuse_ino_t ino, struct efsmt_handle *h)
+/* After a write as the caller to a set-ID file: clear what Linux would
+ * have and the target left, and, the bits gone, drop the kernel's cached
+ * mode (it clears only what it knows of: set-group-ID without group
+ * execute is left to the file system). */
+static void killpriv_done(fuse_req_t req, fuse_ino_t ino, struct efsmt_handle *h)
 {
 	struct stat st;
 
-	if (h->t->ops->fgetattr(h->t, h->bh, &st) < 0 || (st.st_mode & (S_ISUID | S_ISGID)))
+	if (h->t->ops->fgetattr(h->t, h->bh, &st) < 0)
 		return;
-	h->killpriv = 0;
+	mode_t had = st.st_mode & (S_ISUID | S_ISGID);
+	fs_clear_setid(ino, h, setid_kill_on_write(&st, fuse_req_ctx(req)->uid) & st.st_mode,
+		       &st);
+	if ((st.st_mode & (S_ISUID | S_ISGID)) == had)
+		return;
+	if (!(st.st_mode & (S_ISUID | S_ISGID)))
+		h->killpriv = 0;
 	fuse_lowlevel_notify_inval_inode(fs_session, ino, -1, 0);
 }
 
@@ -256,7 +279,7 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t 
 	}
 	int rc = fs_count(t, n < 0 ? (int)n : 0);
 	if (n > 0 && h->killpriv)
-		killpriv_done(ino, h);
+		killpriv_done(req, ino, h);
 	if (n < 0) {
 		fuse_reply_err(req, -rc);
 	} else {

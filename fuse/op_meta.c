@@ -8,6 +8,7 @@
 
 #include "fs.h"
 #include "node.h"
+#include "setid.h"
 
 /* Resolve PARENT/NAME to a path and its target, or reply with the error. */
 #define CHILD_OR_REPLY(req, parent, name, path, t)                                     \
@@ -137,11 +138,13 @@ static int setattr_on(fuse_ino_t ino, struct efsmt_handle *h, const struct be_ca
  * the cleared MODE to the SETATTR of a truncate or chown, and sends a
  * SETATTR of the MODE alone before a write. Both come with the identity of
  * a caller who need not own the file, as a chmod would be refused to it.
- * The truncate's MODE is dropped: the target, truncating as the caller,
- * clears the bits as its own kernel does for a local process. The write's
- * SETATTR is recognised by its shape (the mode, with only set-ID bits
- * removed, of a regular file that is open) and, refused to the caller, is
- * done with the daemon's privilege.
+ * So: the truncate's MODE is dropped, and the target truncates as the
+ * caller; the write's SETATTR is recognised by its shape (the mode, with
+ * only set-ID bits removed, of a regular file that is open) and, refused
+ * to the caller, done with the daemon's privilege. Then whatever bits
+ * Linux would have cleared and the target left (an NFS server need not
+ * clear them as Linux does) are cleared with the daemon's privilege
+ * (setid.h).
  */
 static int killpriv_shaped(fuse_ino_t ino, const struct be_setattr *sa)
 {
@@ -155,6 +158,47 @@ static int killpriv_shaped(fuse_ino_t ino, const struct be_setattr *sa)
 	mode_t was = cur.st_mode & 07777, now = sa->mode & 07777;
 	return rc == 0 && S_ISREG(cur.st_mode) && now != was &&
 	       now == (was & ~(mode_t)(S_ISUID | S_ISGID));
+}
+
+/* Whether ino is a file open here (a write may be what clears its bits). */
+static int killpriv_open(fuse_ino_t ino)
+{
+	struct efsmt_handle *h = node_get_handle(ino);
+
+	if (h)
+		handle_put(h);
+	return h != NULL;
+}
+
+/* Attributes of ino before a chown, through h or by path (as the caller). */
+static int attrs_before(fuse_ino_t ino, struct efsmt_handle *h, struct stat *st)
+{
+	char path[BE_PATH_MAX];
+
+	if (h)
+		return h->t->ops->fgetattr(h->t, h->bh, st);
+	int len = fs_path(ino, path);
+	if (len < 0)
+		return len;
+	struct target *t = fs_route(path, (size_t)len);
+	return t->ops->getattr(t, path, st);
+}
+
+/* Clear the bits kill from a file whose attributes are *st, with the
+ * daemon's privilege; *st is updated. */
+int fs_clear_setid(fuse_ino_t ino, struct efsmt_handle *h, mode_t kill, struct stat *st)
+{
+	struct be_setattr sa = {.valid = BE_SET_MODE, .mode = st->st_mode & 07777 & ~kill};
+	struct be_caller root = {.ngroups = 0};
+	struct target *t;
+	struct stat after;
+
+	if (!kill || fs_enter_privileged() < 0)
+		return 0;
+	int rc = setattr_on(ino, h, &root, &sa, &after, &t);
+	if (rc == 0)
+		*st = after;
+	return rc;
 }
 
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -174,7 +218,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 				.mtime = attr->st_mtim};
 	struct efsmt_handle *h = fi ? FS_HANDLE(fi) : NULL;
 	struct be_caller c;
-	struct stat st;
+	struct stat st, before;
 	struct target *t;
 	int rc;
 
@@ -185,12 +229,32 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	/* A truncate never carries a mode but the kernel's set-ID clearing. */
 	if ((sa.valid & BE_SET_MODE) && (sa.valid & BE_SET_SIZE))
 		sa.valid &= ~(unsigned)BE_SET_MODE;
+	/* Nothing to set is chown(-1, -1), which still clears set-ID bits, or
+	 * the kernel's notice that a write is to clear them (see above). */
+	int noop = sa.valid == 0;
+	if (noop) {
+		sa.valid = BE_SET_UID | BE_SET_GID;
+		sa.uid = (uid_t)-1;
+		sa.gid = (gid_t)-1;
+	}
+	int chown = (sa.valid & (BE_SET_UID | BE_SET_GID)) != 0;
+	int have_before = chown && attrs_before(ino, h, &before) == 0;
 	fs_caller(req, &c);
 	rc = setattr_on(ino, h, &c, &sa, &st, &t);
 	if (rc == -EPERM && t && sa.valid == BE_SET_MODE && c.uid != 0 &&
 	    killpriv_shaped(ino, &sa) && fs_enter_privileged() == 0) {
 		struct be_caller root = {.ngroups = 0};
 		rc = setattr_on(ino, h, &root, &sa, &st, &t);
+	}
+	if (rc == -EPERM && noop && have_before && c.uid != 0 && killpriv_open(ino)) {
+		/* A writer who does not own the file: its write clears. */
+		st = before;
+		rc = fs_clear_setid(ino, h, setid_kill_on_write(&st, c.uid) & st.st_mode, &st);
+	} else if (rc == 0) {
+		mode_t kill = have_before ? setid_kill_on_chown(&before, c.uid) : 0;
+		if (sa.valid & BE_SET_SIZE)
+			kill |= setid_kill_on_write(&st, c.uid);
+		rc = fs_clear_setid(ino, h, kill & st.st_mode, &st);
 	}
 	if (!t) {
 		fuse_reply_err(req, -rc);
