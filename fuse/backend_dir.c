@@ -57,33 +57,27 @@ static const char *rel(const char *path)
 	return path[1] ? path + 1 : ".";
 }
 
-static int full_path(struct target *t, const char *path, char *buf, size_t size)
-{
-	int n = snprintf(buf, size, "%s%s", D(t)->root, path[1] ? path : "");
-	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
-}
-
 /* A name for the calls that take no directory descriptor (truncate, the
- * xattr calls): the target's root joined with path or, where that passes
- * PATH_MAX, /proc/self/fd/N/NAME, N an O_PATH descriptor of the parent that
- * the caller closes (*pfd; -1 when none). The parent is opened as the
- * caller, so its search permissions are checked as for the full path. */
+ * xattr calls): /proc/self/fd/N/NAME, N an O_PATH descriptor of the parent
+ * opened below the target's root, which the caller closes (*pfd). The
+ * caller's search permissions are thus checked from the target's root
+ * down, as for every other call, never on the directories above it (a
+ * kernel:// target's private mount directory is root's alone), and the
+ * path may be as long as a path below the root can be. */
 static int call_path(struct target *t, const char *path, char *buf, size_t size, int *pfd)
 {
 	char parent[BE_PATH_MAX];
 	const char *slash = strrchr(path, '/');
 
 	*pfd = -1;
-	if (full_path(t, path, buf, size) == 0)
-		return 0;
 	if (!slash || (size_t)(slash - path) >= sizeof(parent))
 		return -ENAMETOOLONG;
 	snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
-	int fd =
-	    openat(D(t)->rootfd, parent[0] ? rel(parent) : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int fd = openat(D(t)->rootfd, parent[0] ? rel(parent) : ".",
+			O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	int n = snprintf(buf, size, "/proc/self/fd/%d/%s", fd, slash + 1);
+	int n = snprintf(buf, size, "/proc/self/fd/%d/%s", fd, slash[1] ? slash + 1 : ".");
 	if (n < 0 || (size_t)n >= size) {
 		close(fd);
 		return -ENAMETOOLONG;

@@ -184,21 +184,27 @@ static int attrs_before(fuse_ino_t ino, struct efsmt_handle *h, struct stat *st)
 	return t->ops->getattr(t, path, st);
 }
 
-/* Clear the bits kill from a file whose attributes are *st, with the
- * daemon's privilege; *st is updated. */
-int fs_clear_setid(fuse_ino_t ino, struct efsmt_handle *h, mode_t kill, struct stat *st)
+/* Set ino's mode with the daemon's privilege; *st is updated. */
+static int fs_set_mode(fuse_ino_t ino, struct efsmt_handle *h, mode_t mode, struct stat *st)
 {
-	struct be_setattr sa = {.valid = BE_SET_MODE, .mode = st->st_mode & 07777 & ~kill};
+	struct be_setattr sa = {.valid = BE_SET_MODE, .mode = mode};
 	struct be_caller root = {.ngroups = 0};
 	struct target *t;
 	struct stat after;
 
-	if (!kill || fs_enter_privileged() < 0)
+	if (fs_enter_privileged() < 0)
 		return 0;
 	int rc = setattr_on(ino, h, &root, &sa, &after, &t);
 	if (rc == 0)
 		*st = after;
 	return rc;
+}
+
+/* Clear the bits kill from a file whose attributes are *st, with the
+ * daemon's privilege; *st is updated. */
+int fs_clear_setid(fuse_ino_t ino, struct efsmt_handle *h, mode_t kill, struct stat *st)
+{
+	return kill ? fs_set_mode(ino, h, st->st_mode & 07777 & ~kill, st) : 0;
 }
 
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -255,6 +261,11 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		if (sa.valid & BE_SET_SIZE)
 			kill |= setid_kill_on_write(&st, c.uid);
 		rc = fs_clear_setid(ino, h, kill & st.st_mode, &st);
+		/* Linux keeps a directory's set-ID bits through a chown; some
+		 * NFS servers (nfs-ganesha) clear set-group-ID: put it back. */
+		if (rc == 0 && have_before && S_ISDIR(st.st_mode) && !(sa.valid & BE_SET_MODE) &&
+		    (st.st_mode & 07000) != (before.st_mode & 07000))
+			rc = fs_set_mode(ino, h, (st.st_mode & 0777) | (before.st_mode & 07000), &st);
 	}
 	if (!t) {
 		fuse_reply_err(req, -rc);

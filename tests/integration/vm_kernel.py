@@ -284,3 +284,65 @@ def test_exit_with_a_dead_server_unmounts_every_target_at_once(kfs):
         assert kernel_mounts(m.pid) == {}, "mounts left: %s" % kernel_mounts(m.pid)
     finally:
         vm_ctl("start", addr)
+
+
+def as_user(uid, gid, groups, fn):
+    """Run fn() in a child with that identity; its errno, or 0."""
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.setgroups(groups)
+            os.setgid(gid)
+            os.setuid(uid)
+            fn()
+        except OSError as e:
+            code = e.errno
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def test_server_semantics_through_the_kernel_client(backend):
+    """What nfs-ganesha decides for itself, shown through the Linux NFS
+    client alone (no efsmt), as README.md's Permissions table says: these
+    differences from a local disk are the server's, not efsmt's."""
+    addr = os.environ["EFSMT_VM_TARGETS"].split()[0]
+    mnt = lib.make_workdir("kclient.")
+    r = subprocess.run(["mount", "-t", "nfs4", "-o", "vers=4.1", addr + ":/export", mnt],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, "mount %s:/export: %s" % (addr, r.stderr)
+    try:
+        d = os.path.join(mnt, "sgid-dir")
+        os.mkdir(d)
+        os.chown(d, 41000, 42000)
+        os.chmod(d, 0o2775)
+        assert as_user(41000, 42000, [42001], lambda: os.chown(d, -1, 42001)) == 0
+        assert os.stat(d).st_mode & 0o7777 == 0o775, \
+            "ganesha no longer clears a directory's S_ISGID on chgrp: efsmt's restore is moot"
+        f, link = os.path.join(mnt, "t"), os.path.join(mnt, "l")
+        open(f, "w").close()
+        os.symlink("t", link)
+        os.utime(link, ns=(10**18 + 1, 10**18 + 2), follow_symlinks=False)
+        assert os.lstat(link).st_mtime_ns != 10**18 + 2, \
+            "ganesha now sets a symlink's times: set symlink_times in conftest"
+        s = os.path.join(mnt, "s")
+        with open(s, "w") as fh:
+            fh.write("x")
+        os.chmod(s, 0o2767)
+
+        def write():
+            fd = os.open(s, os.O_WRONLY)
+            os.write(fd, b"y")
+            os.close(fd)
+        assert as_user(41005, 42005, [], write) == 0
+        assert os.stat(s).st_mode & 0o7777 == 0o2767, \
+            "ganesha now clears S_ISGID of 02767 on a non-member's write"
+    finally:
+        for p in ("sgid-dir", "t", "l", "s"):
+            path = os.path.join(mnt, p)
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.rmdir(path)
+            elif os.path.lexists(path):
+                os.unlink(path)
+        subprocess.run(["umount", mnt], timeout=60)

@@ -16,7 +16,8 @@
 # default: every test of test_ops, test_rename_link, test_writeback,
 # test_routing, test_locks, test_direct, test_concurrency and test_control
 # that runs over the backend (-k knfsd: not those that start ganesha
-# servers of their own), and knfsd_faults.py (a lock while nfsd restarts);
+# servers of their own), knfsd_faults.py (a lock while nfsd restarts) and
+# test_posix.py (permissions and limits against the exported directory);
 # 101 tests, about 4 minutes under emulation. Left
 # out: test_workload.py (1 GiB does not fit the guest's memory, where the
 # export lives) and test_mount.py (the mount helper, not the client).
@@ -25,7 +26,10 @@
 # coherence, trunking, fail-over and reload (vm_kernel.py), the file
 # operations (test_ops.py, test_rename_link.py), routing and the control
 # socket's reload and drain (test_routing.py, test_control.py), and locks
-# across two mounts (test_locks.py), O_DIRECT (test_direct.py). The rest of
+# across two mounts (test_locks.py), O_DIRECT (test_direct.py), and
+# permissions compared with the raw directory (test_posix.py; vm_kernel.py
+# also shows what nfs-ganesha decides for itself through the kernel client
+# alone). The rest of
 # the suite is about efsmt's own NFS client, AWS or scale. Under emulation
 # (no KVM) it takes 5 to 6 minutes (100 tests).
 set -u
@@ -48,12 +52,13 @@ if [ "${1:-}" = --knfsd ]; then
 	[ $# -gt 0 ] || set -- -k knfsd "$it/test_ops.py" "$it/test_rename_link.py" \
 		"$it/test_writeback.py" "$it/test_routing.py" "$it/test_locks.py" \
 		"$it/test_direct.py" "$it/test_concurrency.py" "$it/test_control.py" \
-		"$it/knfsd_faults.py"
+		"$it/knfsd_faults.py" "$it/test_posix.py"
 fi
 export EFSMT EFSMTCTL EFSMT_BACKENDS
 if [ $# -eq 0 ]; then
 	set -- "$it/vm_kernel.py" "$it/test_ops.py" "$it/test_rename_link.py" \
-		"$it/test_routing.py" "$it/test_control.py" "$it/test_locks.py" "$it/test_direct.py"
+		"$it/test_routing.py" "$it/test_control.py" "$it/test_locks.py" "$it/test_direct.py" \
+		"$it/test_posix.py"
 fi
 start=$SECONDS
 "$here/vm.sh" run "${vm_args[@]}" -- "$it/run" -q -rfE --maxfail=20 "$@"
