@@ -1,10 +1,11 @@
 /* HTTP for the AWS client: one reused libcurl handle per endpoint
- * (keep-alive), TLS verification always on, timeouts, and signed calls
- * retried with capped exponential backoff and full jitter.
+ * (keep-alive), TLS verification always on, timeouts, and the capped
+ * exponential backoff with full jitter that retries use.
  *
  *   struct aws_endpoint *ep = aws_endpoint_new("https://ssm.us-east-1.amazonaws.com");
  *   aws_http_do(ep, &req, &resp, &err);       one unsigned attempt (IMDS, ECS)
- *   aws_call(&svc, creds, &req, &resp, &err);   signed, retried (EFS, SSM)
+ *
+ * Signed, retried calls (EFS, SSM) are aws_call.h's.
  *
  * Errors come back as an aws_error: a code the caller can act on (an AWS
  * error code such as "MountTargetConflict", or one of the AWS_ERR_* below)
@@ -13,8 +14,6 @@
 #define EFSMT_AWS_HTTP_H
 
 #include <stddef.h>
-
-struct aws_creds_provider;
 
 #define AWS_ERR_NETWORK	    "NetworkError"
 #define AWS_ERR_MALFORMED   "MalformedResponse"
@@ -71,26 +70,6 @@ void aws_http_resp_free(struct aws_http_resp *resp);
  * with err filled (code AWS_ERR_NETWORK). */
 int aws_http_do(struct aws_endpoint *ep, const struct aws_http_req *req, struct aws_http_resp *resp,
 		struct aws_error *err);
-
-/* A signed AWS service at one endpoint. */
-struct aws_service {
-	struct aws_endpoint *ep;
-	char *name; /* signing name: "elasticfilesystem", "ssm" */
-	char *region;
-	char *host; /* the Host header, from the endpoint URL */
-	struct aws_http_conf conf;
-};
-int aws_service_init(struct aws_service *svc, const char *name, const char *region,
-		     const char *url);
-void aws_service_destroy(struct aws_service *svc);
-
-/* Signs and sends, retrying throttling, 5xx and network errors. 0 on a 2xx
- * (resp filled, caller frees), else -EREMOTEIO (an AWS error answer),
- * -EIO (network), -ETIMEDOUT (deadline), -EACCES (no credentials), with err
- * filled from x-amzn-ErrorType, {"ErrorCode","Message"} or
- * {"__type":"...#Code","message"}. */
-int aws_call(struct aws_service *svc, struct aws_creds_provider *creds,
-	     const struct aws_http_req *req, struct aws_http_resp *resp, struct aws_error *err);
 
 /* Fills err from an error answer (status, header, body). */
 void aws_error_from_resp(const struct aws_http_resp *resp, struct aws_error *err);

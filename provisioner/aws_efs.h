@@ -16,8 +16,8 @@
 
 #include <stddef.h>
 
+#include "aws_call.h"
 #include "aws_creds.h"
-#include "aws_http.h"
 
 #define AWS_EFS_API_VERSION "2015-02-01"
 

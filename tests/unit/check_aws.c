@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "aws_creds.h"
-#include "aws_http.h"
+#include "aws_call.h"
 #include "check_run.h"
 
 static void parse(long status, const char *etype, const char *body, struct aws_error *err)
