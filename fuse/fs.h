@@ -86,9 +86,6 @@ int fs_count(struct target *t, int rc);
  * op_guard_bytes() how many bytes moved. */
 extern const struct fuse_lowlevel_ops efsmt_guarded_ops;
 void op_guard_note(struct target *t, int rc);
-/* main.c: mount tuning the kernel allows only once INIT is answered; the
- * first request after it calls this (cheap once done). */
-void fs_after_init(void);
 void op_guard_bytes(uint64_t n);
 
 #define FS_HANDLE(fi) ((struct efsmt_handle *)(uintptr_t)(fi)->fh)

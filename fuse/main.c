@@ -24,15 +24,12 @@
 #include "lock.h"
 #include "log.h"
 #include "node.h"
+#include "readahead.h"
 #include "reload.h"
 #include "tls_setup.h"
 #include "mountinfo.h"
 
 #define EFSMT_MAX_WRITE (1024 * 1024) /* bytes per FUSE write request */
-/* The kernel's readahead for the mount. FUSE's INIT can only lower the
- * default 128 KiB; with a window this size sequential reads keep several
- * 1 MiB READs in flight instead of one 128 KiB READ at a time. */
-#define EFSMT_READ_AHEAD_KB 4096
 
 static void efsmt_init(void *userdata, struct fuse_conn_info *conn)
 {
@@ -58,48 +55,6 @@ static void efsmt_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->max_write > EFSMT_MAX_WRITE)
 		conn->max_write = EFSMT_MAX_WRITE;
 	conn->time_gran = 1;
-}
-
-
-static char readahead_path[64]; /* the mount's read_ahead_kb in sysfs */
-static atomic_int readahead_set;
-
-/* Find the mount's backing device in mountinfo (a stat of the mount point
- * would need this daemon to answer it). */
-static void find_readahead(const char *mountpoint)
-{
-	char line[8192], dev[32] = "";
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		char majmin[32], mnt[4096];
-		if (sscanf(line, "%*s %*s %31s %*s %4095s", majmin, mnt) != 2)
-			continue;
-		mountinfo_unescape(mnt);
-		if (strcmp(mnt, mountpoint) == 0)
-			snprintf(dev, sizeof(dev), "%s", majmin); /* the last one is ours */
-	}
-	fclose(f);
-	if (dev[0])
-		snprintf(readahead_path, sizeof(readahead_path), "/sys/class/bdi/%s/read_ahead_kb",
-			 dev);
-}
-
-/* Raise the mount's readahead, once, after INIT (whose reply resets it).
- * Only root may; failing is harmless, so it is only logged. */
-void fs_after_init(void)
-{
-	if (atomic_load_explicit(&readahead_set, memory_order_relaxed) ||
-	    atomic_exchange(&readahead_set, 1) || !readahead_path[0])
-		return;
-	const char *path = readahead_path;
-	FILE *f = fopen(path, "we");
-	int ok = f && fprintf(f, "%d\n", EFSMT_READ_AHEAD_KB) > 0;
-	if (f && fclose(f) != 0)
-		ok = 0;
-	if (!ok)
-		log_debug("msg=readahead-unchanged path=%s", path);
 }
 
 /* Attach every target; on failure close those already open. */
@@ -206,7 +161,7 @@ static int serve(const struct efsmt_config *cfg)
 			cfg->mountpoint);
 		goto out_signals;
 	}
-	find_readahead(cfg->mountpoint);
+	readahead_find(cfg->mountpoint);
 	log_info("msg=mounted source=%s mountpoint=%s targets=%zu", cfg->source, cfg->mountpoint,
 		 cfg->ntargets);
 	if (!cfg->foreground)

@@ -8,6 +8,7 @@
 
 #include "epoch.h"
 #include "fs.h"
+#include "readahead.h"
 
 struct op_ctx {
 	struct target *t; /* the target that served the request, if any */
@@ -32,7 +33,7 @@ void op_guard_bytes(uint64_t n)
 
 static void begin(void)
 {
-	fs_after_init();
+	readahead_raise();
 	ctx.t = NULL;
 	ctx.bytes = 0;
 	ctx.failed = 0;

@@ -2,19 +2,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "target.h"
-
-uint64_t route_seed(const char *id)
-{
-	return XXH3_64bits(id, strlen(id));
-}
-
-uint64_t route_score(uint64_t seed, const char *path, size_t len)
-{
-	return XXH3_64bits_withSeed(path, len, seed);
-}
 
 struct route_table *route_table_new(struct target *const *t, size_t n, uint64_t generation)
 {

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hrw.h"
+
 struct target;
 
 struct route_table {
@@ -24,8 +26,6 @@ struct route_table {
 	struct target *t[]; /* each holds a reference */
 };
 
-uint64_t route_seed(const char *id);
-uint64_t route_score(uint64_t seed, const char *path, size_t len);
 
 /* New table over t[0..n-1]; takes a new reference on each target. */
 struct route_table *route_table_new(struct target *const *t, size_t n, uint64_t generation);

@@ -13,7 +13,7 @@
 #include "backend_nfs.h"
 #include "nfs/nfs4.h"
 #include "epoch.h"
-#include "route.h"
+#include "hrw.h"
 
 #define TARGET_ID_MAX 256
 
