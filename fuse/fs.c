@@ -45,8 +45,7 @@ struct target *fs_route(const char *path, size_t len)
 	/* The table is immutable and only replaced whole (see route.h); the
 	 * request's epoch section (op_guard.c) keeps it and its targets alive
 	 * until the reply is sent. */
-	struct route_table *rt = atomic_load_explicit(&fs.routes, memory_order_acquire);
-	return route_pick(rt, path, len);
+	return route_pick(route_current(), path, len);
 }
 
 void fs_caller(fuse_req_t req, struct be_caller *c)

@@ -19,7 +19,6 @@
 #define EFSMT_XATTR_OPEN "user.efsmt.open"
 
 struct efsmt_fs {
-	_Atomic(struct route_table *) routes;
 	double entry_timeout;
 	double attr_timeout;
 	double negative_timeout;

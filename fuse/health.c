@@ -9,7 +9,6 @@
 
 #include "backend.h"
 #include "epoch.h"
-#include "fs.h"
 #include "log.h"
 #include "route.h"
 
@@ -157,7 +156,7 @@ static void sweep(int all)
 static size_t snapshot(struct target ***out)
 {
 	epoch_enter();
-	struct route_table *rt = atomic_load_explicit(&fs.routes, memory_order_acquire);
+	struct route_table *rt = route_current();
 	size_t n = rt ? rt->n : 0;
 	struct target **v = calloc(n ? n : 1, sizeof(*v));
 	for (size_t i = 0; v && i < n; i++) {

@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "epoch.h"
-#include "fs.h"
 #include "log.h"
 
 struct retired {
@@ -21,12 +20,12 @@ void reload_init(struct route_table *rt, const char *subdir)
 {
 	free(subdir_copy);
 	subdir_copy = strdup(subdir ? subdir : "");
-	atomic_store(&fs.routes, rt);
+	atomic_store(&route_now, rt);
 }
 
 struct route_table *reload_current(void)
 {
-	return atomic_load(&fs.routes);
+	return route_current();
 }
 
 static int in_table(const struct route_table *rt, const struct target *t)
@@ -40,7 +39,7 @@ static int in_table(const struct route_table *rt, const struct target *t)
 /* Publish rt; the old table's targets that rt does not hold start draining. */
 static void publish(struct route_table *rt)
 {
-	struct route_table *old = atomic_exchange(&fs.routes, rt);
+	struct route_table *old = atomic_exchange(&route_now, rt);
 	struct retired *r = malloc(sizeof(*r));
 
 	/* A target back in the table leaves draining; one that is down stays
@@ -92,7 +91,7 @@ void reload_shutdown(void)
 		route_table_free(r->rt);
 		free(r);
 	}
-	route_table_free(atomic_exchange(&fs.routes, NULL));
+	route_table_free(atomic_exchange(&route_now, NULL));
 	free(subdir_copy);
 	subdir_copy = NULL;
 }

@@ -2,7 +2,7 @@
  * reload.h - replacing the route table while requests run.
  *
  * A change builds a new table (reusing the targets that stay, attaching the
- * new ones), publishes it with one atomic exchange of fs.routes, and
+ * new ones), publishes it with one atomic exchange of route_now (route.h), and
  * retires the old one; reload_reclaim() frees retired tables whose readers
  * are gone (epoch.h). Removed targets are marked draining and disconnect
  * when their last open handle is released (target.h).

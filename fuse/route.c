@@ -5,6 +5,8 @@
 
 #include "target.h"
 
+_Atomic(struct route_table *) route_now;
+
 struct route_table *route_table_new(struct target *const *t, size_t n, uint64_t generation)
 {
 	struct route_table *rt = malloc(sizeof(*rt) + n * sizeof(rt->t[0]));

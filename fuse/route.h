@@ -13,6 +13,7 @@
 #ifndef EFSMT_ROUTE_H
 #define EFSMT_ROUTE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,16 @@ struct route_table {
 	struct target *t[]; /* each holds a reference */
 };
 
+
+/* The table requests route by: published whole by reload.c, read by
+ * every request without a lock (the request's epoch section keeps it and
+ * its targets alive, epoch.h). */
+extern _Atomic(struct route_table *) route_now;
+
+static inline struct route_table *route_current(void)
+{
+	return atomic_load_explicit(&route_now, memory_order_acquire);
+}
 
 /* New table over t[0..n-1]; takes a new reference on each target. */
 struct route_table *route_table_new(struct target *const *t, size_t n, uint64_t generation);
