@@ -164,6 +164,28 @@ class Backend:
     # An unlinked open file leaves no name behind (the kernel NFS client's
     # .nfsXXXX stays until the last close).
     unlink_open_hides = True
+    # A caller's 17th and later supplementary groups count (the kernel NFS
+    # client sends only the first 16 in AUTH_SYS).
+    groups_past_16 = True
+    # Two names of one file routed to two targets are one kernel inode
+    # (false for kernel:// targets: each is its own mount, with its own
+    # st_dev, so efsmt cannot tell the names are one file).
+    links_across_targets = True
+    # A device node or socket with two names keeps working when one goes.
+    # nfs-ganesha reaches such a file by the directory and name it last saw
+    # it under: asked by filehandle after that name went, it answers
+    # NFS4ERR_INVAL (and then so does every LOOKUP of the file). efsmt's
+    # own client always asks for them by name; the kernel's does not.
+    device_links = True
+    # B is a local file system (dir's own directory, the directory that
+    # nfs-ganesha or nfsd exports, read directly): test_posix.py compares
+    # efsmt with what a local file system does in B itself. False where B is
+    # a network mount (kernel: the kernel NFS client over a fourth ganesha
+    # server), which shows that client's and server's semantics: efsmt aims
+    # at a local file system's, so test_posix compares with a local
+    # directory of its own instead (and still checks that what efsmt left
+    # in B is what the mount shows).
+    raw_is_local = True
 
     def target_resources(self, daemon_pid, k):
         """What the daemon still holds of target k (descriptors, connections)."""
@@ -392,6 +414,10 @@ class KernelBackend(Backend):
     # is the coherence point (test_o_append_after_foreign_write).
     foreign_append = False
     unlink_open_hides = False
+    groups_past_16 = False
+    links_across_targets = False
+    device_links = False  # the kernel NFS client meets ganesha's NFS4ERR_INVAL
+    raw_is_local = False  # B is a kernel NFS mount
 
     def __init__(self, workdir):
         super().__init__(workdir)

@@ -27,7 +27,8 @@
 # operations (test_ops.py, test_rename_link.py), routing and the control
 # socket's reload and drain (test_routing.py, test_control.py), and locks
 # across two mounts (test_locks.py), O_DIRECT (test_direct.py), and
-# permissions compared with the raw directory (test_posix.py; vm_kernel.py
+# permissions compared with a local directory in the guest's /tmp
+# (test_posix.py: the backing directory is an NFS mount there; vm_kernel.py
 # also shows what nfs-ganesha decides for itself through the kernel client
 # alone). The rest of
 # the suite is about efsmt's own NFS client, AWS or scale. Under emulation
@@ -60,8 +61,13 @@ if [ $# -eq 0 ]; then
 		"$it/test_routing.py" "$it/test_control.py" "$it/test_locks.py" "$it/test_direct.py" \
 		"$it/test_posix.py"
 fi
+# Left out of every guest run (the default lists and explicit arguments
+# alike): test_posix's caller in a new user namespace. The guest runs the
+# tests in a chroot (vm.sh), and the kernel refuses unshare(CLONE_NEWUSER)
+# to a chrooted process (EPERM); `make check` runs it on the host.
+not_in_guest=(--deselect=test_posix.py::test_bad_input_caller_in_user_namespace)
 start=$SECONDS
-"$here/vm.sh" run "${vm_args[@]}" -- "$it/run" -q -rfE --maxfail=20 "$@"
+"$here/vm.sh" run "${vm_args[@]}" -- "$it/run" -q -rfE --maxfail=20 "${not_in_guest[@]}" "$@"
 rc=$?
 echo "$name: exit $rc after $((SECONDS - start)) s" >&2
 exit $rc

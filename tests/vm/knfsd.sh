@@ -11,8 +11,9 @@
 #                                    and lock) and start it again; it is in
 #                                    its grace period when this returns
 #
-# NFSv4 only (4.0, 4.1, 4.2), sec=sys, no_root_squash, sync writes, a 10 s
-# lease and grace time (as the ganesha servers of the tests). The export is
+# NFSv4 only (4.0, 4.1, 4.2), sec=sys with the client's AUTH_SYS groups (no
+# manage-gids, whatever /etc/nfs.conf says), no_root_squash, sync writes, a
+# 10 s lease and grace time (as the ganesha servers of the tests). The export is
 # the NFSv4 root (fsid=0): the targets are nfs://ADDR/. Needs the nfsd
 # module (loaded by vm.sh's initramfs) and nfs-kernel-server's rpc.nfsd,
 # exportfs and rpc.mountd on the host whose / the guest runs.
@@ -59,6 +60,24 @@ for i in 2 3 4; do
 done
 exportfs -o rw,fsid=0,sync,no_root_squash,insecure,no_subtree_check "*:$export_dir" ||
 	die "exportfs failed"
+# nfsd must take the groups a client sends with AUTH_SYS, as EFS does: the
+# tests' users and groups exist in no group database. Debian's
+# nfs-kernel-server writes manage-gids=y (from RPCMOUNTDOPTS=--manage-gids)
+# into /etc/nfs.conf, with which rpc.mountd has nfsd replace those groups
+# with the server's group database (empty for them: chgrp to a
+# supplementary group then fails with EPERM). rpc.mountd has an option to
+# turn that on (-g) but none to turn it off, and the guest's / is
+# read-only: an nfs.conf of our own on /run (the guest's tmpfs), mounted
+# over /etc/nfs.conf (and an empty /etc/nfs.conf.d, read after it) in the
+# guest only. Everything else the server needs is on the command lines.
+printf '# tests/vm/knfsd.sh: AUTH_SYS groups as the client sends them\n[mountd]\nmanage-gids=n\n' \
+	>/run/knfsd-nfs.conf
+if [ -e /etc/nfs.conf ]; then
+	mount --bind /run/knfsd-nfs.conf /etc/nfs.conf || die "cannot mount over /etc/nfs.conf"
+fi
+if [ -d /etc/nfs.conf.d ]; then
+	mount -t tmpfs -o mode=0755 knfsd-conf /etc/nfs.conf.d || die "cannot mount over /etc/nfs.conf.d"
+fi
 rpc.mountd -N 3 || die "rpc.mountd failed"
 nfsd_start
 # A new server refuses OPEN during its grace period.
