@@ -19,6 +19,7 @@
  * directory's whole subtree); a cached handle the server calls stale is
  * dropped and the call retried once from a fresh lookup. A change made
  * through another target can thus be unseen here for at most the TTL.
+ * Devices and sockets are always looked up by name (fh_cacheable).
  * Attributes are not cached: every getattr asks the server.
  *
  * Writes go out UNSTABLE4; flush (close(2)), fsync and release COMMIT them
@@ -97,7 +98,8 @@
 #define NFS_PREFETCH_BYTES (64u << 10)
 /* The kernel asks an open file's attributes right after opening it (its
  * own have expired): the ones the OPEN returned answer that for this long,
- * unless a write or setattr through the handle came in between. */
+ * unless a write or setattr through the handle, or any write or change of
+ * names or attributes through this daemon (nfs_attr_gen), came in between. */
 #define NFS_OPEN_ATTR_TTL_MS 200
 /* Write-behind: writes in flight per open file (each up to a FUSE write,
  * 1 MiB), and writer threads for the whole daemon (started as needed). */
@@ -127,6 +129,16 @@ static atomic_int nfs_commit_on_close = 1;
 /* Counts writes through this daemon: a file's start read with its OPEN
  * serves reads only while no write came in since. */
 static atomic_uint nfs_write_gen;
+/* Counts the other changes through this daemon that move some file's
+ * attributes (a name removed or added: nlink; a setattr; a truncating
+ * open): the attributes an OPEN returned answer fgetattr only while
+ * neither count moved (an unlinked open file must show nlink 0 at once). */
+static atomic_uint nfs_attr_gen;
+
+static void attrs_changed(void)
+{
+	atomic_fetch_add(&nfs_attr_gen, 1);
+}
 
 /* For the option parser: connections per target opened from now on. */
 void backend_nfs_set_lanes(int n)
@@ -160,6 +172,7 @@ struct nfs_target {
 	char probe_err[256];	/* the reconnect failure last logged (probe thread) */
 	atomic_uint next_lane;
 	struct nfs_fh root;
+	uint32_t maxname; /* the export's f_namemax, from the attach */
 	pthread_mutex_t cache_lock;
 	struct fh_entry *bucket[NFS_FH_CACHE_BUCKETS];
 	size_t cached;
@@ -180,6 +193,7 @@ struct nfs_file {
 	int pre_eof;
 	/* nfs_write_gen at the open: pre and open_attr are stale once it moved */
 	unsigned pre_gen;
+	unsigned attr_gen; /* nfs_attr_gen at the open: open_attr is stale once it moved */
 	pthread_mutex_t append_lock;
 	pthread_mutex_t lock;
 	int unstable; /* writes not yet committed */
@@ -231,28 +245,32 @@ static struct nfs_client *pick_lane(struct nfs_target *nt, int *lane)
 
 /* ---- credentials ---- */
 
-/* The groups sent: AUTH_SYS carries RPC_AUTH_SYS_MAX_GROUPS. A caller
- * with more is sent them a window at a time: the first window, and on a
- * refusal the next one (nfs_groups_next, used by NFS_EACH_GROUP_WINDOW),
- * so that access through any one group works as on a local file system. */
-static __thread int group_window;
+/* AUTH_SYS carries RPC_AUTH_SYS_MAX_GROUPS groups. For a caller with more,
+ * the ones that can matter go first: the groups of the files a call is
+ * about and of their directories, learned just before with a GETATTR as
+ * root (prefer_groups, NFS_PREFER_MAX of them); then the rest, in the
+ * caller's order, while room is left. */
+#define NFS_PREFER_MAX 4
+static __thread gid_t prefer[NFS_PREFER_MAX];
+static __thread int nprefer;
+static __thread int many_groups; /* the caller has more than AUTH_SYS carries */
 
-/* Fill a's groups from list (n of them, gid excluded) starting at window
- * group_window; returns how many windows list makes. */
-static int auth_groups(struct rpc_auth *a, const gid_t *list, long n)
+static int preferred(gid_t g)
 {
-	long skip = (long)group_window * RPC_AUTH_SYS_MAX_GROUPS, seen = 0;
-	for (long i = 0; i < n; i++) {
-		if (list[i] == a->gid)
-			continue;
-		if (seen++ < skip || a->ngroups >= RPC_AUTH_SYS_MAX_GROUPS)
-			continue;
-		a->groups[a->ngroups++] = list[i];
-	}
-	return (int)((seen + RPC_AUTH_SYS_MAX_GROUPS - 1) / RPC_AUTH_SYS_MAX_GROUPS);
+	for (int i = 0; i < nprefer; i++)
+		if (prefer[i] == g)
+			return 1;
+	return 0;
 }
 
-static __thread int group_windows; /* how many the last req_auth saw */
+/* Fill a's groups from list (n of them; a->gid is not repeated). */
+static void auth_groups(struct rpc_auth *a, const gid_t *list, long n)
+{
+	for (int pass = nprefer ? 0 : 1; pass < 2; pass++)
+		for (long i = 0; i < n && a->ngroups < RPC_AUTH_SYS_MAX_GROUPS; i++)
+			if (list[i] != a->gid && preferred(list[i]) == (pass == 0))
+				a->groups[a->ngroups++] = list[i];
+}
 
 /* The identity this thread acts as: fsuid, fsgid and groups (per thread
  * when set with raw syscalls, as cred.c does). */
@@ -263,7 +281,7 @@ static void thread_auth(struct rpc_auth *a)
 	a->uid = (uint32_t)setfsuid((uid_t)-1);
 	a->gid = (uint32_t)setfsgid((gid_t)-1);
 	long n = syscall(SYS_getgroups, NFS_THREAD_GROUPS_MAX, list);
-	group_windows = auth_groups(a, list, n < 0 ? 0 : n);
+	auth_groups(a, list, n < 0 ? 0 : n);
 }
 
 /* Who this request runs as: the thread's identity, or the be_caller's
@@ -277,35 +295,14 @@ static const struct rpc_auth *req_auth(const struct be_caller *c, struct rpc_aut
 	a->uid = c->uid;
 	a->gid = c->gid;
 	if (c->ngroups >= 0) {
-		group_windows = auth_groups(a, c->groups, c->ngroups);
+		auth_groups(a, c->groups, c->ngroups);
 	} else if (c->pid > 0 && c->uid != 0) {
 		gid_t list[NFS_THREAD_GROUPS_MAX];
 		int n = cred_read_groups(c->pid, list, NFS_THREAD_GROUPS_MAX);
-		group_windows = auth_groups(a, list, n < 0 ? 0 : n > NFS_THREAD_GROUPS_MAX
-								     ? NFS_THREAD_GROUPS_MAX : n);
+		auth_groups(a, list, n < 0 ? 0 : n > NFS_THREAD_GROUPS_MAX ? NFS_THREAD_GROUPS_MAX : n);
 	}
 	return a;
 }
-
-/* After a refusal: move to the caller's next window of groups; 0 when
- * there is none (then the window is reset for the next request). */
-static int nfs_groups_next(int rc)
-{
-	if ((rc != -EACCES && rc != -EPERM) || group_window + 1 >= group_windows) {
-		group_window = 0;
-		return 0;
-	}
-	group_window++;
-	return 1;
-}
-
-/* Run CALL (which takes its credentials with req_auth) once per window of
- * the caller's groups until one is not refused. A refused call changed
- * nothing on the server, so running it again is safe. */
-#define NFS_EACH_GROUP_WINDOW(rc, call)                                                \
-	do {                                                                           \
-		(rc) = (call);                                                         \
-	} while (nfs_groups_next(rc))
 
 /* A filehandle cached for one identity is not used for another: the
  * lookups that found it checked that identity's search permissions. */
@@ -447,6 +444,19 @@ static void cache_forget_chain(struct nfs_target *nt, const char *path)
 
 /* ---- path resolution ---- */
 
+/* Whether a filehandle may be cached (used later without a LOOKUP). Not
+ * a device or socket: nfs-ganesha's VFS backend reaches those through the
+ * directory and name it last looked them up by, and a GETATTR by handle
+ * after that name went (an unlink of one hard link, here or through
+ * another server) fails with NFS4ERR_INVAL, after which even a LOOKUP of
+ * the remaining name does. Reached by name in the same COMPOUND (LOOKUP,
+ * GETATTR), such a file works; it costs a LOOKUP per call, and such
+ * files are few. */
+static int fh_cacheable(mode_t mode)
+{
+	return !S_ISCHR(mode) && !S_ISBLK(mode) && !S_ISSOCK(mode);
+}
+
 /* path -> filehandle: the cache, else one COMPOUND of LOOKUPs from the
  * nearest cached ancestor. attr (may be NULL) is filled only when a lookup
  * was made (*fresh set). */
@@ -483,7 +493,8 @@ static int resolve(struct nfs_target *nt, struct nfs_client *cl, const struct rp
 	if (err)
 		return err;
 	*fresh = 1;
-	cache_put(nt, auth_key(cr), path, fh);
+	if (fh_cacheable((attr ? attr : &tmp)->st.st_mode))
+		cache_put(nt, auth_key(cr), path, fh);
 	return 0;
 }
 
@@ -1034,6 +1045,12 @@ static int nfs_attach(struct target *t, char *err, size_t errlen)
 			 strerror(-e));
 		goto fail;
 	}
+	/* The export's name limit, for statfs (see nfs_be_statfs). */
+	struct statvfs sv;
+	if (nfs_statfs(nt->lane[0], NULL, &nt->root, &sv) == 0)
+		nt->maxname = (uint32_t)sv.f_namemax;
+	else
+		nt->maxname = NFS4_MAXNAME;
 	t->priv = nt;
 	return 0;
 fail:
@@ -1111,11 +1128,11 @@ static void to_sattr(const struct be_setattr *in, struct nfs_sattr *out)
 		out->valid |= NFS_SA_MODE;
 		out->mode = in->mode & 07777;
 	}
-	if (in->valid & BE_SET_UID) {
+	if ((in->valid & BE_SET_UID) && in->uid != (uid_t)-1) {
 		out->valid |= NFS_SA_UID;
 		out->uid = in->uid;
 	}
-	if (in->valid & BE_SET_GID) {
+	if ((in->valid & BE_SET_GID) && in->gid != (gid_t)-1) {
 		out->valid |= NFS_SA_GID;
 		out->gid = in->gid;
 	}
@@ -1146,6 +1163,11 @@ static int nfs_be_setattr(struct target *t, const struct be_caller *c, const cha
 	struct nfs_sattr s;
 	struct nfs_attr a;
 	to_sattr(sa, &s);
+	/* Other handles' attributes from their OPEN (and, for a new size,
+	 * the data read with it) are stale from now on. */
+	attrs_changed();
+	if (sa->valid & BE_SET_SIZE)
+		atomic_fetch_add(&nfs_write_gen, 1);
 	if (has_fh) {
 		struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
 		pthread_mutex_lock(&f->lock);
@@ -1235,12 +1257,27 @@ static int nfs_be_access(struct target *t, const char *path, int mask)
 	return -ESTALE;
 }
 
+static void least_maxname(struct target *t, void *arg)
+{
+	unsigned long *least = arg;
+	if (t->ops == &backend_nfs_ops && t->priv && atomic_load(&t->state) != TARGET_DRAINING &&
+	    NT(t)->maxname && NT(t)->maxname < *least)
+		*least = NT(t)->maxname;
+}
+
+/* f_namemax is the least of every nfs:// target's (each learned at its
+ * attach, nfs_statfs: the server's maxname, at most the NFS4_MAXNAME
+ * bytes this client sends), so that a name of that length works whichever
+ * target a path goes to. */
 static int nfs_be_statfs(struct target *t, const char *path, struct statvfs *sv)
 {
 	(void)path;
 	struct nfs_target *nt = NT(t);
 	struct rpc_auth au;
-	return nfs_statfs(pick_lane(nt, NULL), req_auth(NULL, &au), &nt->root, sv);
+	int e = nfs_statfs(pick_lane(nt, NULL), req_auth(NULL, &au), &nt->root, sv);
+	if (!e)
+		target_foreach(least_maxname, &sv->f_namemax);
+	return e;
 }
 
 static void nfs_be_abort(struct target *t)
@@ -1297,7 +1334,8 @@ static int make_node(struct target *t, const struct be_caller *c, const char *pa
 		}
 		if (e)
 			return e;
-		cache_put(nt, auth_key(cr), path, &fh);
+		if (fh_cacheable(a.st.st_mode))
+			cache_put(nt, auth_key(cr), path, &fh);
 		to_stat(&a, st);
 		return 0;
 	}
@@ -1376,7 +1414,9 @@ static int nfs_be_link(struct target *t, const struct be_caller *c, const char *
 		}
 		if (e)
 			return e;
-		cache_put(nt, auth_key(cr), newpath, &fh);
+		attrs_changed(); /* nlink */
+		if (fh_cacheable(a.st.st_mode))
+			cache_put(nt, auth_key(cr), newpath, &fh);
 		to_stat(&a, st);
 		return 0;
 	}
@@ -1403,6 +1443,8 @@ static int remove_kind(struct target *t, const char *path, int kind)
 			forget_parent(nt, path);
 			continue;
 		}
+		if (!e)
+			attrs_changed(); /* nlink: an open file keeps no name */
 		if (!e || e == -ENOENT)
 			cache_forget(nt, path, kind == NFS_RM_DIR);
 		return e;
@@ -1452,6 +1494,7 @@ static int nfs_be_rename(struct target *t, const char *from, const char *to, uns
 			continue;
 		}
 		if (!e) {
+			attrs_changed(); /* a replaced file's nlink; ctime */
 			cache_forget(nt, from, 1);
 			cache_forget(nt, to, 1);
 		}
@@ -1474,7 +1517,13 @@ static int open_at(struct target *t, const struct rpc_auth *cr, const char *path
 	f->tid = t->id;
 	if ((flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_DIRECT)))
 		f->pre = malloc(NFS_PREFETCH_BYTES); /* none if short of memory */
+	if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
+		/* The file's other handles: their OPEN's size and data go stale. */
+		atomic_fetch_add(&nfs_write_gen, 1);
+		attrs_changed();
+	}
 	f->pre_gen = atomic_load(&nfs_write_gen);
+	f->attr_gen = atomic_load(&nfs_attr_gen);
 	if (atomic_load(&wb_count)) {
 		/* Open (truncate, prefetch) after the file's writes in flight. */
 		struct nfs_fh cur;
@@ -1661,9 +1710,11 @@ static int nfs_be_fgetattr(struct target *t, uint64_t fh, struct stat *st)
 	struct nfs_attr a;
 	pthread_mutex_lock(&f->lock);
 	long long at = f->open_attr_ms;
-	/* Not after a write through any handle: its size may have moved. */
+	/* Not after a write through any handle (its size may have moved) nor
+	 * another change through us (a name gone: nlink). */
 	if (at && nfs_now_ms() - at < NFS_OPEN_ATTR_TTL_MS &&
-	    atomic_load(&nfs_write_gen) == f->pre_gen) {
+	    atomic_load(&nfs_write_gen) == f->pre_gen &&
+	    atomic_load(&nfs_attr_gen) == f->attr_gen) {
 		*st = f->open_attr;
 		pthread_mutex_unlock(&f->lock);
 		return 0;
@@ -1906,6 +1957,7 @@ static int nfs_be_fallocate(struct target *t, uint64_t fh, int mode, off_t off, 
 	pthread_mutex_lock(&f->lock);
 	f->open_attr_ms = 0;
 	pthread_mutex_unlock(&f->lock);
+	atomic_fetch_add(&nfs_write_gen, 1); /* it writes: as nfs_be_write */
 	int e = wb_drain(f, 0);
 	if (!e)
 		e = nfs_getattr(cl, &f->auth, &f->of.fh, &a);
@@ -2162,58 +2214,116 @@ static int nfs_be_removexattr(struct target *t, const char *path, const char *na
 	return -EOPNOTSUPP;
 }
 
-/* The calls that check the caller's permissions, each run once per window
- * of the caller's groups until one is not refused (NFS_EACH_GROUP_WINDOW). */
-#define GROUP_WINDOWED(name, params, args)                                             \
-	static int nfs_w_##name params                                                 \
+/* The group of path as root sees it, to be sent first. */
+static void prefer_gid_of(struct nfs_target *nt, const char *path)
+{
+	static const struct rpc_auth root; /* uid 0, gid 0, no groups */
+	struct nfs_client *cl = pick_lane(nt, NULL);
+	struct nfs_fh fh;
+	struct nfs_attr a;
+	int fresh;
+
+	if (nprefer >= NFS_PREFER_MAX)
+		return;
+	int e = resolve(nt, cl, &root, path, &fh, &a, &fresh);
+	if (!e && !fresh)
+		e = nfs_getattr(cl, &root, &fh, &a);
+	if (!e && !preferred(a.st.st_gid))
+		prefer[nprefer++] = a.st.st_gid;
+}
+
+/* path's group and its directory's (a call to be made may not find the
+ * path itself: a create). */
+static void prefer_path(struct nfs_target *nt, const char *path)
+{
+	char dir[BE_PATH_MAX];
+
+	if (!path)
+		return;
+	prefer_gid_of(nt, path);
+	const char *slash = strrchr(path, '/');
+	if (!slash || strcmp(path, "/") == 0)
+		return;
+	snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	prefer_gid_of(nt, dir);
+}
+
+static void prefer_groups(struct target *t, const char *p1, const char *p2)
+{
+	nprefer = 0;
+	many_groups = syscall(SYS_getgroups, 0, NULL) > RPC_AUTH_SYS_MAX_GROUPS;
+	if (!many_groups)
+		return;
+	prefer_path(NT(t), p1);
+	prefer_path(NT(t), p2);
+}
+
+/* The calls that check the caller's permissions: for a caller with more
+ * groups than AUTH_SYS carries, the groups of the paths they name and of
+ * their directories are sent first (prefer_groups). */
+#define MANY_GROUPS(name, params, args, p1, p2)                                        \
+	static int nfs_g_##name params                                                 \
 	{                                                                              \
-		int rc;                                                                \
-		NFS_EACH_GROUP_WINDOW(rc, nfs_be_##name args);                         \
+		prefer_groups(t, p1, p2);                                              \
+		int rc = nfs_be_##name args;                                           \
+		nprefer = 0;                                                           \
 		return rc;                                                             \
 	}
 
 typedef struct target T;
 typedef const struct be_caller C;
 typedef struct stat S;
-GROUP_WINDOWED(getattr, (T *t, const char *p, S *st), (t, p, st))
-GROUP_WINDOWED(setattr,
-	       (T *t, C *c, const char *p, uint64_t fh, int has, const struct be_setattr *sa,
-		S *st),
-	       (t, c, p, fh, has, sa, st))
-GROUP_WINDOWED(readlink, (T *t, const char *p, char *b, size_t n), (t, p, b, n))
-GROUP_WINDOWED(mknod, (T *t, C *c, const char *p, mode_t m, dev_t d, S *st), (t, c, p, m, d, st))
-GROUP_WINDOWED(mkdir, (T *t, C *c, const char *p, mode_t m, S *st), (t, c, p, m, st))
-GROUP_WINDOWED(symlink, (T *t, C *c, const char *to, const char *p, S *st), (t, c, to, p, st))
-GROUP_WINDOWED(link, (T *t, C *c, const char *from, const char *p, S *st), (t, c, from, p, st))
-GROUP_WINDOWED(unlink, (T *t, const char *p), (t, p))
-GROUP_WINDOWED(rmdir, (T *t, const char *p), (t, p))
-GROUP_WINDOWED(rename, (T *t, const char *from, const char *to, unsigned fl), (t, from, to, fl))
-GROUP_WINDOWED(access, (T *t, const char *p, int mask), (t, p, mask))
-GROUP_WINDOWED(create, (T *t, C *c, const char *p, int fl, mode_t m, uint64_t *fh, S *st),
-	       (t, c, p, fl, m, fh, st))
-GROUP_WINDOWED(open, (T *t, const char *p, int fl, uint64_t *fh), (t, p, fl, fh))
-GROUP_WINDOWED(opendir, (T *t, const char *p, uint64_t *dh), (t, p, dh))
+MANY_GROUPS(getattr, (T *t, const char *p, S *st), (t, p, st), p, NULL)
+/* A chgrp also needs the new group among those sent. */
+static int nfs_g_setattr(T *t, C *c, const char *p, uint64_t fh, int has,
+			 const struct be_setattr *sa, S *st)
+{
+	prefer_groups(t, has ? NULL : p, NULL);
+	if (many_groups && (sa->valid & BE_SET_GID) && nprefer < NFS_PREFER_MAX &&
+	    !preferred(sa->gid))
+		prefer[nprefer++] = sa->gid;
+	int rc = nfs_be_setattr(t, c, p, fh, has, sa, st);
+	nprefer = 0;
+	return rc;
+}
+MANY_GROUPS(readlink, (T *t, const char *p, char *b, size_t n), (t, p, b, n), p, NULL)
+MANY_GROUPS(mknod, (T *t, C *c, const char *p, mode_t m, dev_t d, S *st), (t, c, p, m, d, st), p,
+	    NULL)
+MANY_GROUPS(mkdir, (T *t, C *c, const char *p, mode_t m, S *st), (t, c, p, m, st), p, NULL)
+MANY_GROUPS(symlink, (T *t, C *c, const char *to, const char *p, S *st), (t, c, to, p, st), p,
+	    NULL)
+MANY_GROUPS(link, (T *t, C *c, const char *from, const char *p, S *st), (t, c, from, p, st), from,
+	    p)
+MANY_GROUPS(unlink, (T *t, const char *p), (t, p), p, NULL)
+MANY_GROUPS(rmdir, (T *t, const char *p), (t, p), p, NULL)
+MANY_GROUPS(rename, (T *t, const char *from, const char *to, unsigned fl), (t, from, to, fl), from,
+	    to)
+MANY_GROUPS(access, (T *t, const char *p, int mask), (t, p, mask), p, NULL)
+MANY_GROUPS(create, (T *t, C *c, const char *p, int fl, mode_t m, uint64_t *fh, S *st),
+	    (t, c, p, fl, m, fh, st), p, NULL)
+MANY_GROUPS(open, (T *t, const char *p, int fl, uint64_t *fh), (t, p, fl, fh), p, NULL)
+MANY_GROUPS(opendir, (T *t, const char *p, uint64_t *dh), (t, p, dh), p, NULL)
 
 const struct backend_ops backend_nfs_ops = {
 	.scheme = "nfs",
 	.attach = nfs_attach,
 	.detach = nfs_detach,
-	.getattr = nfs_w_getattr,
-	.setattr = nfs_w_setattr,
-	.readlink = nfs_w_readlink,
-	.mknod = nfs_w_mknod,
-	.mkdir = nfs_w_mkdir,
-	.symlink = nfs_w_symlink,
-	.link = nfs_w_link,
-	.unlink = nfs_w_unlink,
-	.rmdir = nfs_w_rmdir,
-	.rename = nfs_w_rename,
+	.getattr = nfs_g_getattr,
+	.setattr = nfs_g_setattr,
+	.readlink = nfs_g_readlink,
+	.mknod = nfs_g_mknod,
+	.mkdir = nfs_g_mkdir,
+	.symlink = nfs_g_symlink,
+	.link = nfs_g_link,
+	.unlink = nfs_g_unlink,
+	.rmdir = nfs_g_rmdir,
+	.rename = nfs_g_rename,
 	.statfs = nfs_be_statfs,
 	.abort = nfs_be_abort,
 	.probe = nfs_be_probe,
-	.access = nfs_w_access,
-	.create = nfs_w_create,
-	.open = nfs_w_open,
+	.access = nfs_g_access,
+	.create = nfs_g_create,
+	.open = nfs_g_open,
 	.read_ref = nfs_be_read_ref,
 	.write = nfs_be_write,
 	.handle_fd = nfs_be_handle_fd,
@@ -2229,7 +2339,7 @@ const struct backend_ops backend_nfs_ops = {
 	.fallocate = nfs_be_fallocate,
 	.lseek = nfs_be_lseek,
 	.copy_range = nfs_be_copy_range,
-	.opendir = nfs_w_opendir,
+	.opendir = nfs_g_opendir,
 	.readdir = nfs_be_readdir,
 	.fsyncdir = nfs_be_fsyncdir,
 	.releasedir = nfs_be_releasedir,

@@ -13,7 +13,10 @@
 #define NFS4_OTHER_SIZE 12
 #define NFS4_SESSIONID_SIZE 16
 #define NFS4_OPAQUE_LIMIT 1024
-#define NFS4_MAXNAME 255 /* what the client accepts in a reply */
+/* The longest name the client sends (longer: ENAMETOOLONG before any
+ * call) or accepts in a reply, and the most f_namemax it reports: Linux's
+ * NAME_MAX, EFS's maxname. */
+#define NFS4_MAXNAME 255
 
 /* Operations. */
 enum nfs_opnum4 {

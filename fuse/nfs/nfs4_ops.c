@@ -364,7 +364,11 @@ int nfs_statfs(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs
 	sv->f_files = a.files_total;
 	sv->f_ffree = a.files_free;
 	sv->f_favail = a.files_avail;
-	sv->f_namemax = a.maxname ? a.maxname : NFS4_MAXNAME;
+	/* The server's maxname, but never more than this client sends
+	 * (check_name): a longer name would be refused here. The server's
+	 * figure may also promise more than it takes: nfs-ganesha reports
+	 * 1024 and answers NAMETOOLONG to any name over 255 bytes. */
+	sv->f_namemax = a.maxname && a.maxname < NFS4_MAXNAME ? a.maxname : NFS4_MAXNAME;
 	return 0;
 }
 

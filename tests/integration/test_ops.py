@@ -353,6 +353,61 @@ def test_mknod_char_device(fs):
     assert stat.S_ISREG(os.lstat(fs.b("plain")).st_mode)
 
 
+def name_routed(fs, like, parent, prefix, same):
+    """A name in parent that routes to the target of the path like (same)
+    or to another one."""
+    for i in range(10000):
+        rel = os.path.join(parent, "%s%d" % (prefix, i))
+        if (fs.route(rel) == fs.route(like)) == same:
+            return rel
+    raise AssertionError("no name in %r routes %s %r" % (parent, "with" if same else "apart from",
+                                                         like))
+
+
+def test_hard_links_to_device_nodes(fs):
+    """Block and character devices and sockets with two names: each name
+    stays usable when the other goes, in either order. (nfs-ganesha reaches
+    such files through the directory and name it last saw: efsmt asks for
+    them by name, never by a cached filehandle, see fh_cacheable.)"""
+    os.mkdir(fs.m("d"))
+    kinds = {"blk": (stat.S_IFBLK, os.makedev(7, 0)), "chr": (stat.S_IFCHR, os.makedev(1, 3)),
+             "sock": (stat.S_IFSOCK, 0)}
+    if not fs.backend.device_links:
+        for kind, (fmt, rdev) in kinds.items():  # one name each works
+            os.mknod(fs.m(kind), fmt | 0o600, rdev)
+            st = os.lstat(fs.m(kind))
+            assert stat.S_IFMT(st.st_mode) == fmt and st.st_rdev == rdev, (kind, st)
+            os.unlink(fs.m(kind))
+        return
+    cases = [(kind, parent, first_goes, same) for kind in kinds for parent in ("", "d")
+             for first_goes in ("link", "node") for same in (True, False)]
+    for kind, parent, first_goes, same in cases:
+        fmt, rdev = kinds[kind]
+        node = "%s-%s-%s-%s" % (kind, parent or "top", first_goes, "same" if same else "cross")
+        # both names on one target is what once failed with EINVAL
+        link = name_routed(fs, node, parent, node + ".link", same)
+        os.mknod(fs.m(node), fmt | 0o600, rdev)
+        os.link(fs.m(node), fs.m(link))
+        for rel in (node, link):
+            st = os.lstat(fs.m(rel))
+            assert stat.S_IFMT(st.st_mode) == fmt and st.st_nlink == 2, (rel, st)
+            assert st.st_ino == os.lstat(fs.b(node)).st_ino
+            if rdev:
+                assert st.st_rdev == rdev, (rel, st)
+        gone, kept = (link, node) if first_goes == "link" else (node, link)
+        os.unlink(fs.m(gone))
+        assert not os.path.lexists(fs.b(gone)) and not os.path.lexists(fs.m(gone))
+        st = os.lstat(fs.m(kept))
+        assert stat.S_IFMT(st.st_mode) == fmt and st.st_nlink == 1, (kept, st)
+        if rdev:
+            assert st.st_rdev == rdev, (kept, st)
+        os.chmod(fs.m(kept), 0o640)
+        assert stat.S_IMODE(os.lstat(fs.b(kept)).st_mode) == 0o640
+        os.unlink(fs.m(kept))
+        assert not os.path.lexists(fs.b(kept)) and not os.path.lexists(fs.m(kept))
+    assert os.listdir(fs.m("d")) == [] and os.listdir(fs.mnt) == ["d"]
+
+
 def test_symlink_readlink(fs):
     long_target = "/".join(["component%03d" % i for i in range(90)])  # about 1,100 bytes
     cases = {"rel": "some/relative/target", "abs": "/etc/hostname", "dots": "../../x",
@@ -636,6 +691,35 @@ def test_unlink_open_file(fs):
     assert os.listdir(fs.mnt) == [] and os.listdir(fs.backing) == []
 
 
+def test_unlink_open_file_nlink(fs):
+    """fstat of an open file counts the names it has left, at once after
+    the unlink (not the link count its open saw)."""
+    lib.write_file(fs.m("f"), b"data")
+    fd = os.open(fs.m("f"), os.O_RDWR)
+    try:
+        assert os.fstat(fd).st_nlink == 1
+        os.link(fs.m("f"), fs.m("g"))
+        assert os.fstat(fd).st_nlink == 2
+        if not fs.backend.unlink_open_hides:
+            return  # the kernel NFS client renames it to .nfsXXXX, one more name
+        os.unlink(fs.m("f"))
+        assert os.fstat(fd).st_nlink == 1  # g is left
+        os.unlink(fs.m("g"))
+        assert os.fstat(fd).st_nlink == 0
+        assert os.pread(fd, 10, 0) == b"data"
+    finally:
+        os.close(fd)
+    # right after the open too: the unlink comes before the open's attributes expire
+    lib.write_file(fs.m("h"), b"data")
+    fd = os.open(fs.m("h"), os.O_RDONLY)
+    try:
+        os.unlink(fs.m("h"))
+        assert os.fstat(fd).st_nlink == 0
+    finally:
+        os.close(fd)
+    assert os.listdir(fs.mnt) == [] and os.listdir(fs.backing) == []
+
+
 def test_open_file_renamed_by_another_client(fs):
     """Another client (B directly, as another host would on EFS) renames a
     file that is open through efsmt: the descriptor keeps working."""
@@ -661,6 +745,80 @@ def test_statfs(fs):
             assert getattr(a, f) == getattr(b, f), "%s of %r: mount %d backing %d" % (
                 f, rel, getattr(a, f), getattr(b, f))
         assert abs(a.f_bfree - b.f_bfree) * b.f_frsize < 512 * 1024 * 1024
+
+
+def test_name_max(fs):
+    """statvfs promises a name length that every operation takes, and one
+    byte more is ENAMETOOLONG; it is no more than B holds (over nfs://,
+    the least of the targets' maxname: nfs-ganesha reports 1024 but takes
+    255)."""
+    n = os.statvfs(fs.mnt).f_namemax
+    assert os.pathconf(fs.mnt, "PC_NAME_MAX") == n
+    assert n <= os.statvfs(fs.backing).f_namemax, (n, os.statvfs(fs.backing).f_namemax)
+    os.mkdir(fs.m("d"))
+    assert os.statvfs(fs.m("d")).f_namemax == n
+
+    def name(c, extra=0):
+        return c * (n + extra)
+
+    lib.write_file(fs.m("src"), b"x")
+    ok = {"create": name("c"), "rename": name("r"), "link": name("l"), "mkdir": name("m"),
+          "symlink": name("s"), "fifo": name("p")}
+    lib.write_file(fs.m(ok["create"]), b"created")
+    lib.write_file(fs.m("moved"), b"moved")
+    os.rename(fs.m("moved"), fs.m(ok["rename"]))
+    os.link(fs.m("src"), fs.m(ok["link"]))
+    os.mkdir(fs.m(ok["mkdir"]))
+    os.symlink("src", fs.m(ok["symlink"]))
+    os.mkfifo(fs.m(ok["fifo"]))
+    # below a directory of a full-length name too
+    lib.write_file(fs.m(ok["mkdir"], name("c")), b"deep")
+    assert sorted(os.listdir(fs.mnt)) == sorted(os.listdir(fs.backing)) == \
+        sorted(list(ok.values()) + ["src", "d"])
+    for what, rel in ok.items():
+        diffs = lib.same_stat(os.lstat(fs.m(rel)), os.lstat(fs.b(rel)))
+        assert not diffs, "%s: %s" % (what, "; ".join(diffs))
+    assert lib.read_file(fs.m(ok["create"])) == b"created"
+    assert lib.read_file(fs.m(ok["rename"])) == b"moved"
+    assert os.stat(fs.m("src")).st_nlink == 2
+    assert os.readlink(fs.m(ok["symlink"])) == "src"
+    assert lib.read_file(fs.m(ok["mkdir"], name("c"))) == b"deep"
+    # the same names in a subdirectory: rename across, then back
+    os.rename(fs.m(ok["create"]), fs.m("d", ok["create"]))
+    os.rename(fs.m("d", ok["create"]), fs.m(ok["create"]))
+
+    # one byte more: refused, nothing made
+    long = name("x", 1)
+    lib.write_file(fs.m("victim"), b"v")
+    attempts = [
+        ("create", lambda: lib.write_file(fs.m(long), b"")),
+        ("stat", lambda: os.lstat(fs.m(long))),
+        ("rename to", lambda: os.rename(fs.m("victim"), fs.m(long))),
+        ("rename from", lambda: os.rename(fs.m(long), fs.m("victim2"))),
+        ("link", lambda: os.link(fs.m("src"), fs.m(long))),
+        ("mkdir", lambda: os.mkdir(fs.m(long))),
+        ("symlink", lambda: os.symlink("src", fs.m(long))),
+        ("mkfifo", lambda: os.mkfifo(fs.m(long))),
+        ("unlink", lambda: os.unlink(fs.m(long))),
+        ("rmdir", lambda: os.rmdir(fs.m(long))),
+        ("in a subdirectory", lambda: lib.write_file(fs.m("d", long), b"")),
+    ]
+    for what, fn in attempts:
+        try:
+            fn()
+        except OSError as e:
+            assert e.errno == errno.ENAMETOOLONG, "%s of %d bytes: %s" % (what, len(long), e)
+        else:
+            raise AssertionError("%s of a name of %d bytes (f_namemax %d) succeeded"
+                                 % (what, len(long), n))
+    assert os.path.exists(fs.b("victim"))
+    assert all(len(e) <= n for e in os.listdir(fs.backing) + os.listdir(fs.b("d")))
+
+    for what in ("create", "rename", "link", "symlink", "fifo"):
+        os.unlink(fs.m(ok[what]))
+    os.unlink(fs.m(ok["mkdir"], name("c")))
+    os.rmdir(fs.m(ok["mkdir"]))
+    assert sorted(os.listdir(fs.backing)) == ["d", "src", "victim"]
 
 
 # ---------------------------------------------------------------- xattrs
