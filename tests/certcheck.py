@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Independent checks of efsmt's EFS client certificate (fuse/nfs/tls_cert.h),
+"""Independent checks of efsmt's EFS client certificate (fuse/daemon/tls_cert.h),
 written from the EFS format, not from the C code. Run with Debian's
 /usr/bin/python3 (python3-cryptography, python3-botocore).
 

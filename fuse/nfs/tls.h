@@ -33,7 +33,7 @@ struct tls_client_cert {
 	void *arg;
 };
 
-/* The -o options (fuse/config.c). */
+/* The -o options (fuse/daemon/config.c). */
 struct tls_conf {
 	int verify;	    /* 0: tls_verify=0, the certificate is not checked */
 	const char *cafile; /* NULL: the system CA store */

@@ -365,7 +365,7 @@ class TlsBackend(NfsBackend):
 
 
 
-KERNEL_RUN_DIR = "/run/efsmt/kernel"  # fuse/backend_kernel.h
+KERNEL_RUN_DIR = "/run/efsmt/kernel"  # fuse/backends/backend_kernel.h
 
 
 def nfs4_mount(src, target, opts):

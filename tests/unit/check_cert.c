@@ -1,4 +1,4 @@
-/* The EFS client certificate (fuse/nfs/tls_cert.h): the IAM signature
+/* The EFS client certificate (fuse/daemon/tls_cert.h): the IAM signature
  * against botocore, the certificate parsed back by tests/certcheck.py
  * (python3-cryptography), the key file, renewal. */
 #include <check.h>
@@ -14,7 +14,7 @@
 #include <openssl/pem.h>
 
 #include "check_run.h"
-#include "nfs/tls_cert.h"
+#include "daemon/tls_cert.h"
 
 #define PYTHON "/usr/bin/python3" /* Debian's: python3-botocore, python3-cryptography */
 #define FS_ID  "fs-0123456789abcdef0"

@@ -5,9 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "log.h"
-#include "target.h"
+#include "daemon/config.h"
+#include "base/log.h"
+#include "backends/target.h"
 #include "check_run.h"
 
 static char tmp[64];

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "ctl_proto.h"
-#include "opstats.h"
+#include "base/opstats.h"
 #include "check_run.h"
 
 static char err[1024];

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "route.h"
-#include "target.h"
+#include "backends/backend.h"
+#include "routing/route.h"
+#include "backends/target.h"
 #include "check_run.h"
 
 #define NPATHS 100000
