@@ -57,6 +57,24 @@ static int needs_flush(const struct target *t, int flags)
 	return t->ops->flush && (flags & O_ACCMODE) != O_RDONLY;
 }
 
+/* The handle of an open that returned rc: wrapped, with what its flags and
+ * file ask (st: the file's attributes, if known); NULL once replied to. */
+static struct efsmt_handle *opened(fuse_req_t req, struct target *t, int rc, uint64_t bh,
+				   struct fuse_file_info *fi, const struct stat *st)
+{
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return NULL;
+	}
+	struct efsmt_handle *h = wrap(req, t, bh);
+	if (!h)
+		return NULL;
+	fi->noflush = !needs_flush(t, fi->flags);
+	h->rdonly = (fi->flags & O_ACCMODE) == O_RDONLY;
+	h->killpriv = !h->rdonly && needs_killpriv(req, t, bh, st);
+	return h;
+}
+
 void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	       struct fuse_file_info *fi)
 {
@@ -74,15 +92,9 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	struct target *t = fs_route(path, (size_t)len);
 	fs_caller(req, &c);
 	int rc = fs_count(t, t->ops->create(t, &c, path, fi->flags, mode, &bh, &st));
-	if (rc < 0) {
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	struct efsmt_handle *h = wrap(req, t, bh);
+	struct efsmt_handle *h = opened(req, t, rc, bh, fi, &st);
 	if (!h)
 		return;
-	fi->noflush = !needs_flush(t, fi->flags);
-	h->killpriv = needs_killpriv(req, t, bh, &st);
 	struct fuse_entry_param e;
 	memset(&e, 0, sizeof(e));
 	e.ino = node_learn(parent, name, &st);
@@ -135,17 +147,9 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	} else {
 		FS_RETRY_ELSEWHERE(t, path, (size_t)len, rc, t->ops->open(t, path, fi->flags, &bh));
 	}
-	rc = fs_count(t, rc);
-	if (rc < 0) {
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	struct efsmt_handle *h = wrap(req, t, bh);
+	struct efsmt_handle *h = opened(req, t, fs_count(t, rc), bh, fi, NULL);
 	if (!h)
 		return;
-	fi->noflush = !needs_flush(t, fi->flags);
-	h->rdonly = (fi->flags & O_ACCMODE) == O_RDONLY;
-	h->killpriv = !h->rdonly && needs_killpriv(req, t, bh, NULL);
 	if (fi->flags & O_TRUNC)
 		trunc_clear_setid(req, ino, h);
 	fi->fh = (uint64_t)(uintptr_t)h;
