@@ -1,4 +1,5 @@
-/* backend_nfs.h - the nfs:// backend (backend_nfs.c) beyond backend_ops. */
+/* backend_nfs.h - the nfs:// backend (backend_nfs.c and the nfs_*.c beside it) beyond
+ * backend_ops. */
 #ifndef EFSMT_BACKEND_NFS_H
 #define EFSMT_BACKEND_NFS_H
 
