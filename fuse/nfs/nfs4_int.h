@@ -1,4 +1,5 @@
-/* nfs4_int.h - inside the NFS module: COMPOUND building and running. */
+/* nfs4_int.h - inside the NFS module: COMPOUND building and running (the
+ * raw layer in nfs4_client.c, requests by operation in nfs4_compound.c). */
 #ifndef EFSMT_NFS4_INT_H
 #define EFSMT_NFS4_INT_H
 
@@ -39,8 +40,8 @@ int nfs_compound_run(struct nfs_client *c, const struct rpc_auth *cr, struct nfs
 		     struct nfs_res *res);
 /* Run n COMPOUNDs at once (in flight together); each res[i] filled or
  * errs[i] set to -errno. */
-void nfs_compound_batch(struct nfs_client *c, const struct rpc_auth *cr,
-			struct nfs_compound *cps, struct nfs_res *res, int *errs, int n);
+void nfs_compound_batch(struct nfs_client *c, const struct rpc_auth *cr, struct nfs_compound *cps,
+			struct nfs_res *res, int *errs, int n);
 
 /* Limits of the current session. */
 uint32_t nfs_max_ops(struct nfs_client *c);
@@ -51,5 +52,152 @@ uint32_t nfs_cached_read_max(struct nfs_client *c);
 uint32_t nfs_io_write(struct nfs_client *c);
 uint64_t nfs_client_id(struct nfs_client *c);
 uint64_t nfs_next_owner(struct nfs_client *c);
+
+/* A name this client sends: 0, -ENOENT if empty, -ENAMETOOLONG past
+ * NFS4_MAXNAME (nfs4_ops.c). */
+int nfs_check_name(const char *name);
+
+/* ---- requests (nfs4_compound.c) ----
+ *
+ * A COMPOUND built one operation at a time: each req_<op> appends that
+ * operation's arguments and notes where its result goes. req_run sends it
+ * (SEQUENCE first) and reads the results back in the same order, each
+ * decoded into the place noted, up to the first that failed: 0, or that
+ * status as -errno (-EBADMSG when the reply does not match the request).
+ * One encoder and one decoder per operation, so a file operation reads as
+ * the list of its operations:
+ *
+ *	struct nfs_req rq;
+ *	req_begin(&rq, c, cr, 1);
+ *	req_putfh(&rq, fh);
+ *	req_setattr(&rq, sid, sa);
+ *	req_getattr(&rq, attr);
+ *	return req_call(&rq);
+ *
+ * A struct nfs_req is built in place and never copied; the places results
+ * go must live until req_run returns. */
+struct req_op {
+	uint32_t op;
+	int optional; /* a failure ends the reading but not the request */
+	void *out;    /* where the result goes (the decoder's to know) */
+};
+
+#define REQ_INLINE_OPS 8
+
+struct nfs_req {
+	struct nfs_client *c;
+	const struct rpc_auth *cr;
+	struct nfs_compound cp;
+	struct nfs_res r;
+	int ran;	 /* r holds a reply (req_end frees it) */
+	int err;	 /* building failed: req_run returns this and sends nothing */
+	uint32_t n, cap; /* operations noted; room for */
+	uint32_t nread;	 /* results read: a last GETATTR without a place is not */
+	struct req_op *ops;
+	struct req_op inline_ops[REQ_INLINE_OPS];
+};
+
+/* cachethis: the server keeps the reply for a retry (non-idempotent). */
+void req_begin(struct nfs_req *rq, struct nfs_client *c, const struct rpc_auth *cr, int cachethis);
+/* Send and read the results; the reply stays readable until req_end. */
+int req_run(struct nfs_req *rq);
+void req_end(struct nfs_req *rq);
+/* req_run then req_end. */
+int req_call(struct nfs_req *rq);
+/* n requests of one client and caller (rq[0]'s) in flight together; ret[i]
+ * gets what req_run would have returned for rq[i]. 0, or -errno with
+ * nothing sent. */
+int req_run_batch(struct nfs_req *rq, int n, int *ret);
+/* The last operation noted is optional: its failure leaves its result
+ * unset and the request successful (a prefetch). */
+void req_optional(struct nfs_req *rq);
+/* The reply's buffer, now the caller's to free(3) (data of a READ). */
+void *req_keep_reply(struct nfs_req *rq);
+
+/* Results with more than one part. */
+struct req_read {
+	size_t max;	     /* asked for */
+	const uint8_t *data; /* inside the reply; NULL until a READ succeeded */
+	size_t len;
+	int eof;
+};
+struct req_write {
+	uint32_t max; /* sent */
+	uint32_t count, how;
+	uint8_t verf[NFS4_VERIFIER_SIZE];
+};
+struct req_readlink {
+	char *buf; /* NUL-terminated when it fits */
+	size_t size;
+	size_t len;
+};
+struct req_readdir {
+	uint8_t *verf; /* the cookie verifier sent, and the one received */
+	nfs_readdir_fn fn;
+	void *ctx;
+	int *eof;
+};
+struct req_open_args {
+	uint32_t access; /* OPEN4_SHARE_ACCESS_* */
+	uint64_t owner;
+	const char *name; /* CLAIM_NULL in the current directory; NULL: CLAIM_FH */
+	int create;	  /* with mode: EXCLUSIVE4_1 when verf, else UNCHECKED4 */
+	const uint8_t *verf;
+	uint32_t mode;
+};
+struct req_open_res {
+	struct nfs_stateid *sid;
+	uint32_t attrset[3]; /* what the server set of the create's attributes */
+	int has_deleg;	     /* a delegation we must give back */
+	struct nfs_stateid deleg;
+	int ok; /* the OPEN succeeded and decoded */
+};
+/* LOCK: the lock-owner's state; LOCK and LOCKT: a conflict's details. */
+struct req_lock {
+	struct nfs_lock *lk;
+	struct nfs_lock_conflict *conflict; /* may be NULL */
+};
+
+/* One per operation, in RFC 8881's terms. fh NULL is the root (PUTROOTFH);
+ * sid NULL the anonymous stateid. */
+void req_putfh(struct nfs_req *rq, const struct nfs_fh *fh);
+void req_getfh(struct nfs_req *rq, struct nfs_fh *fh);
+/* The attributes for struct stat; attr NULL: not read if last. */
+void req_getattr(struct nfs_req *rq, struct nfs_attr *attr);
+void req_getattr_mask(struct nfs_req *rq, uint32_t w0, uint32_t w1, struct nfs_attr *attr);
+void req_savefh(struct nfs_req *rq);
+void req_restorefh(struct nfs_req *rq);
+void req_lookup(struct nfs_req *rq, const char *name);
+void req_lookupp(struct nfs_req *rq);
+void req_setattr(struct nfs_req *rq, const struct nfs_stateid *sid, const struct nfs_sattr *sa);
+void req_access(struct nfs_req *rq, uint32_t want, uint32_t *allowed);
+void req_readlink(struct nfs_req *rq, struct req_readlink *res);
+void req_open(struct nfs_req *rq, const struct req_open_args *a, struct req_open_res *res);
+void req_close(struct nfs_req *rq, const struct nfs_stateid *sid);
+void req_delegreturn(struct nfs_req *rq, const struct nfs_stateid *sid);
+void req_read(struct nfs_req *rq, const struct nfs_stateid *sid, uint64_t off, uint32_t count,
+	      struct req_read *res);
+/* The data is sent from the caller's memory (comp_payload). */
+void req_write(struct nfs_req *rq, const struct nfs_stateid *sid, uint64_t off, int stable,
+	       const void *data, uint32_t len, struct req_write *res);
+void req_commit(struct nfs_req *rq, uint64_t off, uint32_t count, uint8_t verf[NFS4_VERIFIER_SIZE]);
+/* type NF4DIR, NF4LNK (linkdata), NF4FIFO, NF4SOCK, NF4BLK/NF4CHR (rdev);
+ * any other fails the request with -EINVAL. */
+void req_create(struct nfs_req *rq, uint32_t type, const char *linkdata, dev_t rdev,
+		const char *name, uint32_t mode);
+/* VERIFY (dir) or NVERIFY (!dir) that the current filehandle is a
+ * directory: -ENOTDIR or -EISDIR when not as expected. */
+void req_check_dir(struct nfs_req *rq, int dir);
+void req_remove(struct nfs_req *rq, const char *name);
+/* *done (may be NULL) counts the RENAMEs that succeeded. */
+void req_rename(struct nfs_req *rq, const char *from, const char *to, int *done);
+void req_link(struct nfs_req *rq, const char *name);
+void req_readdir(struct nfs_req *rq, uint64_t cookie, uint32_t maxcount, struct req_readdir *res);
+void req_lock(struct nfs_req *rq, const struct nfs_open *of, uint32_t type, uint64_t off,
+	      uint64_t len, struct req_lock *res);
+void req_locku(struct nfs_req *rq, struct nfs_lock *lk, uint64_t off, uint64_t len);
+void req_lockt(struct nfs_req *rq, uint64_t owner, uint32_t type, uint64_t off, uint64_t len,
+	       struct req_lock *res);
+void req_free_stateid(struct nfs_req *rq, const struct nfs_stateid *sid);
 
 #endif

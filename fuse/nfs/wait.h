@@ -1,6 +1,6 @@
 /* wait.h - the monotonic clock in milliseconds, and waiting for one file
  * descriptor: shared by the NFS client (rpc.c, tls.c, nfs4_client.c) and
- * its backend (backend_nfs.c). */
+ * its backend (../backends/nfs/). */
 #ifndef EFSMT_NFS_WAIT_H
 #define EFSMT_NFS_WAIT_H
 

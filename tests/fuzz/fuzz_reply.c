@@ -3,7 +3,7 @@
  * RPC reply header, a COMPOUND reply's results walked with res_op, fattr4
  * and READDIR4resok. Any input must decode or fail cleanly.
  *
- *   make -f fuse/nfs/dev.mk fuzz          (clang, -fsanitize=fuzzer,address)
+ *   make fuzz          (clang, -fsanitize=fuzzer,address)
  *   ./fuzz_reply -max_total_time=60 CORPUS_DIR
  */
 #include <stddef.h>
