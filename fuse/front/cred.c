@@ -19,6 +19,12 @@
 
 /* The group database fallback keeps at most this many groups per uid. */
 #define CRED_DB_MAX_GROUPS 256
+/* How long a calling thread's groups, once read, are taken as they were
+ * (see recall), for how many callers per worker thread, and up to how many
+ * groups (a caller with more is read on every request). */
+#define CRED_RECALL_MS 1000
+#define CRED_RECALL_SLOTS 8
+#define CRED_RECALL_GROUPS 32
 /* A thread remembers its groups to skip an unchanged setgroups; a longer
  * list is set again on every request. */
 #define CRED_REMEMBER_GROUPS 64
@@ -118,6 +124,58 @@ static int db_groups_of(uid_t uid, gid_t gid, gid_t *list)
 	return n;
 }
 
+/* What a worker thread last read of a calling thread's groups. A thread
+ * whose uid and gid stay the same cannot change its groups without
+ * privilege (CAP_SETGID), so they are read again only after
+ * CRED_RECALL_MS, or when its uid or gid changed. */
+struct recalled {
+	pid_t tid;
+	uid_t uid;
+	gid_t gid;
+	int n;
+	long long at_ms;
+	gid_t list[CRED_RECALL_GROUPS];
+};
+static __thread struct recalled recalls[CRED_RECALL_SLOTS];
+static __thread unsigned recall_next;
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* The caller's groups as read less than CRED_RECALL_MS ago: their count,
+ * or -1. */
+static int recall(uid_t uid, gid_t gid, pid_t tid, gid_t *list)
+{
+	long long now = now_ms();
+
+	for (int i = 0; i < CRED_RECALL_SLOTS; i++) {
+		struct recalled *r = &recalls[i];
+		if (r->tid == tid && r->uid == uid && r->gid == gid &&
+		    now - r->at_ms < CRED_RECALL_MS) {
+			memcpy(list, r->list, (size_t)r->n * sizeof(gid_t));
+			return r->n;
+		}
+	}
+	return -1;
+}
+
+static void remember(uid_t uid, gid_t gid, pid_t tid, const gid_t *list, int n)
+{
+	struct recalled *r = NULL;
+
+	for (int i = 0; i < CRED_RECALL_SLOTS && !r; i++)
+		if (recalls[i].tid == tid)
+			r = &recalls[i];
+	if (!r)
+		r = &recalls[recall_next++ % CRED_RECALL_SLOTS];
+	*r = (struct recalled){.tid = tid, .uid = uid, .gid = gid, .n = n, .at_ms = now_ms()};
+	memcpy(r->list, list, (size_t)n * sizeof(gid_t));
+}
+
 /* The caller's groups into *list (stack space of CRED_DB_MAX_GROUPS, or a
  * malloc'd array in *heap for a caller with more): their count or -errno. */
 static int caller_groups(uid_t uid, gid_t gid, pid_t tid, gid_t *list, gid_t **heap)
@@ -134,7 +192,12 @@ static int caller_groups(uid_t uid, gid_t gid, pid_t tid, gid_t *list, gid_t **h
 				 (unsigned)uid);
 		return db_groups_of(uid, gid, list);
 	}
-	int n = proc_thread_groups(tid, list, CRED_DB_MAX_GROUPS);
+	int n = recall(uid, gid, tid, list);
+	if (n >= 0)
+		return n;
+	n = proc_thread_groups(tid, list, CRED_DB_MAX_GROUPS);
+	if (n >= 0 && n <= CRED_RECALL_GROUPS)
+		remember(uid, gid, tid, list, n);
 	if (n > CRED_DB_MAX_GROUPS) {
 		int max = n > CRED_MAX_GROUPS ? CRED_MAX_GROUPS : n;
 		*heap = malloc((size_t)max * sizeof(gid_t));

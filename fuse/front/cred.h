@@ -9,7 +9,8 @@
  * bits and owns new files to the caller, exactly as for a local process.
  *
  * The groups are the calling thread's own, read from the kernel
- * (/proc/PID/task/TID/status) on every request of a caller other than root:
+ * (/proc/PID/task/TID/status) for a caller other than root, again after a
+ * second or as soon as its uid or gid changes (cred.c, recall):
  * a process that set its groups itself (setgroups, newgrp, a container
  * runtime's --group-add) is served with exactly those, and the daemon's
  * /etc/group (another container's, in a sidecar) plays no part. Only a
