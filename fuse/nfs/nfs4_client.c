@@ -1,7 +1,7 @@
 /*
- * nfs4_client.c - the NFSv4.1 session: EXCHANGE_ID, CREATE_SESSION,
- * RECLAIM_COMPLETE, the slot table and SEQUENCE, COMPOUND running with
- * retries, lease renewal, rebuilding after a lost connection, teardown.
+ * nfs4_client.c - one client: its lifetime (open, close, fork), the slot
+ * table and SEQUENCE, COMPOUNDs run with retries, lease renewal. Setting
+ * up the session and getting it back are nfs4_session.c.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -18,63 +18,9 @@
 #include "nfs4_int.h"
 #include "wait.h"
 
-#define NFS_HDR_ROOM (16u << 10)     /* request/reply bytes besides READ/WRITE data */
-/* Replies the server keeps for a retry (cachethis, non-idempotent calls):
- * an OPEN that reads a small file's start (nfs_open_read) is one, so this
- * is its data plus room for the rest; a server may grant less. */
-#define NFS_CACHED_REPLY_MAX (68u << 10)
-#define NFS_CACHED_REPLY_ROOM (4u << 10) /* of a cached reply, besides READ data */
-#define NFS_MAX_OPS_ASKED 32
-#define NFS_REBUILDS_PER_CALL 3
 #define NFS_RENEW_TICK_MS 1000
 #define NFS_LEASE_DEFAULT_S 90
-#define NFS_BACK_CHAN_MAX 4096
-#define NFS_CLIENT_OWNER_MAX 256
 #define NFS_BATCH_WINDOW 16	     /* COMPOUNDs one batch keeps in flight */
-
-struct nfs_slot {
-	uint32_t seqid;
-	int busy;
-};
-
-struct nfs_client {
-	char host[256];
-	struct nfs_opts opts;
-
-	/* Readers use conn and session; the writer rebuilds them. */
-	pthread_rwlock_t state;
-	struct rpc_conn *conn;  /* replaced under state (write) and conn_lock */
-	pthread_mutex_t conn_lock; /* lets nfs_client_abort reach conn at any time */
-	unsigned gen;
-	atomic_int broken;
-	atomic_int down; /* nfs_client_abort: fail calls at once until a probe answers */
-	uint64_t clientid;
-	uint32_t cs_seq;
-	uint8_t sessionid[NFS4_SESSIONID_SIZE];
-	uint32_t max_ops, max_req, max_resp;
-	atomic_uint max_cached; /* maxresponsesize_cached granted */
-
-	pthread_mutex_t slot_lock;
-	pthread_cond_t slot_cond;
-	struct nfs_slot *slots;
-	uint32_t nslots;
-
-	char owner[NFS_CLIENT_OWNER_MAX];
-	uint8_t verifier[NFS4_VERIFIER_SIZE];
-	uint32_t lease_s;
-	uint32_t maxread, maxwrite;
-	atomic_uint_fast64_t next_owner;
-	atomic_llong last_ok_ms;
-	unsigned reconnects;
-	char last_err[256]; /* why the last reconnect failed; under conn_lock */
-
-	pthread_t renew_thread;
-	int renew_started;
-	pthread_mutex_t renew_lock;
-	pthread_cond_t renew_cond;
-	int stopping;
-	struct nfs_client *reg_prev, *reg_next; /* every open client, for fork */
-};
 
 /* After fork(2) the child has the clients but not their renewal threads,
  * and its connections are dead (rpc.c): it rebuilds the sessions on its
@@ -151,61 +97,13 @@ static void registry_del(struct nfs_client *c)
 	pthread_mutex_unlock(&registry_lock);
 }
 
-static int renew_start(struct nfs_client *c);
-
-static const struct rpc_auth machine_cred = { 0, 0, 0, { 0 } };
+const struct rpc_auth machine_cred = { 0, 0, 0, { 0 } };
 
 static void sleep_ms(unsigned ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
-}
-
-/* ---- COMPOUND building ---- */
-
-void comp_init(struct nfs_compound *cp)
-{
-	memset(cp, 0, sizeof *cp);
-	xdr_enc_init(&cp->x);
-}
-
-void comp_free(struct nfs_compound *cp)
-{
-	xdr_enc_free(&cp->x);
-}
-
-void comp_op(struct nfs_compound *cp, uint32_t op)
-{
-	xdr_put_u32(&cp->x, op);
-	cp->nops++;
-}
-
-void comp_payload(struct nfs_compound *cp, const void *data, size_t len)
-{
-	xdr_put_u32(&cp->x, (uint32_t)len);
-	cp->payload = data;
-	cp->payload_len = len;
-	cp->split = cp->x.len;
-}
-
-void res_free(struct nfs_res *r)
-{
-	rpc_reply_free(&r->rep);
-}
-
-int res_op(struct nfs_res *r, uint32_t op)
-{
-	if (r->left == 0)
-		return -EBADMSG;
-	r->left--;
-	uint32_t got = xdr_get_u32(&r->d);
-	uint32_t st = xdr_get_u32(&r->d);
-	if (r->d.err || got != op)
-		return -EBADMSG;
-	if (st > INT32_MAX)
-		return -EBADMSG;
-	return (int)st;
 }
 
 /* ---- slots ---- */
@@ -267,8 +165,6 @@ static uint32_t slot_highest(struct nfs_client *c)
 }
 
 /* ---- one COMPOUND on the current session ---- */
-
-enum { FIN_DONE = 0, FIN_DELAY = 1, FIN_REBUILD = 2 };
 
 struct inflight {
 	struct rpc_call call;
@@ -388,261 +284,14 @@ out:
 	return fin;
 }
 
-/* ---- session setup (caller holds the state lock for writing) ---- */
-
-/* A COMPOUND of one operation without SEQUENCE (EXCHANGE_ID and friends);
- * 0 with res->d at the operation's result body, or -errno. */
-static int call_single(struct nfs_client *c, struct xdr_enc *args, uint32_t op,
-		       struct nfs_res *res)
-{
-	struct xdr_enc h;
-	size_t n;
-	xdr_enc_init(&h);
-	xdr_put_u32(&h, 0);
-	xdr_put_u32(&h, NFS4_MINOR_VERSION);
-	xdr_put_u32(&h, 1);
-	xdr_put_u32(&h, op);
-	struct iovec iov[2] = { { h.buf, h.len }, { args->buf, args->len } };
-	int err = h.err ? h.err : args->err;
-	if (!err)
-		err = rpc_call(c->conn, NFS4_PROGRAM, NFS4_VERSION, NFS4_PROC_COMPOUND,
-			       &machine_cred, iov, args->len ? 2 : 1, &res->rep);
-	xdr_enc_free(&h);
-	if (err)
-		return err;
-	xdr_dec_init(&res->d, res->rep.body, res->rep.body_len);
-	res->status = xdr_get_u32(&res->d);
-	(void)xdr_get_opaque(&res->d, &n, NFS4_OPAQUE_LIMIT);
-	res->left = xdr_get_u32(&res->d);
-	if (res->d.err) {
-		res_free(res);
-		return -EBADMSG;
-	}
-	if (res->left == 0) {
-		res_free(res);
-		return res->status ? nfs4_errno(res->status) : -EBADMSG;
-	}
-	int st = res_op(res, op);
-	if (st != 0) {
-		res_free(res);
-		return st < 0 ? st : nfs4_errno((uint32_t)st);
-	}
-	return 0;
-}
-
-static int exchange_id(struct nfs_client *c, char *err, size_t errlen)
-{
-	struct xdr_enc a;
-	struct nfs_res r;
-	xdr_enc_init(&a);
-	xdr_put_fixed(&a, c->verifier, NFS4_VERIFIER_SIZE);
-	xdr_put_string(&a, c->owner);
-	xdr_put_u32(&a, 0);	   /* flags: no pNFS, no migration */
-	xdr_put_u32(&a, SP4_NONE); /* state protection */
-	xdr_put_u32(&a, 0);	   /* no implementation id */
-	int e = call_single(c, &a, NFS4_OP_EXCHANGE_ID, &r);
-	xdr_enc_free(&a);
-	if (e) {
-		snprintf(err, errlen, "EXCHANGE_ID: %s", strerror(-e));
-		return e;
-	}
-	__atomic_store_n(&c->clientid, xdr_get_u64(&r.d), __ATOMIC_RELAXED);
-	c->cs_seq = xdr_get_u32(&r.d);
-	(void)xdr_get_u32(&r.d); /* flags */
-	uint32_t sp = xdr_get_u32(&r.d);
-	e = r.d.err ? -EBADMSG : 0;
-	if (!e && sp != SP4_NONE)
-		e = -EPROTO;
-	res_free(&r);
-	if (e)
-		snprintf(err, errlen, "EXCHANGE_ID: %s", e == -EPROTO ? "server insists on state protection" : "malformed reply");
-	return e;
-}
-
-static void put_channel(struct xdr_enc *a, uint32_t req, uint32_t resp, uint32_t cached,
-			uint32_t ops, uint32_t reqs)
-{
-	xdr_put_u32(a, 0); /* headerpadsize */
-	xdr_put_u32(a, req);
-	xdr_put_u32(a, resp);
-	xdr_put_u32(a, cached);
-	xdr_put_u32(a, ops);
-	xdr_put_u32(a, reqs);
-	xdr_put_u32(a, 0); /* no RDMA ird */
-}
-
-static int create_session(struct nfs_client *c, char *err, size_t errlen)
-{
-	struct xdr_enc a;
-	struct nfs_res r;
-	uint32_t io = c->opts.max_io;
-	xdr_enc_init(&a);
-	xdr_put_u64(&a, c->clientid);
-	xdr_put_u32(&a, c->cs_seq);
-	xdr_put_u32(&a, 0); /* flags: no persistence, no back channel */
-	put_channel(&a, io + NFS_HDR_ROOM, io + NFS_HDR_ROOM, NFS_CACHED_REPLY_MAX,
-		    NFS_MAX_OPS_ASKED, c->opts.slots);
-	put_channel(&a, NFS_BACK_CHAN_MAX, NFS_BACK_CHAN_MAX, 0, 2, 1);
-	xdr_put_u32(&a, NFS4_CALLBACK_PROGRAM);
-	xdr_put_u32(&a, 1); /* one callback security parameter: AUTH_SYS root */
-	xdr_put_u32(&a, 1);
-	xdr_put_u32(&a, 0);
-	xdr_put_string(&a, "efsmt");
-	xdr_put_u32(&a, 0);
-	xdr_put_u32(&a, 0);
-	xdr_put_u32(&a, 0);
-	int e = call_single(c, &a, NFS4_OP_CREATE_SESSION, &r);
-	xdr_enc_free(&a);
-	if (e) {
-		snprintf(err, errlen, "CREATE_SESSION: %s", strerror(-e));
-		return e;
-	}
-	const uint8_t *sid = xdr_get_fixed(&r.d, NFS4_SESSIONID_SIZE);
-	(void)xdr_get_u32(&r.d); /* sequence */
-	(void)xdr_get_u32(&r.d); /* flags */
-	(void)xdr_get_u32(&r.d); /* headerpadsize */
-	uint32_t maxreq = xdr_get_u32(&r.d);
-	uint32_t maxresp = xdr_get_u32(&r.d);
-	uint32_t maxcached = xdr_get_u32(&r.d);
-	uint32_t maxops = xdr_get_u32(&r.d);
-	uint32_t maxreqs = xdr_get_u32(&r.d);
-	if (r.d.err || maxreqs == 0 || maxops < 3 || maxreq < NFS_HDR_ROOM / 4) {
-		res_free(&r);
-		snprintf(err, errlen, "CREATE_SESSION: malformed or unusable reply");
-		return -EBADMSG;
-	}
-	memcpy(c->sessionid, sid, NFS4_SESSIONID_SIZE);
-	res_free(&r);
-	c->cs_seq++;
-	c->max_req = maxreq;
-	c->max_resp = maxresp;
-	atomic_store(&c->max_cached, maxcached);
-	c->max_ops = maxops;
-	uint32_t n = maxreqs < c->opts.slots ? maxreqs : c->opts.slots;
-	struct nfs_slot *s = calloc(n, sizeof *s);
-	if (!s)
-		return -ENOMEM;
-	pthread_mutex_lock(&c->slot_lock);
-	free(c->slots);
-	c->slots = s;
-	c->nslots = n;
-	pthread_mutex_unlock(&c->slot_lock);
-	return 0;
-}
-
 /* One COMPOUND without retries; caller holds the state lock. */
-static int compound_once(struct nfs_client *c, const struct rpc_auth *cr,
-			 struct nfs_compound *cp, struct nfs_res *res)
+int compound_once(struct nfs_client *c, const struct rpc_auth *cr, struct nfs_compound *cp,
+		  struct nfs_res *res)
 {
 	struct inflight f;
 	f.slot = slot_get(c);
 	int e = compound_send(c, cr, cp, &f);
 	return compound_finish(c, &f, res, e);
-}
-
-static int reclaim_complete(struct nfs_client *c)
-{
-	struct nfs_compound cp;
-	struct nfs_res r;
-	comp_init(&cp);
-	comp_op(&cp, NFS4_OP_RECLAIM_COMPLETE);
-	xdr_put_bool(&cp.x, 0); /* rca_one_fs */
-	int e = compound_once(c, NULL, &cp, &r);
-	comp_free(&cp);
-	if (e == FIN_DONE) {
-		int st = res_op(&r, NFS4_OP_RECLAIM_COMPLETE);
-		e = st == 0 || st == NFS4ERR_COMPLETE_ALREADY ? 0 : st < 0 ? st : nfs4_errno((uint32_t)st);
-		res_free(&r);
-	} else if (e > 0) {
-		e = -EIO;
-	}
-	return e;
-}
-
-/* Connect and set up a session; caller holds the state lock for writing. */
-static void set_conn(struct nfs_client *c, struct rpc_conn *conn)
-{
-	pthread_mutex_lock(&c->conn_lock);
-	struct rpc_conn *old = c->conn;
-	c->conn = conn;
-	pthread_mutex_unlock(&c->conn_lock);
-	if (old)
-		rpc_conn_close(old);
-}
-
-static int establish(struct nfs_client *c, char *err, size_t errlen)
-{
-	struct rpc_conn *conn = NULL;
-	set_conn(c, NULL);
-	int e = rpc_connect_tls(c->host, c->opts.port, NFS_CONNECT_TIMEOUT_MS, c->opts.tls, &conn,
-				err, errlen);
-	if (e)
-		return e;
-	set_conn(c, conn);
-	rpc_conn_set_timeout(c->conn, c->opts.timeout_ms);
-	rpc_conn_set_max_record(c->conn, c->opts.max_io + 2 * NFS_HDR_ROOM);
-	e = exchange_id(c, err, errlen);
-	if (!e)
-		e = create_session(c, err, errlen);
-	if (!e) {
-		e = reclaim_complete(c);
-		if (e)
-			snprintf(err, errlen, "RECLAIM_COMPLETE: %s", strerror(-e));
-	}
-	if (e) {
-		set_conn(c, NULL);
-		return e;
-	}
-	c->gen++;
-	atomic_store(&c->broken, 0);
-	atomic_store(&c->last_ok_ms, nfs_now_ms());
-	return 0;
-}
-
-/* Set while this thread probes a client that is down (nfs_client_probe). */
-static __thread int probing;
-
-/* Rebuild the connection and session unless another thread already did
- * since generation seen. */
-static int rebuild(struct nfs_client *c, unsigned seen)
-{
-	char err[256];
-	int e = 0;
-	if (atomic_load(&c->down) && !probing)
-		return -ENOTCONN; /* only a probe reconnects to a server that went away */
-	pthread_rwlock_wrlock(&c->state);
-	if (c->gen == seen || atomic_load(&c->broken)) {
-		e = establish(c, err, sizeof err);
-		if (!e)
-			c->reconnects++;
-		pthread_mutex_lock(&c->conn_lock);
-		snprintf(c->last_err, sizeof c->last_err, "%s", e ? err : "");
-		pthread_mutex_unlock(&c->conn_lock);
-	}
-	pthread_rwlock_unlock(&c->state);
-	return e;
-}
-
-/* Take the state lock for reading with a working session; 0 or -errno. */
-static int acquire(struct nfs_client *c, unsigned *gen)
-{
-	if (!c->renew_started)
-		(void)renew_start(c);
-	for (int i = 0; i < NFS_REBUILDS_PER_CALL; i++) {
-		if (atomic_load(&c->down) && !probing)
-			return -ENOTCONN; /* fail fast: the daemon routes around it */
-		pthread_rwlock_rdlock(&c->state);
-		if (!atomic_load(&c->broken) && c->conn && !rpc_conn_error(c->conn)) {
-			*gen = c->gen;
-			return 0;
-		}
-		unsigned g = c->gen;
-		pthread_rwlock_unlock(&c->state);
-		int e = rebuild(c, g);
-		if (e)
-			return e;
-	}
-	return -EIO;
 }
 
 static int retry_status(uint32_t st)
@@ -767,7 +416,7 @@ static void *renew_main(void *arg)
 }
 
 /* Start the renewal thread unless it runs; 0 or -EAGAIN. */
-static int renew_start(struct nfs_client *c)
+int renew_start(struct nfs_client *c)
 {
 	int e = 0;
 	pthread_mutex_lock(&c->renew_lock);
@@ -778,26 +427,6 @@ static int renew_start(struct nfs_client *c)
 			e = -EAGAIN;
 	}
 	pthread_mutex_unlock(&c->renew_lock);
-	return e;
-}
-
-void nfs_client_abort(struct nfs_client *c)
-{
-	atomic_store(&c->down, 1);
-	atomic_store(&c->broken, 1);
-	pthread_mutex_lock(&c->conn_lock);
-	if (c->conn)
-		rpc_conn_kill(c->conn, -ECONNABORTED);
-	pthread_mutex_unlock(&c->conn_lock);
-}
-
-int nfs_client_probe(struct nfs_client *c)
-{
-	probing = 1;
-	int e = nfs_ping(c);
-	probing = 0;
-	if (!e)
-		atomic_store(&c->down, 0);
 	return e;
 }
 

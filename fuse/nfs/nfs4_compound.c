@@ -2,7 +2,7 @@
  * run, and its results read back in the order they were asked for
  * (nfs4_int.h). One encoder (req_<op>) and one decoder per operation; the
  * decoders are found by opcode in one table, so the reading is the same
- * loop for every request. */
+ * loop for every request. Under them, the raw COMPOUND (comp_*, res_*). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -25,6 +25,52 @@ static const uint32_t stat_mask1 =
     1u << (FATTR4_OWNER_GROUP - 32) | 1u << (FATTR4_RAWDEV - 32) | 1u << (FATTR4_SPACE_USED - 32) |
     1u << (FATTR4_TIME_ACCESS - 32) | 1u << (FATTR4_TIME_METADATA - 32) |
     1u << (FATTR4_TIME_MODIFY - 32);
+
+/* ---- COMPOUND building ---- */
+
+void comp_init(struct nfs_compound *cp)
+{
+	memset(cp, 0, sizeof *cp);
+	xdr_enc_init(&cp->x);
+}
+
+void comp_free(struct nfs_compound *cp)
+{
+	xdr_enc_free(&cp->x);
+}
+
+void comp_op(struct nfs_compound *cp, uint32_t op)
+{
+	xdr_put_u32(&cp->x, op);
+	cp->nops++;
+}
+
+void comp_payload(struct nfs_compound *cp, const void *data, size_t len)
+{
+	xdr_put_u32(&cp->x, (uint32_t)len);
+	cp->payload = data;
+	cp->payload_len = len;
+	cp->split = cp->x.len;
+}
+
+void res_free(struct nfs_res *r)
+{
+	rpc_reply_free(&r->rep);
+}
+
+int res_op(struct nfs_res *r, uint32_t op)
+{
+	if (r->left == 0)
+		return -EBADMSG;
+	r->left--;
+	uint32_t got = xdr_get_u32(&r->d);
+	uint32_t st = xdr_get_u32(&r->d);
+	if (r->d.err || got != op)
+		return -EBADMSG;
+	if (st > INT32_MAX)
+		return -EBADMSG;
+	return (int)st;
+}
 
 /* ---- pieces of arguments and results ---- */
 

@@ -1,7 +1,11 @@
-/* nfs4_int.h - inside the NFS module: COMPOUND building and running (the
- * raw layer in nfs4_client.c, requests by operation in nfs4_compound.c). */
+/* nfs4_int.h - inside the NFS module: COMPOUND building (raw and by
+ * operation, nfs4_compound.c) and running (nfs4_client.c), the client and
+ * its session (nfs4_client.c, nfs4_session.c). */
 #ifndef EFSMT_NFS4_INT_H
 #define EFSMT_NFS4_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include "nfs4.h"
 #include "xdr.h"
@@ -56,6 +60,82 @@ uint64_t nfs_next_owner(struct nfs_client *c);
 /* A name this client sends: 0, -ENOENT if empty, -ENAMETOOLONG past
  * NFS4_MAXNAME (nfs4_ops.c). */
 int nfs_check_name(const char *name);
+
+/* ---- the client and its session (nfs4_client.c, nfs4_session.c) ---- */
+
+#define NFS_HDR_ROOM (16u << 10)     /* request/reply bytes besides READ/WRITE data */
+/* Replies the server keeps for a retry (cachethis, non-idempotent calls):
+ * an OPEN that reads a small file's start (nfs_open_read) is one, so this
+ * is its data plus room for the rest; a server may grant less. */
+#define NFS_CACHED_REPLY_MAX (68u << 10)
+#define NFS_CACHED_REPLY_ROOM (4u << 10) /* of a cached reply, besides READ data */
+#define NFS_REBUILDS_PER_CALL 3
+#define NFS_CLIENT_OWNER_MAX 256
+
+struct nfs_slot {
+	uint32_t seqid;
+	int busy;
+};
+
+/* One client: its connection, session and slot table. Only nfs4_client.c
+ * and nfs4_session.c use its fields. */
+struct nfs_client {
+	char host[256];
+	struct nfs_opts opts;
+
+	/* Readers use conn and session; the writer rebuilds them. */
+	pthread_rwlock_t state;
+	struct rpc_conn *conn;  /* replaced under state (write) and conn_lock */
+	pthread_mutex_t conn_lock; /* lets nfs_client_abort reach conn at any time */
+	unsigned gen;
+	atomic_int broken;
+	atomic_int down; /* nfs_client_abort: fail calls at once until a probe answers */
+	uint64_t clientid;
+	uint32_t cs_seq;
+	uint8_t sessionid[NFS4_SESSIONID_SIZE];
+	uint32_t max_ops, max_req, max_resp;
+	atomic_uint max_cached; /* maxresponsesize_cached granted */
+
+	pthread_mutex_t slot_lock;
+	pthread_cond_t slot_cond;
+	struct nfs_slot *slots;
+	uint32_t nslots;
+
+	char owner[NFS_CLIENT_OWNER_MAX];
+	uint8_t verifier[NFS4_VERIFIER_SIZE];
+	uint32_t lease_s;
+	uint32_t maxread, maxwrite;
+	atomic_uint_fast64_t next_owner;
+	atomic_llong last_ok_ms;
+	unsigned reconnects;
+	char last_err[256]; /* why the last reconnect failed; under conn_lock */
+
+	pthread_t renew_thread;
+	int renew_started;
+	pthread_mutex_t renew_lock;
+	pthread_cond_t renew_cond;
+	int stopping;
+	struct nfs_client *reg_prev, *reg_next; /* every open client, for fork */
+};
+
+/* What compound_once came to (else -errno). */
+enum { FIN_DONE = 0, FIN_DELAY = 1, FIN_REBUILD = 2 };
+
+/* AUTH_SYS root: the session's own calls (nfs4_client.c). */
+extern const struct rpc_auth machine_cred;
+/* One COMPOUND without retries; caller holds the state lock (nfs4_client.c). */
+int compound_once(struct nfs_client *c, const struct rpc_auth *cr, struct nfs_compound *cp,
+		  struct nfs_res *res);
+/* Start the lease renewal thread unless it runs; 0 or -EAGAIN (nfs4_client.c). */
+int renew_start(struct nfs_client *c);
+/* One operation without SEQUENCE; 0 with res->d at its result (nfs4_session.c). */
+int call_single(struct nfs_client *c, struct xdr_enc *args, uint32_t op, struct nfs_res *res);
+/* Connect and set up a session; caller holds the state lock for writing (nfs4_session.c). */
+int establish(struct nfs_client *c, char *err, size_t errlen);
+/* Rebuild the connection and session unless done since generation seen (nfs4_session.c). */
+int rebuild(struct nfs_client *c, unsigned seen);
+/* Take the state lock for reading with a working session; 0 or -errno (nfs4_session.c). */
+int acquire(struct nfs_client *c, unsigned *gen);
 
 /* ---- requests (nfs4_compound.c) ----
  *

@@ -1,5 +1,5 @@
 /* wait.h - the monotonic clock in milliseconds, and waiting for one file
- * descriptor: shared by the NFS client (rpc.c, tls.c, nfs4_client.c) and
+ * descriptor: shared by the NFS client (rpc.c, tls.c, nfs4_client.c, nfs4_session.c) and
  * its backend (../backends/nfs/). */
 #ifndef EFSMT_NFS_WAIT_H
 #define EFSMT_NFS_WAIT_H
