@@ -49,6 +49,29 @@ int fs_clear_setid(fuse_ino_t ino, struct efsmt_handle *h, mode_t kill, struct s
 /* Take the daemon's own identity (root) on this thread, for what the
  * kernel asks on a caller's behalf but the caller may not do itself. */
 int fs_enter_privileged(void);
+/* Take the caller's identity and resolve PARENT/NAME (or the node INO) to a
+ * path and its target, declared as path, path_len and t; or reply with the
+ * error and return. */
+#define CHILD_OR_REPLY(req, parent, name, path, t)                                     \
+	ENTER_OR_REPLY(req);                                                           \
+	char path[BE_PATH_MAX];                                                        \
+	int path##_len = fs_child_path(parent, name, path);                            \
+	if (path##_len < 0) {                                                          \
+		fuse_reply_err(req, -path##_len);                                      \
+		return;                                                                \
+	}                                                                              \
+	struct target *t = fs_route(path, (size_t)path##_len)
+
+#define NODE_OR_REPLY(req, ino, path, t)                                               \
+	ENTER_OR_REPLY(req);                                                           \
+	char path[BE_PATH_MAX];                                                        \
+	int path##_len = fs_path(ino, path);                                           \
+	if (path##_len < 0) {                                                          \
+		fuse_reply_err(req, -path##_len);                                      \
+		return;                                                                \
+	}                                                                              \
+	struct target *t = fs_route(path, (size_t)path##_len)
+
 /* Whether the caller may use privileges that identity switching does not
  * drop (device nodes, trusted.* and security.* attributes). */
 int fs_caller_is_root(fuse_req_t req);

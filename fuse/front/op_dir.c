@@ -61,18 +61,11 @@ static int fill(void *vctx, const struct be_dirent *ent)
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	char path[BE_PATH_MAX];
 	uint64_t dh;
 
-	ENTER_OR_REPLY(req);
-	int len = fs_path(ino, path);
-	if (len < 0) {
-		fuse_reply_err(req, -len);
-		return;
-	}
-	struct target *t = fs_route(path, (size_t)len);
+	NODE_OR_REPLY(req, ino, path, t);
 	int rc;
-	FS_RETRY_ELSEWHERE(t, path, (size_t)len, rc, t->ops->opendir(t, path, &dh));
+	FS_RETRY_ELSEWHERE(t, path, (size_t)path_len, rc, t->ops->opendir(t, path, &dh));
 	rc = fs_count(t, rc);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);

@@ -78,18 +78,11 @@ static struct efsmt_handle *opened(fuse_req_t req, struct target *t, int rc, uin
 void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	       struct fuse_file_info *fi)
 {
-	char path[BE_PATH_MAX];
 	struct be_caller c;
 	struct stat st;
 	uint64_t bh;
 
-	ENTER_OR_REPLY(req);
-	int len = fs_child_path(parent, name, path);
-	if (len < 0) {
-		fuse_reply_err(req, -len);
-		return;
-	}
-	struct target *t = fs_route(path, (size_t)len);
+	CHILD_OR_REPLY(req, parent, name, path, t);
 	fs_caller(req, &c);
 	int rc = fs_count(t, t->ops->create(t, &c, path, fi->flags, mode, &bh, &st));
 	struct efsmt_handle *h = opened(req, t, rc, bh, fi, &st);
@@ -129,23 +122,17 @@ static void trunc_clear_setid(fuse_req_t req, fuse_ino_t ino, struct efsmt_handl
 
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	char path[BE_PATH_MAX];
 	uint64_t bh;
 
-	ENTER_OR_REPLY(req);
-	int len = fs_path(ino, path);
-	if (len < 0) {
-		fuse_reply_err(req, -len);
-		return;
-	}
-	struct target *t = fs_route(path, (size_t)len);
+	NODE_OR_REPLY(req, ino, path, t);
 	int rc;
 	if (fi->flags & O_TRUNC) {
 		/* Not again elsewhere: a server that comes back may still run
 		 * the truncation after writes made through another target. */
 		rc = t->ops->open(t, path, fi->flags, &bh);
 	} else {
-		FS_RETRY_ELSEWHERE(t, path, (size_t)len, rc, t->ops->open(t, path, fi->flags, &bh));
+		FS_RETRY_ELSEWHERE(t, path, (size_t)path_len, rc,
+				   t->ops->open(t, path, fi->flags, &bh));
 	}
 	struct efsmt_handle *h = opened(req, t, fs_count(t, rc), bh, fi, NULL);
 	if (!h)

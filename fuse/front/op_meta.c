@@ -10,27 +10,6 @@
 #include "node.h"
 #include "setid.h"
 
-/* Resolve PARENT/NAME to a path and its target, or reply with the error. */
-#define CHILD_OR_REPLY(req, parent, name, path, t)                                     \
-	ENTER_OR_REPLY(req);                                                           \
-	char path[BE_PATH_MAX];                                                        \
-	int path##_len = fs_child_path(parent, name, path);                            \
-	if (path##_len < 0) {                                                          \
-		fuse_reply_err(req, -path##_len);                                      \
-		return;                                                                \
-	}                                                                              \
-	struct target *t = fs_route(path, (size_t)path##_len)
-
-#define NODE_OR_REPLY(req, ino, path, t)                                               \
-	ENTER_OR_REPLY(req);                                                           \
-	char path[BE_PATH_MAX];                                                        \
-	int path##_len = fs_path(ino, path);                                           \
-	if (path##_len < 0) {                                                          \
-		fuse_reply_err(req, -path##_len);                                      \
-		return;                                                                \
-	}                                                                              \
-	struct target *t = fs_route(path, (size_t)path##_len)
-
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct stat st;
