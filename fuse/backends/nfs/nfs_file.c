@@ -170,11 +170,6 @@ int nfsb_open_at(struct target *t, const struct rpc_auth *cr, const char *path, 
 	f->tid = t->id;
 	if ((flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_DIRECT)))
 		f->pre = malloc(NFS_PREFETCH_BYTES); /* none if short of memory */
-	if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
-		/* The file's other handles: their OPEN's size and data go stale. */
-		atomic_fetch_add(&nfs_write_gen, 1);
-		nfsb_attrs_changed();
-	}
 	f->pre_gen = atomic_load(&nfs_write_gen);
 	f->attr_gen = atomic_load(&nfs_attr_gen);
 	if (atomic_load(&nfsb_wb_count)) {
