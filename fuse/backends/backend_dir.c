@@ -156,9 +156,23 @@ void backend_dir_detach(struct target *t)
 	t->priv = NULL;
 }
 
+/* kernel:// targets are mounts of one file system, each with a device
+ * number of its own: their files carry this one instead, so that two names
+ * of one file reached through two targets are one node (node.h matches
+ * files by device and inode number). */
+#define KERNEL_TARGETS_DEV ((dev_t)-2)
+
+/* rc, after giving a kernel:// target's attributes the shared device. */
+static int with_dev(struct target *t, int rc, struct stat *st)
+{
+	if (rc == 0 && D(t)->ext)
+		st->st_dev = KERNEL_TARGETS_DEV;
+	return rc;
+}
+
 static int dir_getattr(struct target *t, const char *path, struct stat *st)
 {
-	return NEG(fstatat(D(t)->rootfd, rel(path), st, AT_SYMLINK_NOFOLLOW));
+	return with_dev(t, NEG(fstatat(D(t)->rootfd, rel(path), st, AT_SYMLINK_NOFOLLOW)), st);
 }
 
 /* After creating: report the attributes; undo on failure. */
@@ -212,7 +226,7 @@ static int dir_setattr(struct target *t, const struct be_caller *c, const char *
 		rc = NEG(fd >= 0 ? futimens(fd, ts) : utimensat(dfd, r, ts, AT_SYMLINK_NOFOLLOW));
 	}
 	if (rc == 0)
-		rc = fd >= 0 ? NEG(fstat(fd, st)) : dir_getattr(t, path, st);
+		rc = fd >= 0 ? with_dev(t, NEG(fstat(fd, st)), st) : dir_getattr(t, path, st);
 	return rc;
 }
 
@@ -306,7 +320,7 @@ static int dir_create(struct target *t, const struct be_caller *c, const char *p
 
 	if (rc < 0)
 		return rc;
-	rc = NEG(fstat(DIR_FD(*fh), st));
+	rc = with_dev(t, NEG(fstat(DIR_FD(*fh), st)), st);
 	if (rc < 0)
 		close(DIR_FD(*fh));
 	return rc;
@@ -426,7 +440,7 @@ static int dir_handle_fd(struct target *t, uint64_t fh)
 
 static int dir_fgetattr(struct target *t, uint64_t fh, struct stat *st)
 {
-	return NEG(fstat(DIR_FD(fh), st));
+	return with_dev(t, NEG(fstat(DIR_FD(fh), st)), st);
 }
 
 static int dir_fsync(struct target *t, uint64_t fh, int datasync)
@@ -504,6 +518,8 @@ static int dir_readdir(struct target *t, uint64_t dh, off_t off, int plus, be_fi
 			/* Gone since readdir: list it without attributes. */
 			ent.attr.st_ino = ent.ino;
 			ent.attr.st_mode = ent.type;
+		} else if (plus) {
+			with_dev(t, 0, &ent.attr);
 		}
 		if (fill(ctx, &ent))
 			return 0; /* full: keep the entry for the next call */

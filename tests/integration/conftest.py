@@ -167,10 +167,6 @@ class Backend:
     # A caller's 17th and later supplementary groups count (the kernel NFS
     # client sends only the first 16 in AUTH_SYS).
     groups_past_16 = True
-    # Two names of one file routed to two targets are one kernel inode
-    # (false for kernel:// targets: each is its own mount, with its own
-    # st_dev, so efsmt cannot tell the names are one file).
-    links_across_targets = True
     # A device node or socket with two names keeps working when one goes.
     # nfs-ganesha reaches such a file by the directory and name it last saw
     # it under: asked by filehandle after that name went, it answers
@@ -415,7 +411,6 @@ class KernelBackend(Backend):
     foreign_append = False
     unlink_open_hides = False
     groups_past_16 = False
-    links_across_targets = False
     device_links = False  # the kernel NFS client meets ganesha's NFS4ERR_INVAL
     raw_is_local = False  # B is a kernel NFS mount
 

@@ -177,19 +177,14 @@ class Case:
     open file, compared where the backend keeps a name for it
     (Backend.unlink_open_hides false: the kernel NFS client's .nfsXXXX,
     README "Coherence") as that name makes them: an fstat shows one link
-    more than raw's, a listdir one .nfsXXXX name more; link_lag: steps whose
-    fstat may count one link more where the backend's targets are separate
-    mounts (Backend.links_across_targets false: two names of one file
-    routed to two kernel:// targets are two kernel inodes, README
-    "Permissions"), until the attributes time out."""
+    more than raw's, a listdir one .nfsXXXX name more."""
 
     def __init__(self, group, name, who, steps, setup=(), check=(), times=(), cwd="case",
-                 umask=0o022, dir_mode=0o777, after=None, silly=(), link_lag=()):
+                 umask=0o022, dir_mode=0o777, after=None, silly=()):
         self.group, self.name, self.who, self.steps = group, name, who, list(steps)
         self.setup, self.check, self.times = list(setup), list(check), list(times)
         self.cwd, self.umask, self.dir_mode, self.after = cwd, umask, dir_mode, after
         self.silly = set(silly)
-        self.link_lag = set(link_lag)
 
 
 def F(path, mode, uid=0, gid=0, data=b"0123456789"):
@@ -453,7 +448,7 @@ case("unlink-open", "unlink-open-created", OWNER,
 case("unlink-open", "unlink-open-second-name", OWNER,
      [("open", "a", "f", os.O_RDWR), ("unlink", "f"), ("fstat", "a"), ("unlink", "g"),
       ("fstat", "a"), ("close", "a")],
-     [F("f", 0o644, U, UG), LINK("f", "g")], ["f", "g"], silly=[3, 5], link_lag=[5])
+     [F("f", 0o644, U, UG), LINK("f", "g")], ["f", "g"], silly=[3, 5])
 
 # -- times set explicitly (utimensat)
 TIMED = [F("t", 0o644, U, UG), TIMES("t", 1_000_000_000_000_000_001, 1_000_000_000_000_000_002),
@@ -781,10 +776,6 @@ def case_diffs(fs, c):
         if i + 1 in c.silly and not be.unlink_open_hides:
             rv, ev = silly_view(rv, ev)
             what += " (raw + a .nfsXXXX name)"
-        if (i + 1 in c.link_lag and not be.links_across_targets and isinstance(rv, dict)
-                and isinstance(ev, dict) and ev.get("st_nlink") == rv.get("st_nlink", 0) + 1):
-            ev = dict(ev, st_nlink=rv.get("st_nlink"))
-            what += " (one link more allowed: links_across_targets)"
         if r[0] != e[0]:
             diffs.append((c.name, what + ": errno", show_errno(r[0]), show_errno(e[0])))
         elif isinstance(rv, dict) and isinstance(ev, dict):
