@@ -30,13 +30,22 @@
 
 /* AUTH_SYS carries RPC_AUTH_SYS_MAX_GROUPS groups. For a caller with more,
  * the ones that can matter go first: the groups of the files a call is
- * about and of their directories, learned just before with a GETATTR as
- * root (prefer_groups, NFS_PREFER_MAX of them); then the rest, in the
- * caller's order, while room is left. */
+ * about and of their directories, learned with a GETATTR as root when the
+ * call first takes its credentials (prefer_pending, NFS_PREFER_MAX of
+ * them); then the rest, in the caller's order, while room is left. */
 #define NFS_PREFER_MAX 4
 static __thread gid_t prefer[NFS_PREFER_MAX];
 static __thread int nprefer;
-static __thread int many_groups; /* the caller has more than AUTH_SYS carries */
+/* What the call being made names (set by the MANY_GROUPS wrappers), for
+ * prefer_pending; done once prefer[] was filled for it. */
+static __thread struct {
+	struct target *t;
+	const char *p1, *p2;
+	int has_gid, done;
+	gid_t gid;
+} pending;
+
+static void prefer_pending(void);
 
 static int preferred(gid_t g)
 {
@@ -49,6 +58,8 @@ static int preferred(gid_t g)
 /* Fill a's groups from list (n of them; a->gid is not repeated). */
 static void auth_groups(struct rpc_auth *a, const gid_t *list, long n)
 {
+	if (n > RPC_AUTH_SYS_MAX_GROUPS)
+		prefer_pending();
 	for (int pass = nprefer ? 0 : 1; pass < 2; pass++)
 		for (long i = 0; i < n && a->ngroups < RPC_AUTH_SYS_MAX_GROUPS; i++)
 			if (list[i] != a->gid && preferred(list[i]) == (pass == 0))
@@ -124,25 +135,45 @@ static void prefer_path(struct nfs_target *nt, const char *path)
 	prefer_gid_of(nt, dir);
 }
 
-static void prefer_groups(struct target *t, const char *p1, const char *p2)
+static void prefer_pending(void)
 {
-	nprefer = 0;
-	many_groups = syscall(SYS_getgroups, 0, NULL) > RPC_AUTH_SYS_MAX_GROUPS;
-	if (!many_groups)
+	if (!pending.t || pending.done)
 		return;
-	prefer_path(NT(t), p1);
-	prefer_path(NT(t), p2);
+	pending.done = 1;
+	nprefer = 0;
+	prefer_path(NT(pending.t), pending.p1);
+	prefer_path(NT(pending.t), pending.p2);
+	if (pending.has_gid && nprefer < NFS_PREFER_MAX && !preferred(pending.gid))
+		prefer[nprefer++] = pending.gid;
+}
+
+/* A call that names p1 and p2 (and a chgrp's new group) begins, and ends. */
+static void call_begin(struct target *t, const char *p1, const char *p2, const gid_t *gid)
+{
+	pending.t = t;
+	pending.p1 = p1;
+	pending.p2 = p2;
+	pending.has_gid = gid != NULL;
+	pending.gid = gid ? *gid : 0;
+	pending.done = 0;
+	nprefer = 0;
+}
+
+static void call_end(void)
+{
+	pending.t = NULL;
+	nprefer = 0;
 }
 
 /* The calls that check the caller's permissions: for a caller with more
  * groups than AUTH_SYS carries, the groups of the paths they name and of
- * their directories are sent first (prefer_groups). */
+ * their directories are sent first (prefer_pending). */
 #define MANY_GROUPS(name, params, args, p1, p2)                                                    \
 	int nfs_g_##name params                                                                    \
 	{                                                                                          \
-		prefer_groups(t, p1, p2);                                                          \
+		call_begin(t, p1, p2, NULL);                                                       \
 		int rc = nfs_be_##name args;                                                       \
-		nprefer = 0;                                                                       \
+		call_end();                                                                        \
 		return rc;                                                                         \
 	}
 
@@ -156,12 +187,9 @@ MANY_GROUPS(getattr, (T *t, const char *p, S *st), (t, p, st), p, NULL)
 int nfs_g_setattr(T *t, C *c, const char *p, uint64_t fh, int has, const struct be_setattr *sa,
 		  S *st)
 {
-	prefer_groups(t, has ? NULL : p, NULL);
-	if (many_groups && (sa->valid & BE_SET_GID) && nprefer < NFS_PREFER_MAX &&
-	    !preferred(sa->gid))
-		prefer[nprefer++] = sa->gid;
+	call_begin(t, has ? NULL : p, NULL, (sa->valid & BE_SET_GID) ? &sa->gid : NULL);
 	int rc = nfs_be_setattr(t, c, p, fh, has, sa, st);
-	nprefer = 0;
+	call_end();
 	return rc;
 }
 MANY_GROUPS(readlink, (T *t, const char *p, char *b, size_t n), (t, p, b, n), p, NULL)
