@@ -13,6 +13,7 @@
 #ifndef EFSMT_BACKEND_H
 #define EFSMT_BACKEND_H
 
+#include <errno.h>
 #include <limits.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -81,6 +82,28 @@ enum { BE_LOCK_POSIX, BE_LOCK_FLOCK };
 
 /* Return 1 to stop (the buffer is full), 0 to go on. */
 typedef int (*be_fill_fn)(void *ctx, const struct be_dirent *ent);
+/* One piece of a file's data: 0 when taken, else -errno. */
+typedef int (*be_data_fn)(void *ctx, const void *buf, size_t len, uint64_t off);
+
+/* Whether rc means "the target did not answer" (a timeout, a dropped or
+ * refused connection), not an answer. */
+static inline int be_unreachable(int rc)
+{
+	switch (-rc) {
+	case ETIMEDOUT:
+	case ENOTCONN:
+	case ECONNRESET:
+	case ECONNREFUSED:
+	case ECONNABORTED:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case EHOSTDOWN:
+	case EPIPE:
+		return 1;
+	default:
+		return 0;
+	}
+}
 
 struct backend_ops {
 	const char *scheme; /* "dir" */
@@ -190,6 +213,19 @@ struct backend_ops {
 	 * target answers (reconnecting if needed); without it, statfs("/"). */
 	void (*abort)(struct target *t);
 	int (*probe)(struct target *t);
+
+	/* An open file whose target failed (front/outlive.c); both NULL where
+	 * the backend keeps no data of its own for write(2) (dir://: the
+	 * kernel's page cache has it). resume: the target answers again; send
+	 * again what fh accepted and the target does not hold on stable
+	 * storage, and make it stable (reopening the file if the server lost
+	 * its open); 0, or -errno with the data still kept. pending: fh is to
+	 * be left for another handle; once fh writes no more (its later
+	 * writes fail with -ENOTCONN) and its writes in flight are over, hand
+	 * each piece it keeps, oldest first, to fn (0 or fn's first error);
+	 * with fn NULL, forget them (the other handle has them stable). */
+	int (*resume)(struct target *t, uint64_t fh);
+	int (*pending)(struct target *t, uint64_t fh, be_data_fn fn, void *ctx);
 };
 
 /* Registered backends, found by URI scheme. */

@@ -160,6 +160,14 @@ static int parse_one_opt(struct efsmt_config *cfg, const char *o, char *err, siz
 	}
 	if (KEY("lanes") && v)
 		return parse_int("lanes", v, 1, CFG_MAX_LANES, &cfg->lanes, err, errlen);
+	if ((KEY("hard") || KEY("soft")) && !v) {
+		cfg->soft = KEY("soft");
+		return 0;
+	}
+	if (KEY("timeo") && v)
+		return parse_int("timeo", v, 1, CFG_MAX_TIMEO, &cfg->timeo, err, errlen);
+	if (KEY("retrans") && v)
+		return parse_int("retrans", v, 0, CFG_MAX_RETRANS, &cfg->retrans, err, errlen);
 	if (KEY("threads") && v)
 		return parse_int("threads", v, 1, CFG_MAX_THREADS, &cfg->threads, err, errlen);
 	if (KEY("log_level") && v) {
@@ -410,6 +418,8 @@ int config_parse(int argc, char **argv, struct efsmt_config *cfg, char *err, siz
 	cfg->lanes = CFG_DEFAULT_LANES;
 	cfg->probe_interval = CFG_DEFAULT_PROBE_INTERVAL;
 	cfg->probe_timeout = CFG_DEFAULT_PROBE_TIMEOUT;
+	cfg->timeo = CFG_DEFAULT_TIMEO;
+	cfg->retrans = CFG_DEFAULT_RETRANS;
 	cfg->tls_verify = 1;
 	cfg->tls_default = 1;
 
@@ -587,10 +597,22 @@ void config_usage(FILE *out)
 "  -o probe_timeout=SEC     a target that does not answer a probe in this time\n"
 "                           (default %.0f), or whose connection fails, is marked\n"
 "                           down: its paths go to the next target in rendezvous\n"
-"                           order, calls waiting on it fail (reads and lookups\n"
-"                           are retried on the next target, others get EIO),\n"
-"                           and it returns when a probe succeeds. A target that\n"
+"                           order, lookups and reads are made again there, and\n"
+"                           it returns when a probe succeeds. A target that\n"
 "                           stops answering is down within interval + timeout.\n"
+"  -o hard                  (default) a call on an open file whose target\n"
+"                           fails waits: the file goes on on its own target if\n"
+"                           that answers within probe_timeout, else it is opened\n"
+"                           again on the next target; what write(2) accepted\n"
+"                           and the server had not made stable is sent again.\n"
+"                           With every target down it waits until one returns;\n"
+"                           SIGKILL ends the wait. A file holding locks does\n"
+"                           not move: its calls get EIO.\n"
+"  -o soft                  the same, but such a call fails with EIO once\n"
+"                           timeo x (retrans + 1) passed without recovery\n"
+"  -o timeo=N               deciseconds one NFS request waits for its reply\n"
+"                           (default 600, 1..36000)\n"
+"  -o retrans=N             with soft, see above (default 2, 0..100)\n"
 "\n"
 "Locks:\n"
 "  -o local_lock=KIND       which locks stay local to this mount: none\n"

@@ -24,6 +24,10 @@
 #define CFG_MAX_LANES 16
 #define CFG_DEFAULT_PROBE_INTERVAL 2.0 /* seconds between health probes */
 #define CFG_DEFAULT_PROBE_TIMEOUT 5.0  /* seconds a probe may take */
+#define CFG_DEFAULT_TIMEO	  600	 /* deciseconds, as nfs(5) for TCP */
+#define CFG_DEFAULT_RETRANS	  2
+#define CFG_MAX_TIMEO		  36000 /* an hour */
+#define CFG_MAX_RETRANS		  100
 #define CFG_MAX_TIMEOUT 86400.0 /* seconds */
 #define CFG_ACCESS_POINT_HEX 17 /* fsap- and this many hex digits */
 #define CFG_REGION_MAX 32	/* characters of a region name */
@@ -45,6 +49,9 @@ struct efsmt_config {
 	int lanes;   /* TCP connections per nfs:// target */
 	double probe_interval; /* health.h; 0: no health monitor */
 	double probe_timeout;
+	int soft;     /* -o soft: an open file's calls fail after timeo x (retrans + 1) */
+	int timeo;    /* deciseconds one RPC waits for its reply (nfs(5)) */
+	int retrans;  /* nfs(5) */
 	/* TLS on every nfs:// connection: -o tls / -o notls; when neither is
 	 * given, on exactly when SOURCE is a file system id (tls_default). */
 	int tls;

@@ -24,6 +24,7 @@
 #include "front/lock.h"
 #include "base/log.h"
 #include "front/node.h"
+#include "front/outlive.h"
 #include "front/readahead.h"
 #include "routing/reload.h"
 #include "tls_setup.h"
@@ -262,6 +263,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	backend_nfs_set_lanes(cfg.lanes);
+	backend_nfs_set_timeout(cfg.timeo * 100);
+	struct outlive_conf oc = {.soft = cfg.soft,
+				  .timeo_ds = cfg.timeo,
+				  .retrans = cfg.retrans,
+				  .probe_timeout_ms = (int)(cfg.probe_timeout * 1000)};
+	outlive_configure(&oc);
 	backend_kernel_set_tls(cfg.tls);
 	struct tls_setup tls = {0};
 	if (cfg.tls) {

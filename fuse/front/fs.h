@@ -109,6 +109,8 @@ int fs_count(struct target *t, int rc);
 extern const struct fuse_lowlevel_ops efsmt_guarded_ops;
 void op_guard_note(struct target *t, int rc);
 void op_guard_bytes(uint64_t n);
+/* When the request this thread serves began (CLOCK_MONOTONIC, ms). */
+long long op_guard_started_ms(void);
 
 #define FS_HANDLE(fi) ((struct efsmt_handle *)(uintptr_t)(fi)->fh)
 

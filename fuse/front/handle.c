@@ -11,21 +11,20 @@
 static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct efsmt_handle all = {.all_prev = &all, .all_next = &all};
 
-static pthread_mutex_t failover_lock = PTHREAD_MUTEX_INITIALIZER;
-
 static void handle_free(struct efsmt_handle *h)
 {
-	if (atomic_load(&h->alt_set)) {
-		h->alt_t->ops->release(h->alt_t, h->alt_bh);
-		atomic_fetch_sub_explicit(&h->alt_t->open_handles, 1, memory_order_relaxed);
-		target_put(h->alt_t);
+	for (struct handle_at *a = handle_at(h), *older; a; a = older) {
+		older = a->older;
+		if (h->is_dir)
+			a->t->ops->releasedir(a->t, a->bh);
+		else
+			a->t->ops->release(a->t, a->bh);
+		atomic_fetch_sub_explicit(&a->t->open_handles, 1, memory_order_relaxed);
+		target_put(a->t);
+		if (a != &h->first)
+			free(a);
 	}
-	if (h->is_dir)
-		h->t->ops->releasedir(h->t, h->bh);
-	else
-		h->t->ops->release(h->t, h->bh);
-	atomic_fetch_sub_explicit(&h->t->open_handles, 1, memory_order_relaxed);
-	target_put(h->t);
+	pthread_mutex_destroy(&h->move_lock);
 	free(h);
 }
 
@@ -35,13 +34,19 @@ struct efsmt_handle *handle_new(struct target *t, uint64_t bh, int is_dir)
 
 	if (!h)
 		return NULL;
-	h->t = t;
-	h->bh = bh;
+	h->first.t = t;
+	h->first.bh = bh;
+	h->first.older = NULL;
+	atomic_init(&h->at, &h->first);
 	h->is_dir = is_dir;
 	h->rdonly = 0;
-	h->alt_t = NULL;
-	h->alt_bh = 0;
-	atomic_init(&h->alt_set, 0);
+	h->flags = 0;
+	h->uid = (uid_t)-1;
+	h->gid = (gid_t)-1;
+	h->pid = 0;
+	h->killpriv = 0;
+	pthread_mutex_init(&h->move_lock, NULL);
+	h->failed_ms = 0;
 	h->locks = NULL;
 	atomic_init(&h->nlocks, 0);
 	h->next = NULL;
@@ -57,34 +62,19 @@ struct efsmt_handle *handle_new(struct target *t, uint64_t bh, int is_dir)
 	return h;
 }
 
-void handle_read_target(struct efsmt_handle *h, struct target **t, uint64_t *bh)
+int handle_move(struct efsmt_handle *h, struct target *t2, uint64_t bh2)
 {
-	if (atomic_load_explicit(&h->alt_set, memory_order_acquire)) {
-		*t = h->alt_t;
-		*bh = h->alt_bh;
-	} else {
-		*t = h->t;
-		*bh = h->bh;
-	}
-}
+	struct handle_at *a = malloc(sizeof(*a));
 
-int handle_failover(struct efsmt_handle *h, struct target *t2, const char *path)
-{
-	int rc = 0;
-	pthread_mutex_lock(&failover_lock);
-	if (!atomic_load(&h->alt_set)) {
-		uint64_t bh;
-		rc = t2 == h->t ? -EIO : t2->ops->open(t2, path, O_RDONLY, &bh);
-		if (rc == 0) {
-			target_get(t2);
-			atomic_fetch_add_explicit(&t2->open_handles, 1, memory_order_relaxed);
-			h->alt_t = t2;
-			h->alt_bh = bh;
-			atomic_store_explicit(&h->alt_set, 1, memory_order_release);
-		}
-	}
-	pthread_mutex_unlock(&failover_lock);
-	return rc;
+	if (!a)
+		return -ENOMEM;
+	a->t = t2;
+	a->bh = bh2;
+	a->older = handle_at(h);
+	target_get(t2);
+	atomic_fetch_add_explicit(&t2->open_handles, 1, memory_order_relaxed);
+	atomic_store_explicit(&h->at, a, memory_order_release);
+	return 0;
 }
 
 void handle_get(struct efsmt_handle *h)

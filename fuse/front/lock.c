@@ -31,6 +31,7 @@ struct lock_state {
 	uint64_t owner;
 	int kind;
 	struct efsmt_handle *h; /* made through it; referenced */
+	struct target *t;	/* where h was open then (a handle with locks never moves) */
 	uint64_t ls;		/* the backend's */
 	int refs;		/* under tab_lock; the table holds one while listed */
 	int dead;		/* out of the table: its owner closed, or the handle went */
@@ -72,7 +73,7 @@ static struct lock_state *state_find(fuse_ino_t ino, uint64_t owner, int kind)
 static void set_held(struct lock_state *s, int held)
 {
 	if (s->held != held)
-		atomic_fetch_add(&s->h->t->locks_held, held ? 1 : -1);
+		atomic_fetch_add(&s->t->locks_held, held ? 1 : -1);
 	s->held = held;
 }
 
@@ -83,7 +84,7 @@ static void state_put(struct lock_state *s)
 	pthread_mutex_unlock(&tab_lock);
 	if (!last)
 		return;
-	struct target *t = s->h->t;
+	struct target *t = s->t;
 	set_held(s, 0);
 	t->ops->lock_free(t, s->ls);
 	handle_put(s->h);
@@ -127,11 +128,13 @@ static int state_make(fuse_ino_t ino, uint64_t owner, int kind, struct efsmt_han
 	struct lock_state *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	int rc = h->t->ops->lock_new(h->t, h->bh, kind, &s->ls);
+	struct handle_at *a = handle_at(h);
+	int rc = a->t->ops->lock_new(a->t, a->bh, kind, &s->ls);
 	if (rc < 0) {
 		free(s);
 		return rc;
 	}
+	s->t = a->t;
 	s->ino = ino;
 	s->owner = owner;
 	s->kind = kind;
@@ -167,14 +170,14 @@ static void note_lost(struct lock_state *s)
 		log_warn("msg=lock-lost target=%s ino=%llu (the server no longer holds this "
 			 "owner's locks; its reads and writes fail with EIO until it unlocks or "
 			 "closes)",
-			 s->h->t->id, (unsigned long long)s->ino);
+			 s->t->id, (unsigned long long)s->ino);
 	s->lost = 1;
 }
 
 /* One attempt at lk; -EAGAIN while another owner's lock is in the way. */
 static int state_try(struct lock_state *s, const struct be_lock *lk, int waiting)
 {
-	struct target *t = s->h->t;
+	struct target *t = s->t;
 	int rc, end = 0;
 	pthread_mutex_lock(&s->mu);
 	if (s->dead) {
@@ -373,7 +376,7 @@ static void request(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, i
 	struct lock_state *s = NULL;
 	int rc;
 
-	if (!h->t->ops->lock_new) {
+	if (!handle_at(h)->t->ops->lock_new) {
 		fuse_reply_err(req, ENOLCK);
 		return;
 	}
@@ -387,14 +390,14 @@ static void request(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, i
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	fs_count(s->h->t, 0);
+	fs_count(s->t, 0);
 	rc = state_try(s, lk, sleep);
 	if ((rc == -EAGAIN && sleep) || (rc == 0 && lk->type != F_UNLCK && fs_session)) {
 		w_park(req, ino, s, lk, rc == 0);
 		return;
 	}
 	if (rc < 0 && rc != -EAGAIN)
-		fs_count(s->h->t, rc);
+		fs_count(s->t, rc);
 	finish(req, ino, lk, rc);
 	state_put(s);
 }
@@ -431,7 +434,7 @@ void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct 
 	struct lock_state *s;
 	struct be_lock lk;
 
-	if (!h->t->ops->lock_new) {
+	if (!handle_at(h)->t->ops->lock_new) {
 		fuse_reply_err(req, ENOLCK);
 		return;
 	}
@@ -442,7 +445,7 @@ void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct 
 	}
 	to_be_lock(fl, &lk);
 	pthread_mutex_lock(&s->mu);
-	rc = fs_count(s->h->t, s->h->t->ops->lock_get(s->h->t, s->ls, &lk));
+	rc = fs_count(s->t, s->t->ops->lock_get(s->t, s->ls, &lk));
 	pthread_mutex_unlock(&s->mu);
 	state_put(s);
 	if (rc < 0) {
@@ -497,7 +500,7 @@ int lock_lost(struct efsmt_handle *h)
 	for (struct lock_state *s = h->locks; s && !lost; s = s->h_next) {
 		if (!s->held)
 			continue;
-		if (!s->lost && s->h->t->ops->lock_check(s->h->t, s->ls) < 0)
+		if (!s->lost && s->t->ops->lock_check(s->t, s->ls) < 0)
 			note_lost(s);
 		lost = s->lost;
 	}

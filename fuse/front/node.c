@@ -514,16 +514,17 @@ int node_handle_targets(uint64_t id, char *buf, size_t size)
 	pthread_mutex_lock(&lock);
 	for (struct efsmt_handle *h = by_id(id)->handles; h; h = h->next) {
 		struct efsmt_handle *seen = by_id(id)->handles;
-		while (seen != h && seen->t != h->t)
+		struct target *t = handle_at(h)->t;
+		while (seen != h && handle_at(seen)->t != t)
 			seen = seen->next;
 		if (seen != h)
 			continue; /* this target is listed already */
-		size_t n = strlen(h->t->id) + (len ? 1 : 0);
+		size_t n = strlen(t->id) + (len ? 1 : 0);
 		if (len + n + 1 > size) {
 			rc = -ERANGE;
 			break;
 		}
-		len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? " " : "", h->t->id);
+		len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? " " : "", t->id);
 	}
 	pthread_mutex_unlock(&lock);
 	if (len == 0 && size)

@@ -95,7 +95,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	rc = fs_count(h->t, h->t->ops->readdir(h->t, h->bh, off, plus, fill, &c));
+	struct handle_at *a = handle_at(h);
+	rc = fs_count(a->t, a->t->ops->readdir(a->t, a->bh, off, plus, fill, &c));
 	/* Entries already packed count as success; the error shows next time. */
 	if (rc < 0 && c.used == 0)
 		fuse_reply_err(req, -rc);
@@ -124,7 +125,7 @@ void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	struct efsmt_handle *h = FS_HANDLE(fi);
+	struct handle_at *a = handle_at(FS_HANDLE(fi));
 
-	fuse_reply_err(req, -fs_count(h->t, h->t->ops->fsyncdir(h->t, h->bh, datasync)));
+	fuse_reply_err(req, -fs_count(a->t, a->t->ops->fsyncdir(a->t, a->bh, datasync)));
 }

@@ -1,16 +1,19 @@
 /*
  * op_file.c - open files: create, open, read, write, fsync, release and the
- * range operations. A file stays on the target it was opened on.
+ * range operations. A file stays on the target it was opened on, unless
+ * that target fails (outlive.h).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cred.h"
 #include "fs.h"
 #include "lock.h"
 #include "node.h"
+#include "outlive.h"
 #include "setid.h"
 
 /* Below this a read is copied: splicing a small reply costs more system
@@ -71,6 +74,10 @@ static struct efsmt_handle *opened(fuse_req_t req, struct target *t, int rc, uin
 		return NULL;
 	fi->noflush = !needs_flush(t, fi->flags);
 	h->rdonly = (fi->flags & O_ACCMODE) == O_RDONLY;
+	h->flags = fi->flags;
+	h->uid = fuse_req_ctx(req)->uid;
+	h->gid = fuse_req_ctx(req)->gid;
+	h->pid = fuse_req_ctx(req)->pid;
 	h->killpriv = !h->rdonly && needs_killpriv(req, t, bh, st);
 	return h;
 }
@@ -115,7 +122,9 @@ static void trunc_clear_setid(fuse_req_t req, fuse_ino_t ino, struct efsmt_handl
 	struct stat st;
 	uid_t uid = fuse_req_ctx(req)->uid;
 
-	if (uid == 0 || h->t->ops->fgetattr(h->t, h->bh, &st) < 0)
+	struct handle_at *a = handle_at(h);
+
+	if (uid == 0 || a->t->ops->fgetattr(a->t, a->bh, &st) < 0)
 		return;
 	fs_clear_setid(ino, h, setid_kill_on_write(&st, uid) & st.st_mode, &st);
 }
@@ -167,8 +176,9 @@ static ssize_t target_read(struct target *t, uint64_t bh, size_t size, off_t off
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct efsmt_handle *h = FS_HANDLE(fi);
-	struct target *t = h->t;
-	int fd = t->ops->handle_fd ? t->ops->handle_fd(t, h->bh) : -1;
+	struct handle_at *at = handle_at(h);
+	struct target *t = at->t;
+	int fd = t->ops->handle_fd ? t->ops->handle_fd(t, at->bh) : -1;
 
 	if (lock_lost(h)) {
 		fuse_reply_err(req, EIO);
@@ -186,24 +196,11 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 		return;
 	}
-	uint64_t bh;
 	const char *data = NULL;
-	void *keep;
-	handle_read_target(h, &t, &bh);
-	ssize_t n = target_read(t, bh, size, off, &data, &keep);
-	if (n < 0 && h->rdonly && health_is_unreachable((int)n)) {
-		/* Reading is safe anywhere: open the file again on the next
-		 * target and read there (the target is marked down now). */
-		char path[BE_PATH_MAX];
-		health_note(t, (int)n);
-		int len = fs_path(ino, path);
-		struct target *t2 = len < 0 ? NULL : fs_route(path, (size_t)len);
-		if (t2 && handle_failover(h, t2, path) == 0) {
-			free(keep);
-			handle_read_target(h, &t, &bh);
-			n = target_read(t, bh, size, off, &data, &keep);
-		}
-	}
+	void *keep = NULL;
+	ssize_t n;
+	OUTLIVE_CALL(req, ino, h, a, n, (free(keep), target_read(a->t, a->bh, size, off, &data, &keep)));
+	t = handle_at(h)->t;
 	if (n < 0) {
 		fuse_reply_err(req, (int)-fs_count(t, (int)n));
 	} else {
@@ -220,8 +217,9 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 static void killpriv_done(fuse_req_t req, fuse_ino_t ino, struct efsmt_handle *h)
 {
 	struct stat st;
+	struct handle_at *a = handle_at(h);
 
-	if (h->t->ops->fgetattr(h->t, h->bh, &st) < 0)
+	if (a->t->ops->fgetattr(a->t, a->bh, &st) < 0)
 		return;
 	mode_t had = st.st_mode & (S_ISUID | S_ISGID);
 	fs_clear_setid(ino, h, setid_kill_on_write(&st, fuse_req_ctx(req)->uid) & st.st_mode,
@@ -233,13 +231,26 @@ static void killpriv_done(fuse_req_t req, fuse_ino_t ino, struct efsmt_handle *h
 	fuse_lowlevel_notify_inval_inode(fs_session, ino, -1, 0);
 }
 
+/* One write through a: straight from the request's memory (libfuse reads
+ * requests into memory: no splice in), or into a file descriptor. */
+static ssize_t write_at(struct handle_at *a, const char *buf, size_t size, off_t off)
+{
+	int fd = a->t->ops->handle_fd ? a->t->ops->handle_fd(a->t, a->bh) : -1;
+
+	if (fd >= 0) {
+		ssize_t n = pwrite(fd, buf, size, off);
+		return n < 0 ? -errno : n;
+	}
+	return a->t->ops->write(a->t, a->bh, buf, size, off);
+}
+
 void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
 		  struct fuse_file_info *fi)
 {
 	struct efsmt_handle *h = FS_HANDLE(fi);
-	struct target *t = h->t;
-	int fd = t->ops->handle_fd ? t->ops->handle_fd(t, h->bh) : -1;
 	size_t size = fuse_buf_size(in);
+	struct fuse_bufvec mem = FUSE_BUFVEC_INIT(size);
+	const char *buf;
 	ssize_t n;
 
 	if (lock_lost(h)) {
@@ -248,27 +259,26 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t 
 	}
 	if (h->killpriv)
 		ENTER_OR_REPLY(req);
-	if (fd >= 0) {
-		struct fuse_bufvec out = FUSE_BUFVEC_INIT(size);
-		out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		out.buf[0].fd = fd;
-		out.buf[0].pos = off;
-		n = fuse_buf_copy(&out, in, FUSE_BUF_SPLICE_NONBLOCK);
-	} else if (in->count == 1 && !(in->buf[0].flags & FUSE_BUF_IS_FD)) {
-		n = t->ops->write(t, h->bh, in->buf[0].mem, size, off);
+	if (in->count == 1 && !(in->buf[0].flags & FUSE_BUF_IS_FD)) {
+		buf = in->buf[0].mem;
 	} else {
-		struct fuse_bufvec mem = FUSE_BUFVEC_INIT(size);
 		mem.buf[0].mem = malloc(size ? size : 1);
 		if (!mem.buf[0].mem) {
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
 		n = fuse_buf_copy(&mem, in, 0);
-		if (n >= 0)
-			n = t->ops->write(t, h->bh, mem.buf[0].mem, (size_t)n, off);
-		free(mem.buf[0].mem);
+		if (n < 0) {
+			free(mem.buf[0].mem);
+			fuse_reply_err(req, (int)-n);
+			return;
+		}
+		size = (size_t)n;
+		buf = mem.buf[0].mem;
 	}
-	int rc = fs_count(t, n < 0 ? (int)n : 0);
+	OUTLIVE_CALL(req, ino, h, a, n, write_at(a, buf, size, off));
+	free(mem.buf[0].mem);
+	int rc = fs_count(handle_at(h)->t, n < 0 ? (int)n : 0);
 	if (n > 0 && h->killpriv)
 		killpriv_done(req, ino, h);
 	if (n < 0) {
@@ -294,37 +304,42 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct efsmt_handle *h = FS_HANDLE(fi);
+	int rc;
 
-	fuse_reply_err(req, -fs_count(h->t, h->t->ops->fsync(h->t, h->bh, datasync)));
+	OUTLIVE_CALL(req, ino, h, a, rc, a->t->ops->fsync(a->t, a->bh, datasync));
+	fuse_reply_err(req, -fs_count(handle_at(h)->t, rc));
 }
 
 void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct efsmt_handle *h = FS_HANDLE(fi);
-	int rc = h->t->ops->flush ? h->t->ops->flush(h->t, h->bh) : 0;
+	int rc;
 
+	OUTLIVE_CALL(req, ino, h, a, rc, a->t->ops->flush ? a->t->ops->flush(a->t, a->bh) : 0);
 	/* close(2) drops the closing process's POSIX locks on the file,
 	 * after its writes are on the target. */
 	lock_drop_owner(ino, fi->lock_owner);
-	fuse_reply_err(req, -fs_count(h->t, rc));
+	fuse_reply_err(req, -fs_count(handle_at(h)->t, rc));
 }
 
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
 		  struct fuse_file_info *fi)
 {
 	struct efsmt_handle *h = FS_HANDLE(fi);
+	int rc;
 
-	fuse_reply_err(req, -fs_count(h->t, h->t->ops->fallocate(h->t, h->bh, mode, offset,
-								  length)));
+	OUTLIVE_CALL(req, ino, h, a, rc, a->t->ops->fallocate(a->t, a->bh, mode, offset, length));
+	fuse_reply_err(req, -fs_count(handle_at(h)->t, rc));
 }
 
 void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
 	struct efsmt_handle *h = FS_HANDLE(fi);
-	off_t r = h->t->ops->lseek(h->t, h->bh, off, whence);
+	struct handle_at *a = handle_at(h);
+	off_t r = a->t->ops->lseek(a->t, a->bh, off, whence);
 
 	if (r < 0)
-		fuse_reply_err(req, (int)-fs_count(h->t, (int)r));
+		fuse_reply_err(req, (int)-fs_count(a->t, (int)r));
 	else
 		fuse_reply_lseek(req, r);
 }
@@ -333,7 +348,7 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
 			struct fuse_file_info *fi_out, size_t len, int flags)
 {
-	struct efsmt_handle *in = FS_HANDLE(fi_in), *out = FS_HANDLE(fi_out);
+	struct handle_at *in = handle_at(FS_HANDLE(fi_in)), *out = handle_at(FS_HANDLE(fi_out));
 
 	/* Handles on two targets: let the kernel fall back to read and write. */
 	if (in->t != out->t) {

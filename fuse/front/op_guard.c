@@ -31,6 +31,11 @@ void op_guard_bytes(uint64_t n)
 	ctx.bytes += n;
 }
 
+long long op_guard_started_ms(void)
+{
+	return (long long)ctx.t0.tv_sec * 1000 + ctx.t0.tv_nsec / 1000000;
+}
+
 static void begin(void)
 {
 	readahead_raise();

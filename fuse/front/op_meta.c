@@ -8,6 +8,7 @@
 
 #include "fs.h"
 #include "node.h"
+#include "outlive.h"
 #include "setid.h"
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -55,10 +56,9 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * name may be gone (unlinked, renamed by another host). */
 	struct efsmt_handle *h = fi ? FS_HANDLE(fi) : node_get_handle(ino);
 	if (h) {
-		struct target *t;
-		uint64_t bh;
-		handle_read_target(h, &t, &bh);
-		rc = t->ops->fgetattr(t, bh, &st);
+		struct handle_at *a = handle_at(h);
+		struct target *t = a->t;
+		rc = t->ops->fgetattr(t, a->bh, &st);
 		if (health_is_unreachable(rc)) {
 			/* Its target went away: ask by name elsewhere. */
 			health_note(t, rc);
@@ -86,15 +86,17 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 /* Set attributes through the open handle h, or by path (falling back to an
  * open handle of ino when its name is gone); *tp is the target used. */
-static int setattr_on(fuse_ino_t ino, struct efsmt_handle *h, const struct be_caller *c,
-		      const struct be_setattr *sa, struct stat *st, struct target **tp)
+static int setattr_on(fuse_req_t req, fuse_ino_t ino, struct efsmt_handle *h,
+		      const struct be_caller *c, const struct be_setattr *sa, struct stat *st,
+		      struct target **tp)
 {
 	char path[BE_PATH_MAX] = "";
 	int rc;
 
 	if (h) {
-		*tp = h->t;
-		return h->t->ops->setattr(h->t, c, path, h->bh, 1, sa, st);
+		OUTLIVE_CALL(req, ino, h, a, rc, a->t->ops->setattr(a->t, c, path, a->bh, 1, sa, st));
+		*tp = handle_at(h)->t;
+		return rc;
 	}
 	int len = fs_path(ino, path);
 	struct target *t = len < 0 ? NULL : fs_route(path, (size_t)len);
@@ -104,8 +106,9 @@ static int setattr_on(fuse_ino_t ino, struct efsmt_handle *h, const struct be_ca
 	 * open handles. */
 	struct efsmt_handle *oh = rc == -ENOENT ? node_get_handle(ino) : NULL;
 	if (oh) {
-		*tp = oh->t;
-		rc = oh->t->ops->setattr(oh->t, c, path, oh->bh, 1, sa, st);
+		struct handle_at *a = handle_at(oh);
+		*tp = a->t;
+		rc = a->t->ops->setattr(a->t, c, path, a->bh, 1, sa, st);
 		handle_put(oh);
 	}
 	return rc;
@@ -132,7 +135,8 @@ static int killpriv_shaped(fuse_ino_t ino, const struct be_setattr *sa)
 
 	if (!h)
 		return 0;
-	int rc = h->t->ops->fgetattr(h->t, h->bh, &cur);
+	struct handle_at *a = handle_at(h);
+	int rc = a->t->ops->fgetattr(a->t, a->bh, &cur);
 	handle_put(h);
 	mode_t was = cur.st_mode & 07777, now = sa->mode & 07777;
 	return rc == 0 && S_ISREG(cur.st_mode) && now != was &&
@@ -154,8 +158,10 @@ static int attrs_before(fuse_ino_t ino, struct efsmt_handle *h, struct stat *st)
 {
 	char path[BE_PATH_MAX];
 
-	if (h)
-		return h->t->ops->fgetattr(h->t, h->bh, st);
+	if (h) {
+		struct handle_at *a = handle_at(h);
+		return a->t->ops->fgetattr(a->t, a->bh, st);
+	}
 	int len = fs_path(ino, path);
 	if (len < 0)
 		return len;
@@ -173,7 +179,7 @@ static int fs_set_mode(fuse_ino_t ino, struct efsmt_handle *h, mode_t mode, stru
 
 	if (fs_enter_privileged() < 0)
 		return 0;
-	int rc = setattr_on(ino, h, &root, &sa, &after, &t);
+	int rc = setattr_on(NULL, ino, h, &root, &sa, &after, &t);
 	if (rc == 0)
 		*st = after;
 	return rc;
@@ -225,11 +231,11 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	int chown = (sa.valid & (BE_SET_UID | BE_SET_GID)) != 0;
 	int have_before = chown && attrs_before(ino, h, &before) == 0;
 	fs_caller(req, &c);
-	rc = setattr_on(ino, h, &c, &sa, &st, &t);
+	rc = setattr_on(req, ino, h, &c, &sa, &st, &t);
 	if (rc == -EPERM && t && sa.valid == BE_SET_MODE && c.uid != 0 &&
 	    killpriv_shaped(ino, &sa) && fs_enter_privileged() == 0) {
 		struct be_caller root = {.ngroups = 0};
-		rc = setattr_on(ino, h, &root, &sa, &st, &t);
+		rc = setattr_on(req, ino, h, &root, &sa, &st, &t);
 	}
 	if (rc == -EPERM && noop && have_before && c.uid != 0 && killpriv_open(ino)) {
 		/* A writer who does not own the file: its write clears. */

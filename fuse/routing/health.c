@@ -35,20 +35,7 @@ static struct {
 
 int health_is_unreachable(int rc)
 {
-	switch (-rc) {
-	case ETIMEDOUT:
-	case ENOTCONN:
-	case ECONNRESET:
-	case ECONNREFUSED:
-	case ECONNABORTED:
-	case EHOSTUNREACH:
-	case ENETUNREACH:
-	case EHOSTDOWN:
-	case EPIPE:
-		return 1;
-	default:
-		return 0;
-	}
+	return be_unreachable(rc);
 }
 
 static void mark(struct target *t, int down, const char *why)

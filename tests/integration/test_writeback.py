@@ -206,8 +206,9 @@ def test_small_file_is_read_with_its_open(fs):
 @pytest.fixture
 def lone_ganesha(efsmt_bin):
     """One nfs-ganesha of its own (the shared servers must survive), and
-    efsmt mounted over it alone. Yields (mount point, backing dir, pid of the
-    server)."""
+    efsmt mounted over it alone, soft with a 2 s budget (timeo 1 s, one
+    retransmission): a hard mount would wait for the server forever. Yields
+    (mount point, backing dir, pid of the server)."""
     workdir = lib.make_workdir("efsmt-wb.")
     backing = os.path.join(workdir, "B")
     os.mkdir(backing)
@@ -223,7 +224,8 @@ def lone_ganesha(efsmt_bin):
         mnt = os.path.join(workdir, "mnt")
         os.mkdir(mnt)
         daemon = conftest.Daemon(efsmt_bin, "efsmt-test", mnt,
-                                 ["-o", "target=nfs://%s.2/export" % net],
+                                 ["-o", "target=nfs://%s.2/export" % net,
+                                  "-o", "soft,timeo=10,retrans=1"],
                                  os.path.join(workdir, "efsmt.log"))
         daemon.start()
         yield mnt, backing, pid
@@ -237,8 +239,8 @@ def lone_ganesha(efsmt_bin):
 
 @pytest.mark.time_limit(90)
 def test_write_error_reported_by_fsync_and_close(lone_ganesha):
-    """The server dies with writes accepted but not yet answered: fsync(2)
-    and close(2) must fail, never report the data as safe."""
+    """Soft: the server dies with writes accepted but not yet answered:
+    fsync(2) and close(2) must fail, never report the data as safe."""
     mnt, backing, pid = lone_ganesha
     path = os.path.join(mnt, "f")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)

@@ -35,6 +35,7 @@
 #define NFS_HINT_UNREACHABLE "is port 2049 open in the mount target's security group?"
 
 static atomic_int nfs_lanes = NFS_LANES_DEFAULT;
+static atomic_int nfs_timeout_ms; /* 0: the RPC default */
 static const struct tls_conf *nfs_tls; /* set once before any target attaches */
 static int (*nfs_tls_prepare)(char *err, size_t errlen);
 
@@ -42,6 +43,11 @@ static int (*nfs_tls_prepare)(char *err, size_t errlen);
 void backend_nfs_set_lanes(int n)
 {
 	atomic_store(&nfs_lanes, n < 1 ? 1 : n > NFS_LANES_MAX ? NFS_LANES_MAX : n);
+}
+
+void backend_nfs_set_timeout(int ms)
+{
+	atomic_store(&nfs_timeout_ms, ms > 0 ? ms : 0);
 }
 
 void backend_nfs_set_tls(const struct tls_conf *conf, int (*prepare)(char *err, size_t errlen))
@@ -79,7 +85,7 @@ static int nfs_attach(struct target *t, char *err, size_t errlen)
 	if (!nt)
 		return -ENOMEM;
 	pthread_mutex_init(&nt->cache_lock, NULL);
-	struct nfs_opts o = { .port = port };
+	struct nfs_opts o = { .port = port, .timeout_ms = atomic_load(&nfs_timeout_ms) };
 	int lanes = atomic_load(&nfs_lanes);
 	int e = 0;
 	if (nfs_tls) {
@@ -225,6 +231,8 @@ const struct backend_ops backend_nfs_ops = {
 	.lock_check = nfs_be_lock_check,
 	.lock_free = nfs_be_lock_free,
 	.release = nfs_be_release,
+	.resume = nfs_be_resume,
+	.pending = nfs_be_pending,
 	.fallocate = nfs_be_fallocate,
 	.lseek = nfs_be_lseek,
 	.copy_range = nfs_be_copy_range,

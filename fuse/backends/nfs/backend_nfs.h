@@ -12,6 +12,10 @@ extern const struct backend_ops backend_nfs_ops;
  * target attached from now on; clamped to 1..16, default 1. */
 void backend_nfs_set_lanes(int n);
 
+/* -o timeo: how long one RPC of targets attached from now on waits for its
+ * reply (ms; 0: the default, 60 s). */
+void backend_nfs_set_timeout(int ms);
+
 /* 1 (default): release COMMITs unstable writes with the CLOSE, so data is
  * on the server's stable storage when close(2) returns (the kernel NFS
  * client's behaviour); 0: only fsync commits (faster small-file writes on

@@ -52,16 +52,18 @@ struct nfs_file {
 	unsigned attr_gen; /* nfs_attr_gen at the open: open_attr is stale once it moved */
 	pthread_mutex_t append_lock;
 	pthread_mutex_t lock;
-	int unstable; /* writes not yet committed */
-	int have_verf;
-	uint8_t verf[NFS4_VERIFIER_SIZE];
-	int lost;	/* the verifier changed: uncommitted data is gone */
 	int sync_first; /* empty at open, not written yet: see NFS_SYNC_FIRST_MAX */
 	/* Write-behind, under wb_lock: jobs queued, in flight or held, the first
 	 * error one of them met, and the held (gathering) one. */
 	int wb_jobs;
 	int wb_err;
 	struct wb_job *held;
+	/* Kept, under wb_lock (nfs_wb.c): what write(2) accepted and the
+	 * server does not yet hold on stable storage, oldest first, and its
+	 * size. A COMMIT with the verifier a piece was written under frees it;
+	 * a piece whose WRITE failed or whose verifier changed is sent again. */
+	struct wb_job *kept, **kept_tail;
+	size_t kept_bytes;
 	/* Lock states holding server locks through this open: such an open
 	 * is not opened again after the server lost it (see nfsb_file_reopen). */
 	atomic_int locked;
@@ -149,6 +151,26 @@ ssize_t nfsb_wb_queue(struct nfs_client *cl, struct nfs_file *f, const char *buf
 /* Hold a small write to be sent with those that continue it; size, or 0. */
 ssize_t nfsb_wb_gather(struct nfs_client *cl, struct nfs_file *f, const char *buf, size_t size,
 		       uint64_t off, int stable);
+/* Keep a copy of what a WRITE the caller sent itself left unstable. */
+void nfsb_kept_copy(struct nfs_file *f, const void *buf, size_t len, uint64_t off,
+		    const uint8_t verf[NFS4_VERIFIER_SIZE]);
+/* Whether f holds data not yet stable on the server. */
+int nfsb_kept_any(struct nfs_file *f);
+/* Make everything f kept stable through cl: send what is unsent, COMMIT,
+ * send again what the COMMIT's verifier does not cover, until none is
+ * left; 0, or -errno with the rest still kept. */
+int nfsb_settle(struct nfs_client *cl, struct nfs_file *f);
+/* Bytes kept by every open file of the daemon. */
+extern atomic_size_t nfsb_kept_total;
+/* A file whose target failed (backend.h, resume and pending): clear its
+ * sticky error so that it writes again; or stop it writing (every later
+ * write fails with -ENOTCONN) and wait for its writes in flight. */
+void nfsb_wb_resume(struct nfs_file *f);
+void nfsb_wb_freeze(struct nfs_file *f);
+/* Each kept piece, oldest first, to fn until it fails; fn's error or 0. */
+int nfsb_kept_walk(struct nfs_file *f, be_data_fn fn, void *ctx);
+/* Forget every kept piece (another handle now holds them). */
+void nfsb_kept_drop(struct nfs_file *f);
 
 /* ---- nfs_file.c ---- */
 
@@ -160,13 +182,14 @@ void nfsb_attrs_changed(void);
 unsigned nfsb_file_sid(struct nfs_file *f, struct nfs_stateid *sid);
 /* Open f again after the server lost its open; 0 to retry, else -EIO. */
 int nfsb_file_reopen(struct nfs_client *cl, struct nfs_file *f, unsigned seen);
-/* All of buf at off, as WRITEs asking for stable; 0 or -errno. */
+/* All of buf at off, as WRITEs asking for stable; 0 or -errno. *how gets
+ * the weakest level the server answered with, verf its verifier. */
 int nfsb_write_all(struct nfs_client *cl, struct nfs_file *f, const uint8_t *buf, size_t len,
-		   uint64_t off, int stable);
+		   uint64_t off, int stable, int *how, uint8_t verf[NFS4_VERIFIER_SIZE]);
 /* OPEN path as cr into a new *out (st, if not NULL, gets its attributes). */
 int nfsb_open_at(struct target *t, const struct rpc_auth *cr, const char *path, int flags,
 		 mode_t mode, struct nfs_file **out, struct stat *st);
-/* COMMIT what f wrote unstable; -EIO if the server lost some of it. */
+/* Make what f wrote stable (nfsb_settle through f's lane). */
 int nfsb_commit_file(struct target *t, struct nfs_file *f);
 
 /* ---- the backend_ops (backend.h), by file ---- */
@@ -202,6 +225,8 @@ int nfs_be_fgetattr(struct target *t, uint64_t fh, struct stat *st);
 int nfs_be_fsync(struct target *t, uint64_t fh, int datasync);
 int nfs_be_flush(struct target *t, uint64_t fh);
 int nfs_be_release(struct target *t, uint64_t fh);
+int nfs_be_resume(struct target *t, uint64_t fh);
+int nfs_be_pending(struct target *t, uint64_t fh, be_data_fn fn, void *ctx);
 int nfs_be_fallocate(struct target *t, uint64_t fh, int mode, off_t off, off_t len);
 off_t nfs_be_lseek(struct target *t, uint64_t fh, off_t off, int whence);
 ssize_t nfs_be_copy_range(struct target *t, uint64_t fh_in, off_t off_in, uint64_t fh_out,

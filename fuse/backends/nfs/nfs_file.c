@@ -4,10 +4,11 @@
  * close makes durable, as with the kernel client (close-to-open).
  *
  * Writes go out UNSTABLE4; flush (close(2)), fsync and release COMMIT them
- * (release in the same round trip as CLOSE, as the kernel client commits on
- * close; EFS answers every WRITE as FILE_SYNC4, so there it costs nothing)
- * and a changed write verifier (the server lost uncommitted data) turns
- * into EIO there. backend_nfs_set_commit_on_close(0) leaves it to fsync.
+ * (as the kernel client commits on close; EFS answers every WRITE as
+ * FILE_SYNC4, so there it costs nothing). What the server may still lose
+ * is kept until then (nfs_wb.c) and sent again when a COMMIT's verifier
+ * shows the server lost it. backend_nfs_set_commit_on_close(0) leaves the
+ * COMMIT to fsync and release.
  * The first write of an empty file, if small, asks FILE_SYNC4 instead
  * (NFS_SYNC_FIRST_MAX): a small file then needs no COMMIT at all, as on EFS.
  */
@@ -84,6 +85,8 @@ unsigned nfsb_file_sid(struct nfs_file *f, struct nfs_stateid *sid)
 int nfsb_file_reopen(struct nfs_client *cl, struct nfs_file *f, unsigned seen)
 {
 	int e = 0;
+	if (seen == (unsigned)-1)
+		return -EIO; /* moved to another target (outlive): nothing to reopen */
 	if (atomic_load(&f->locked)) {
 		/* Its locks are gone with it: going on would write without them. */
 		log_warn("msg=open-file-lost target=%s (the server forgot an open file that "
@@ -102,6 +105,8 @@ int nfsb_file_reopen(struct nfs_client *cl, struct nfs_file *f, unsigned seen)
 		}
 	}
 	pthread_mutex_unlock(&f->lock);
+	if (be_unreachable(e))
+		return e; /* not an answer: the front waits for the target */
 	if (e)
 		log_warn("msg=open-file-lost target=%s error=\"%s\" (the server forgot an open "
 			 "file and refused to open it again; its reads and writes fail with EIO)",
@@ -112,27 +117,15 @@ int nfsb_file_reopen(struct nfs_client *cl, struct nfs_file *f, unsigned seen)
 	return e ? -EIO : 0;
 }
 
-/* Note what a WRITE answered: whether a COMMIT is due, and whether the
- * server lost uncommitted data (a new verifier). */
-static void note_written(struct nfs_file *f, int how, const uint8_t verf[NFS4_VERIFIER_SIZE])
-{
-	if (how == FILE_SYNC4)
-		return;
-	pthread_mutex_lock(&f->lock);
-	if (f->have_verf && memcmp(f->verf, verf, NFS4_VERIFIER_SIZE) != 0)
-		f->lost = 1;
-	memcpy(f->verf, verf, NFS4_VERIFIER_SIZE);
-	f->have_verf = 1;
-	f->unstable = 1;
-	pthread_mutex_unlock(&f->lock);
-}
-
 /* All of buf at off, as WRITEs asking for stable (UNSTABLE4, FILE_SYNC4);
- * 0 or -errno. */
+ * 0 or -errno. *how (if not NULL) gets the weakest level answered, verf
+ * the verifier of the last WRITE. */
 int nfsb_write_all(struct nfs_client *cl, struct nfs_file *f, const uint8_t *buf, size_t len,
-		   uint64_t off, int stable)
+		   uint64_t off, int stable, int *how_out, uint8_t verf_out[NFS4_VERIFIER_SIZE])
 {
 	int reopened = 0;
+	if (how_out)
+		*how_out = FILE_SYNC4;
 	while (len) {
 		uint8_t verf[NFS4_VERIFIER_SIZE];
 		int how;
@@ -148,7 +141,10 @@ int nfsb_write_all(struct nfs_client *cl, struct nfs_file *f, const uint8_t *buf
 		}
 		if (n <= 0)
 			return n == -EBADF ? -EIO : n < 0 ? (int)n : -EIO;
-		note_written(f, how, verf);
+		if (how_out && how < *how_out)
+			*how_out = how;
+		if (verf_out)
+			memcpy(verf_out, verf, NFS4_VERIFIER_SIZE);
 		buf += n;
 		off += (uint64_t)n;
 		len -= (size_t)n;
@@ -322,7 +318,7 @@ ssize_t nfs_be_write(struct target *t, uint64_t fh, const char *buf, size_t size
 		int e = nfsb_wb_drain(f, 0);
 		if (!e)
 			e = nfsb_write_all(cl, f, (const uint8_t *)buf, size, (uint64_t)off,
-					   FILE_SYNC4);
+					   FILE_SYNC4, NULL, NULL);
 		return e ? e : (ssize_t)size;
 	}
 	if (!f->append) {
@@ -334,13 +330,17 @@ ssize_t nfs_be_write(struct target *t, uint64_t fh, const char *buf, size_t size
 	 * grown the file since. Like the kernel NFS client: the server's size,
 	 * then the write (not atomic across clients), so appends go through. */
 	struct nfs_attr a;
+	int how = FILE_SYNC4;
+	uint8_t verf[NFS4_VERIFIER_SIZE];
 	pthread_mutex_lock(&f->append_lock);
 	int e = nfsb_wb_drain(f, 0);
 	if (!e)
 		e = nfs_getattr(cl, &f->auth, &f->of.fh, &a);
 	if (!e)
 		e = nfsb_write_all(cl, f, (const uint8_t *)buf, size, (uint64_t)a.st.st_size,
-				   f->direct ? FILE_SYNC4 : UNSTABLE4);
+				   f->direct ? FILE_SYNC4 : UNSTABLE4, &how, verf);
+	if (!e && how != FILE_SYNC4)
+		nfsb_kept_copy(f, buf, size, (uint64_t)a.st.st_size, verf);
 	pthread_mutex_unlock(&f->append_lock);
 	return e ? e : (ssize_t)size;
 }
@@ -376,35 +376,10 @@ int nfs_be_fgetattr(struct target *t, uint64_t fh, struct stat *st)
 	return e;
 }
 
-/* COMMIT what was written unstable; -EIO if the server lost some of it. */
+/* Make what f wrote stable on the server (nfs_wb.c, nfsb_settle). */
 int nfsb_commit_file(struct target *t, struct nfs_file *f)
 {
-	pthread_mutex_lock(&f->lock);
-	int need = f->unstable, lost = f->lost;
-	uint8_t verf[NFS4_VERIFIER_SIZE];
-	memcpy(verf, f->verf, sizeof verf);
-	f->unstable = 0;
-	pthread_mutex_unlock(&f->lock);
-	if (lost)
-		return -EIO;
-	if (!need)
-		return 0;
-	uint8_t cverf[NFS4_VERIFIER_SIZE];
-	int e = nfs_commit(NT(t)->lane[f->lane], &f->auth, &f->of.fh, 0, 0, cverf);
-	if (!e && memcmp(cverf, verf, sizeof verf) != 0)
-		e = -EIO; /* the server restarted: uncommitted writes are gone */
-	pthread_mutex_lock(&f->lock);
-	if (e) {
-		f->unstable = 1;
-		if (e == -EIO)
-			f->lost = 1;
-	} else if (!f->unstable) {
-		/* Nothing is uncommitted: the next WRITE's verifier starts afresh
-		 * (a server restarted since lost nothing of ours). */
-		f->have_verf = 0;
-	}
-	pthread_mutex_unlock(&f->lock);
-	return e;
+	return nfsb_settle(NT(t)->lane[f->lane], f);
 }
 
 int nfs_be_fsync(struct target *t, uint64_t fh, int datasync)
@@ -431,19 +406,43 @@ int nfs_be_release(struct target *t, uint64_t fh)
 {
 	struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
 	uint8_t cverf[NFS4_VERIFIER_SIZE];
-	int e = nfsb_wb_drain(f, atomic_load(&nfs_commit_on_close));
-	if (!e && f->lost)
-		e = -EIO;
-	/* COMMIT and CLOSE in one round trip. */
-	int commit = f->unstable && atomic_load(&nfs_commit_on_close);
-	int ce = nfs_commit_close(NT(t)->lane[f->lane], &f->auth, &f->of, commit, cverf);
-	if (!ce && commit && !e && memcmp(cverf, f->verf, sizeof cverf) != 0)
-		e = -EIO; /* the server restarted: uncommitted writes are gone */
+	int e = nfsb_wb_drain(f, 1);
+	/* What is still kept (the front settles a handle with kept data
+	 * before it lets go of it: this is what a failed target left). */
+	if (!e)
+		e = nfsb_commit_file(t, f);
+	nfsb_kept_drop(f);
+	int ce = nfs_commit_close(NT(t)->lane[f->lane], &f->auth, &f->of, 0, cverf);
 	pthread_mutex_destroy(&f->lock);
 	pthread_mutex_destroy(&f->append_lock);
 	free(f->pre);
 	free(f);
 	return e ? e : ce;
+}
+
+/* The target answers again after a failure: what f kept goes out again
+ * (the open reopened by its handle if the server lost it) and is made
+ * stable. */
+int nfs_be_resume(struct target *t, uint64_t fh)
+{
+	struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
+	nfsb_wb_resume(f);
+	int e = nfsb_wb_drain(f, 0);
+	return e ? e : nfsb_commit_file(t, f);
+}
+
+/* f is left for a handle on another target: it writes no more, and what
+ * it kept goes to fn (or, fn NULL, is forgotten: the other has it). */
+int nfs_be_pending(struct target *t, uint64_t fh, be_data_fn fn, void *ctx)
+{
+	struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
+	(void)t;
+	if (!fn) {
+		nfsb_kept_drop(f);
+		return 0;
+	}
+	nfsb_wb_freeze(f);
+	return nfsb_kept_walk(f, fn, ctx);
 }
 
 /* ALLOCATE and DEALLOCATE are NFSv4.2 (EFS speaks 4.1). Mode 0 past the

@@ -24,6 +24,19 @@
  * anyone waits for the file's writes (the waits above), or after
  * NFS_GATHER_MS. close(2) and fsync(2) send it from their own thread, as
  * FILE_SYNC4 when it is all the file has uncommitted (no COMMIT after it).
+ *
+ * Kept data: an answered WRITE's copy is not freed while the server holds
+ * it only in memory (answered UNSTABLE4): it stays on the file's kept list
+ * until a COMMIT answers with the verifier the WRITE did. A WRITE that
+ * failed because the target did not answer is kept too, unsent, and the
+ * file's sticky error tells the front (front/outlive.c), which sends it
+ * again once the target answers (resume) or hands it to the file's new
+ * handle on another target (pending). A COMMIT whose verifier differs
+ * (the server restarted and lost what it had not written to disk) sends
+ * the pieces written under the old one again. Memory: a file keeps at most
+ * NFS_KEPT_FILE_MAX, the daemon NFS_KEPT_TOTAL_MAX; a write past either
+ * waits for its own file's COMMIT. On EFS, which answers every WRITE
+ * FILE_SYNC4, nothing is ever kept.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -34,6 +47,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/log.h"
 #include "nfs/nfs4.h"
 #include "nfs/wait.h"
 #include "nfs_be.h"
@@ -52,6 +66,9 @@
 #define NFS_GATHER_MAX	     (64u << 10)
 #define NFS_GATHER_MS	     100
 #define NFS_GATHER_FILES_MAX 1024
+/* Kept data (see the top), bytes: per open file, and in the whole daemon. */
+#define NFS_KEPT_FILE_MAX  (64u << 20)
+#define NFS_KEPT_TOTAL_MAX ((size_t)512 << 20)
 
 /* ---- write-behind ---- */
 
@@ -66,6 +83,10 @@ struct wb_job {
 	int stable;	   /* UNSTABLE4 or FILE_SYNC4 */
 	int held;	   /* gathering (f->held): in wb_flying but not queued */
 	long long held_ms; /* when it began to gather */
+	/* Once answered and kept (f->kept, chained by next): whether the
+	 * server took it, and the verifier it answered with. */
+	int sent;
+	uint8_t verf[NFS4_VERIFIER_SIZE];
 	uint8_t data[];
 };
 
@@ -81,6 +102,7 @@ static int wb_held;	       /* held (gathering) jobs */
 atomic_int nfsb_wb_count;      /* jobs in wb_flying: the hot paths' cheap test */
 static struct wb_job *wb_pool; /* spare jobs of NFS_WB_BIG bytes, chained by next */
 static int wb_pooled;
+atomic_size_t nfsb_kept_total;
 
 static struct wb_job *wb_job_new(size_t size)
 {
@@ -223,7 +245,7 @@ void nfsb_wb_wait_queued(void)
 	pthread_mutex_unlock(&wb_lock);
 }
 
-static void wb_finish(struct wb_job *j, int err);
+static void wb_send(struct wb_job *j);
 
 /* Wait until every write of f is answered; the sticky error or 0. The held
  * (gathered) job is sent by this thread; commit_next: the caller COMMITs
@@ -238,13 +260,9 @@ int nfsb_wb_drain(struct nfs_file *f, int commit_next)
 		wb_unhold_locked(h);
 	pthread_mutex_unlock(&wb_lock);
 	if (h) {
-		if (commit_next && alone && h->stable != FILE_SYNC4) {
-			pthread_mutex_lock(&f->lock);
-			if (!f->unstable)
-				h->stable = FILE_SYNC4;
-			pthread_mutex_unlock(&f->lock);
-		}
-		wb_finish(h, nfsb_write_all(h->cl, f, h->data, h->len, h->off, h->stable));
+		if (commit_next && alone && h->stable != FILE_SYNC4 && !nfsb_kept_any(f))
+			h->stable = FILE_SYNC4;
+		wb_send(h);
 	}
 	pthread_mutex_lock(&wb_lock);
 	while (f->wb_jobs)
@@ -254,8 +272,57 @@ int nfsb_wb_drain(struct nfs_file *f, int commit_next)
 	return e;
 }
 
-static void wb_finish(struct wb_job *j, int err)
+/* Put j at the end of f's kept list; caller holds wb_lock. */
+static void kept_add_locked(struct nfs_file *f, struct wb_job *j)
 {
+	j->next = NULL;
+	if (!f->kept)
+		f->kept_tail = &f->kept;
+	*f->kept_tail = j;
+	f->kept_tail = &j->next;
+	f->kept_bytes += j->len;
+	atomic_fetch_add(&nfsb_kept_total, j->len);
+}
+
+/* Put the list l (oldest first) back before what f kept since; caller
+ * holds wb_lock. */
+static void kept_put_back_locked(struct nfs_file *f, struct wb_job *l)
+{
+	if (!l)
+		return;
+	struct wb_job *last = l;
+	size_t bytes = l->len;
+	for (; last->next; last = last->next)
+		bytes += last->next->len;
+	last->next = f->kept;
+	if (!f->kept)
+		f->kept_tail = &last->next;
+	f->kept = l;
+	f->kept_bytes += bytes;
+}
+
+/* Take f's whole kept list (the bytes stay counted in nfsb_kept_total
+ * until freed); caller holds wb_lock. */
+static struct wb_job *kept_take_locked(struct nfs_file *f)
+{
+	struct wb_job *l = f->kept;
+	f->kept = NULL;
+	f->kept_tail = &f->kept;
+	f->kept_bytes = 0;
+	return l;
+}
+
+static void kept_free_locked(struct wb_job *j)
+{
+	atomic_fetch_sub(&nfsb_kept_total, j->len);
+	wb_job_free_locked(j);
+}
+
+/* j's WRITE is over: err, else the server answered how (its verifier
+ * verf). Kept while the server may lose it (see the top). */
+static void wb_finish(struct wb_job *j, int err, int how, const uint8_t *verf)
+{
+	struct nfs_file *f = j->f;
 	pthread_mutex_lock(&wb_lock);
 	for (struct wb_job **pp = &wb_flying; *pp; pp = &(*pp)->fnext) {
 		if (*pp == j) {
@@ -264,11 +331,149 @@ static void wb_finish(struct wb_job *j, int err)
 		}
 	}
 	atomic_fetch_sub(&nfsb_wb_count, 1);
-	if (err && !j->f->wb_err)
-		j->f->wb_err = err;
-	j->f->wb_jobs--;
-	wb_job_free_locked(j);
+	if (err && !f->wb_err)
+		f->wb_err = err;
+	f->wb_jobs--;
+	if (!err && how != FILE_SYNC4) {
+		j->sent = 1;
+		memcpy(j->verf, verf, NFS4_VERIFIER_SIZE);
+		kept_add_locked(f, j);
+	} else if (err && be_unreachable(err)) {
+		j->sent = 0;
+		kept_add_locked(f, j);
+	} else {
+		wb_job_free_locked(j);
+	}
 	pthread_cond_broadcast(&wb_done);
+	pthread_mutex_unlock(&wb_lock);
+}
+
+static void wb_send(struct wb_job *j)
+{
+	int how = FILE_SYNC4;
+	uint8_t verf[NFS4_VERIFIER_SIZE];
+	int e = nfsb_write_all(j->cl, j->f, j->data, j->len, j->off, j->stable, &how, verf);
+	wb_finish(j, e, how, verf);
+}
+
+void nfsb_kept_copy(struct nfs_file *f, const void *buf, size_t len, uint64_t off,
+		    const uint8_t verf[NFS4_VERIFIER_SIZE])
+{
+	struct wb_job *j = wb_job_new(len);
+	if (!j)
+		return; /* short of memory: as before kept data, the COMMIT tells */
+	memcpy(j->data, buf, len);
+	j->f = f;
+	j->off = off;
+	j->len = len;
+	j->sent = 1;
+	memcpy(j->verf, verf, NFS4_VERIFIER_SIZE);
+	pthread_mutex_lock(&wb_lock);
+	kept_add_locked(f, j);
+	pthread_mutex_unlock(&wb_lock);
+}
+
+int nfsb_kept_any(struct nfs_file *f)
+{
+	pthread_mutex_lock(&wb_lock);
+	int any = f->kept != NULL;
+	pthread_mutex_unlock(&wb_lock);
+	return any;
+}
+
+int nfsb_settle(struct nfs_client *cl, struct nfs_file *f)
+{
+	int e = 0;
+	for (int round = 0; !e; round++) {
+		pthread_mutex_lock(&wb_lock);
+		struct wb_job *l = kept_take_locked(f);
+		pthread_mutex_unlock(&wb_lock);
+		if (!l)
+			return 0;
+		/* Unsent pieces go out first, in the order they were written
+		 * (pieces that overlap were never in flight together). */
+		for (struct wb_job *j = l; j && !e; j = j->next) {
+			int how = FILE_SYNC4;
+			if (j->sent)
+				continue;
+			e = nfsb_write_all(cl, f, j->data, j->len, j->off, UNSTABLE4, &how,
+					   j->verf);
+			if (!e)
+				j->sent = how == FILE_SYNC4 ? 2 : 1;
+		}
+		uint8_t cverf[NFS4_VERIFIER_SIZE];
+		if (!e)
+			e = nfs_commit(cl, &f->auth, &f->of.fh, 0, 0, cverf);
+		int resend = 0;
+		pthread_mutex_lock(&wb_lock);
+		struct wb_job *rest = NULL, **tail = &rest;
+		while (l) {
+			struct wb_job *j = l;
+			l = j->next;
+			if (!e && (j->sent == 2 ||
+				   memcmp(j->verf, cverf, NFS4_VERIFIER_SIZE) == 0)) {
+				kept_free_locked(j);
+				continue;
+			}
+			if (!e) {
+				j->sent = 0; /* the server restarted and lost it */
+				resend = 1;
+			}
+			j->next = NULL;
+			*tail = j;
+			tail = &j->next;
+		}
+		kept_put_back_locked(f, rest);
+		pthread_mutex_unlock(&wb_lock);
+		if (resend && round == 0)
+			log_info("msg=unstable-resent target=%s (the server restarted and lost "
+				 "writes it had not committed; they were sent again)",
+				 f->tid);
+		if (resend && round >= 8)
+			e = -EIO; /* the verifier changes at every COMMIT */
+	}
+	return e;
+}
+
+void nfsb_wb_resume(struct nfs_file *f)
+{
+	pthread_mutex_lock(&wb_lock);
+	f->wb_err = 0;
+	pthread_mutex_unlock(&wb_lock);
+}
+
+void nfsb_wb_freeze(struct nfs_file *f)
+{
+	pthread_mutex_lock(&wb_lock);
+	f->wb_err = -ENOTCONN;
+	pthread_mutex_unlock(&wb_lock);
+	nfsb_wb_drain(f, 0);
+}
+
+int nfsb_kept_walk(struct nfs_file *f, be_data_fn fn, void *ctx)
+{
+	/* Frozen (nfsb_wb_freeze): the list grows no more, so it can be
+	 * walked without the lock while fn waits on another target. */
+	pthread_mutex_lock(&wb_lock);
+	struct wb_job *l = f->kept;
+	pthread_mutex_unlock(&wb_lock);
+	for (struct wb_job *j = l; j; j = j->next) {
+		int e = fn(ctx, j->data, j->len, j->off);
+		if (e)
+			return e;
+	}
+	return 0;
+}
+
+void nfsb_kept_drop(struct nfs_file *f)
+{
+	pthread_mutex_lock(&wb_lock);
+	struct wb_job *l = kept_take_locked(f);
+	while (l) {
+		struct wb_job *j = l;
+		l = j->next;
+		kept_free_locked(j);
+	}
 	pthread_mutex_unlock(&wb_lock);
 }
 
@@ -298,7 +503,7 @@ static void *wb_main(void *arg)
 		if (!wb_head)
 			wb_tail = NULL;
 		pthread_mutex_unlock(&wb_lock);
-		wb_finish(j, nfsb_write_all(j->cl, j->f, j->data, j->len, j->off, j->stable));
+		wb_send(j);
 		pthread_mutex_lock(&wb_lock);
 		wb_idle++;
 	}
@@ -330,6 +535,27 @@ static void wb_fly_locked(struct wb_job *j)
 	atomic_fetch_add(&nfsb_wb_count, 1);
 }
 
+/* Whether f keeps more than it may (see the top); caller holds wb_lock. */
+static int kept_over_locked(const struct nfs_file *f)
+{
+	return f->kept_bytes > NFS_KEPT_FILE_MAX ||
+	       atomic_load(&nfsb_kept_total) > NFS_KEPT_TOTAL_MAX;
+}
+
+/* A writer past the bound on kept data waits for its file's COMMIT. */
+static ssize_t kept_bound(struct nfs_client *cl, struct nfs_file *f, ssize_t took)
+{
+	pthread_mutex_lock(&wb_lock);
+	int over = kept_over_locked(f);
+	pthread_mutex_unlock(&wb_lock);
+	if (!over)
+		return took;
+	int e = nfsb_wb_drain(f, 0);
+	if (!e)
+		e = nfsb_settle(cl, f);
+	return e ? e : took;
+}
+
 /* Queue a copy of buf for the writers; size, or -errno (the file's sticky
  * error). Waits while the file's window is full or an earlier write to the
  * same bytes is in flight. */
@@ -339,10 +565,12 @@ ssize_t nfsb_wb_queue(struct nfs_client *cl, struct nfs_file *f, const char *buf
 	struct wb_job *j = wb_job_new(size);
 	int e;
 	if (!j) {
-		/* Short of memory: write it through, after what is in flight. */
+		/* Short of memory: write it through, after what is in flight,
+		 * and stable (there is no copy to keep). */
 		e = nfsb_wb_drain(f, 0);
 		if (!e)
-			e = nfsb_write_all(cl, f, (const uint8_t *)buf, size, off, stable);
+			e = nfsb_write_all(cl, f, (const uint8_t *)buf, size, off, FILE_SYNC4,
+					   NULL, NULL);
 		return e ? e : (ssize_t)size;
 	}
 	wb_job_fill(j, cl, f, buf, size, off, stable);
@@ -364,8 +592,8 @@ ssize_t nfsb_wb_queue(struct nfs_client *cl, struct nfs_file *f, const char *buf
 		wb_enqueue_locked(j);
 	pthread_mutex_unlock(&wb_lock);
 	if (inline_write)
-		wb_finish(j, nfsb_write_all(cl, f, j->data, j->len, off, stable));
-	return (ssize_t)size;
+		wb_send(j);
+	return kept_bound(cl, f, (ssize_t)size);
 }
 
 /* Gather a small write (see the top): added to f's held job if it
@@ -405,5 +633,5 @@ ssize_t nfsb_wb_gather(struct nfs_client *cl, struct nfs_file *f, const char *bu
 		}
 	}
 	pthread_mutex_unlock(&wb_lock);
-	return took;
+	return took ? kept_bound(cl, f, took) : 0;
 }
