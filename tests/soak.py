@@ -10,8 +10,11 @@ minute one target is stopped (SIGSTOP) for 20 s; every 30 s the target list
 is reloaded (set-targets, alternating 3 and 4 targets). A write that failed
 leaves its file's content unknown, and that file is dropped from the record;
 every file whose last write succeeded is checked at the end, through the
-mount and in the exported directory, by SHA-256. Prints the counts and exits
-1 on any mismatch, crash or hang.
+mount and in the exported directory, by SHA-256. Prints the counts, the
+writers' pauses (each worker's slowest open, write, fsync or close of a
+file it writes: their median and the worst; under -o hard a call on a
+stopped target's file waits until the file moves) and exits 1 on any
+mismatch, crash or hang.
 """
 
 import argparse
@@ -21,6 +24,7 @@ import json
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,6 +62,8 @@ class Soak:
         self.ops = collections.Counter()
         self.fails = collections.Counter()
         self.stop = threading.Event()
+        self.write_calls = []  # seconds of every open, write, fsync and close of self.write
+        self.slowest = {}  # worker -> (seconds, call) of its slowest one
         self.events = []
         self.daemon = None
 
@@ -108,15 +114,27 @@ class Soak:
             mine = [n for n in self.files if n.startswith(prefix)]
         return rnd.choice(mine) if mine else None
 
-    def write(self, name, data):
+    def timed(self, wid, fn, *args):
+        t0 = time.monotonic()
+        try:
+            return fn(*args)
+        finally:
+            took = time.monotonic() - t0
+            with self.lock:
+                self.write_calls.append(took)
+                if took > self.slowest.get(wid, (0,))[0]:
+                    self.slowest[wid] = (took, fn.__name__)
+
+    def write(self, name, data, wid):
         with self.lock:
             self.files.pop(name, None)  # unknown until the write is acknowledged
-        fd = os.open(os.path.join(self.mnt, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = self.timed(wid, os.open, os.path.join(self.mnt, name),
+                        os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            os.write(fd, data)
-            os.fsync(fd)
+            self.timed(wid, os.write, fd, data)
+            self.timed(wid, os.fsync, fd)
         finally:
-            os.close(fd)
+            self.timed(wid, os.close, fd)
         with self.lock:
             self.files[name] = hashlib.sha256(data).hexdigest()
 
@@ -125,12 +143,13 @@ class Soak:
             full = len(self.files) > MAX_FILES
         if full:
             return self.op_unlink(rnd, wid)
-        self.write("w%d-%d" % (wid, rnd.randrange(1 << 30)), rnd.randbytes(rnd.randrange(1, MAX_SIZE)))
+        self.write("w%d-%d" % (wid, rnd.randrange(1 << 30)), rnd.randbytes(rnd.randrange(1, MAX_SIZE)),
+                   wid)
 
     def op_overwrite(self, rnd, wid):
         name = self.pick(rnd, wid)
         if name:
-            self.write(name, rnd.randbytes(rnd.randrange(1, MAX_SIZE)))
+            self.write(name, rnd.randbytes(rnd.randrange(1, MAX_SIZE)), wid)
 
     def op_read(self, rnd, wid):
         name = self.pick(rnd, wid)
@@ -267,6 +286,13 @@ def main():
                                                           sorted(s.ops.items()))))
     print("operations failed: %d  (%s)" % (sum(s.fails.values()), ", ".join(
         "%s %d" % kv for kv in sorted(s.fails.items())) or "none"))
+    if s.slowest:
+        worst = sorted(s.slowest.values())
+        calls = sorted(s.write_calls)
+        print("writer pauses (each worker's slowest open/write/fsync/close): median %.2f s, "
+              "worst %.2f s (%s); per call: median %.1f ms, p99 %.1f ms" % (
+                  statistics.median(w[0] for w in worst), worst[-1][0], worst[-1][1],
+                  1000 * statistics.median(calls), 1000 * calls[int(0.99 * (len(calls) - 1))]))
     print("files verified at the end: %d, mismatches: %d" % (len(s.files), len(bad)))
     for b in bad[:20]:
         print("  MISMATCH " + b)

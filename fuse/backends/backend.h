@@ -226,6 +226,10 @@ struct backend_ops {
 	 * with fn NULL, forget them (the other handle has them stable). */
 	int (*resume)(struct target *t, uint64_t fh);
 	int (*pending)(struct target *t, uint64_t fh, be_data_fn fn, void *ctx);
+	/* How long (ms) the target may still carry out a request fh sent
+	 * before it failed (its lease on fh's open state); 0 when none can
+	 * land any more. NULL: none can. */
+	long long (*fence_ms)(struct target *t, uint64_t fh);
 };
 
 /* Registered backends, found by URI scheme. */

@@ -43,6 +43,9 @@ struct target {
 	void *priv; /* the backend's state */
 	atomic_int refs;
 	atomic_int state; /* enum target_state */
+	/* The last probe was refused (nothing listens: the server process that
+	 * held this mount's requests is gone), health.c. */
+	atomic_int refused;
 	atomic_int open_handles;
 	atomic_int locks_held; /* lock owners holding locks here (lock.c) */
 	struct opstats op[OP_COUNT];

@@ -125,6 +125,23 @@ static int move_to(struct efsmt_handle *h, struct handle_at *at, struct target *
 	return 0;
 }
 
+/* Whether writes h sent through at before the failure may still land on
+ * at's server, so that moving now could let an old write overwrite a newer
+ * one made elsewhere: until the server's lease on them ran out (backend
+ * fence_ms), unless nothing listens there any more (the process that held
+ * them is gone). Reads change nothing: a read-only file is never fenced. */
+static int fenced(struct efsmt_handle *h, struct handle_at *at, int *said)
+{
+	if (h->rdonly || !at->t->ops->fence_ms || atomic_load(&at->t->refused))
+		return 0;
+	long long left = at->t->ops->fence_ms(at->t, at->bh);
+	if (left > 0 && !(*said)++)
+		log_info("msg=open-file-move-waits target=%s wait_ms=%lld (writes sent before the "
+			 "failure may still land there until its lease runs out)",
+			 at->t->id, left);
+	return left > 0;
+}
+
 int outlive_recover(fuse_req_t req, fuse_ino_t ino, struct efsmt_handle *h,
 		    struct handle_at *at, int rc)
 {
@@ -134,7 +151,7 @@ int outlive_recover(fuse_req_t req, fuse_ino_t ino, struct efsmt_handle *h,
 	if (h->is_dir)
 		return -EIO;
 	long long budget = (long long)conf.timeo_ds * 100 * (conf.retrans + 1);
-	int said = 0;
+	int said = 0, said_fence = 0;
 	pthread_mutex_lock(&h->move_lock);
 	/* The failure began when the first call of h that met it began: one
 	 * that hung until the health monitor gave up on the target has waited
@@ -162,7 +179,8 @@ int outlive_recover(fuse_req_t req, fuse_ino_t ino, struct efsmt_handle *h,
 		}
 		/* Locks do not move with a file (outlive.h): it waits for its own
 		 * target, which fails it if they are lost. */
-		if (!atomic_load(&h->nlocks) && (h->rdonly || waited >= conf.probe_timeout_ms)) {
+		if (!atomic_load(&h->nlocks) && (h->rdonly || waited >= conf.probe_timeout_ms) &&
+		    !fenced(h, at, &said_fence)) {
 			char path[BE_PATH_MAX];
 			int len = fs_path(ino, path);
 			struct target *t2 = len < 0 ? NULL : fs_route(path, (size_t)len);

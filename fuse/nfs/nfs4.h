@@ -149,6 +149,9 @@ int nfs_ping(struct nfs_client *c);
 void nfs_client_abort(struct nfs_client *c);
 /* Reconnect if needed and ping, even while aborted; 0 clears the abort. */
 int nfs_client_probe(struct nfs_client *c);
+/* How long (ms) the server may still hold this client's state valid: the
+ * lease from its last answer, less the time since; 0 once it ran out. */
+long long nfs_client_lease_left_ms(struct nfs_client *c);
 
 /* Names. base NULL is the server's root; path is '/'-separated, relative
  * to base ("" or "/" is base itself). */

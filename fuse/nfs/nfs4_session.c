@@ -276,6 +276,15 @@ void nfs_client_abort(struct nfs_client *c)
 	pthread_mutex_unlock(&c->conn_lock);
 }
 
+long long nfs_client_lease_left_ms(struct nfs_client *c)
+{
+	pthread_rwlock_rdlock(&c->state);
+	long long lease = (long long)c->lease_s * 1000;
+	pthread_rwlock_unlock(&c->state);
+	long long left = atomic_load(&c->last_ok_ms) + lease - nfs_now_ms();
+	return left > 0 ? left : 0;
+}
+
 int nfs_client_probe(struct nfs_client *c)
 {
 	probing = 1;

@@ -259,6 +259,11 @@ static void kill_locked(struct rpc_conn *c, int err)
 {
 	if (!c->dead)
 		c->dead = err ? err : -ECONNABORTED;
+	/* Reset, not close in order: requests still queued to send are
+	 * dropped, so none reaches the server later (a link that comes back
+	 * would deliver a WRITE the caller has sent elsewhere since). */
+	struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+	(void)connect(c->fd, &unspec, sizeof unspec);
 	shutdown(c->fd, SHUT_RDWR);
 	fail_all_locked(c, c->dead);
 	pthread_cond_signal(&c->idle);

@@ -128,6 +128,7 @@ static void sweep(int all)
 		}
 		pthread_join(p->th, NULL);
 		if (!all) {
+			atomic_store(&p->t->refused, p->rc == -ECONNREFUSED);
 			if (p->rc < 0)
 				mark(p->t, 1, strerror(-p->rc));
 			else

@@ -10,6 +10,8 @@ import hashlib
 import os
 import shutil
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -204,11 +206,14 @@ def test_small_file_is_read_with_its_open(fs):
 # ---------------------------------------------------------------- failures
 
 @pytest.fixture
-def lone_ganesha(efsmt_bin):
+def lone_ganesha(request, efsmt_bin):
     """One nfs-ganesha of its own (the shared servers must survive), and
-    efsmt mounted over it alone, soft with a 2 s budget (timeo 1 s, one
-    retransmission): a hard mount would wait for the server forever. Yields
-    (mount point, backing dir, pid of the server)."""
+    efsmt mounted over it alone, by default soft with a 2 s budget (timeo
+    1 s, one retransmission): a hard mount would wait for the server
+    forever; a test may give other -o options by parametrizing the fixture
+    (indirect). Yields (mount point, backing dir, pid of the server, the
+    environment of ganesha.sh, the daemon)."""
+    opts = getattr(request, "param", "soft,timeo=10,retrans=1")
     workdir = lib.make_workdir("efsmt-wb.")
     backing = os.path.join(workdir, "B")
     os.mkdir(backing)
@@ -224,14 +229,14 @@ def lone_ganesha(efsmt_bin):
         mnt = os.path.join(workdir, "mnt")
         os.mkdir(mnt)
         daemon = conftest.Daemon(efsmt_bin, "efsmt-test", mnt,
-                                 ["-o", "target=nfs://%s.2/export" % net,
-                                  "-o", "soft,timeo=10,retrans=1"],
+                                 ["-o", "target=nfs://%s.2/export" % net, "-o", opts],
                                  os.path.join(workdir, "efsmt.log"))
         daemon.start()
-        yield mnt, backing, pid
+        yield mnt, backing, pid, dict(env, NET=net), daemon
     finally:
         problems = daemon.stop() if daemon and daemon.returncode is None else []
         lib.run([conftest.GANESHA_SH, "stop"], env=env, timeout=60)
+        lib.run([conftest.GANESHA_SH, "stop-one", net + ".2"], env=env, timeout=60)
         if not lib.mounts_under(workdir):
             shutil.rmtree(workdir, ignore_errors=True)
     assert not problems, problems
@@ -241,7 +246,7 @@ def lone_ganesha(efsmt_bin):
 def test_write_error_reported_by_fsync_and_close(lone_ganesha):
     """Soft: the server dies with writes accepted but not yet answered:
     fsync(2) and close(2) must fail, never report the data as safe."""
-    mnt, backing, pid = lone_ganesha
+    mnt, backing, pid = lone_ganesha[:3]
     path = os.path.join(mnt, "f")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
     closed = False
@@ -268,3 +273,66 @@ def test_write_error_reported_by_fsync_and_close(lone_ganesha):
                 os.close(fd)
             except OSError:
                 pass
+
+
+# The writer of test_unstable_writes_resent_after_a_server_restart, a
+# process of its own: with the file open in pytest itself, the exec of the
+# script that restarts the server would close that descriptor, and the
+# FLUSH of that close waits for the server (a hard mount) that the script
+# was to start.
+RESTART_WRITER = r"""
+import os, sys
+MIB = 1 << 20
+path, seed = sys.argv[1], int(sys.argv[2])
+import random
+data = random.Random(seed).randbytes(16 * MIB)
+fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, data[:MIB])
+os.fsync(fd)  # empty no more: later writes go UNSTABLE4
+for i in range(1, 9):
+    os.pwrite(fd, data[i * MIB:(i + 1) * MIB], i * MIB)
+print("ready", flush=True)
+sys.stdin.readline()
+for i in range(9, 16):
+    os.pwrite(fd, data[i * MIB:(i + 1) * MIB], i * MIB)
+os.fsync(fd)
+os.close(fd)
+print("done", flush=True)
+"""
+
+
+@pytest.mark.time_limit(90)
+@pytest.mark.parametrize("lone_ganesha", ["hard,probe_timeout=30"], indirect=True)
+def test_unstable_writes_resent_after_a_server_restart(lone_ganesha):
+    """Hard: the server restarts with 8 MiB written UNSTABLE4 and not yet
+    committed, some of it still in flight. The writer goes on on the same
+    target (it is back within probe_timeout); the COMMIT of fsync sees a new
+    write verifier and efsmt sends the kept writes again; nothing fails and
+    every byte is in the export."""
+    import random
+    mnt, backing, pid, env, daemon = lone_ganesha
+    seed = 23
+    data = random.Random(seed).randbytes(16 * MIB)
+    child = subprocess.Popen([sys.executable, "-c", RESTART_WRITER, os.path.join(mnt, "f"),
+                              str(seed)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        os.kill(pid, signal.SIGKILL)
+        # start-one refuses while the old listener lingers: try until it goes
+        restarted = []
+        assert lib.wait_for(lambda: restarted.append(lib.run(
+            [conftest.GANESHA_SH, "start-one", backing, env["NET"] + ".2"], env=env,
+            timeout=60)) or restarted[-1].returncode == 0, 20, interval=0.5), \
+            restarted[-1].stderr
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "done"
+        assert child.wait(30) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert lib.read_file(os.path.join(backing, "f")) == data
+    log = daemon.log()
+    assert "msg=unstable-resent" in log, log
+    assert "msg=open-file-moved" not in log, log

@@ -233,6 +233,7 @@ const struct backend_ops backend_nfs_ops = {
 	.release = nfs_be_release,
 	.resume = nfs_be_resume,
 	.pending = nfs_be_pending,
+	.fence_ms = nfs_be_fence_ms,
 	.fallocate = nfs_be_fallocate,
 	.lseek = nfs_be_lseek,
 	.copy_range = nfs_be_copy_range,

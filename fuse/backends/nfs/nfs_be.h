@@ -227,6 +227,7 @@ int nfs_be_flush(struct target *t, uint64_t fh);
 int nfs_be_release(struct target *t, uint64_t fh);
 int nfs_be_resume(struct target *t, uint64_t fh);
 int nfs_be_pending(struct target *t, uint64_t fh, be_data_fn fn, void *ctx);
+long long nfs_be_fence_ms(struct target *t, uint64_t fh);
 int nfs_be_fallocate(struct target *t, uint64_t fh, int mode, off_t off, off_t len);
 off_t nfs_be_lseek(struct target *t, uint64_t fh, off_t off, int whence);
 ssize_t nfs_be_copy_range(struct target *t, uint64_t fh_in, off_t off_in, uint64_t fh_out,

@@ -445,6 +445,15 @@ int nfs_be_pending(struct target *t, uint64_t fh, be_data_fn fn, void *ctx)
 	return nfsb_kept_walk(f, fn, ctx);
 }
 
+/* A WRITE sent before the failure may still be carried out by the server
+ * (stuck in a queue, a server that was paused) while it holds the open
+ * state valid: until the lease from its last answer runs out. */
+long long nfs_be_fence_ms(struct target *t, uint64_t fh)
+{
+	struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
+	return nfs_client_lease_left_ms(NT(t)->lane[f->lane]);
+}
+
 /* ALLOCATE and DEALLOCATE are NFSv4.2 (EFS speaks 4.1). Mode 0 past the
  * end of file is done by writing zeros there, which allocates as well; the
  * rest (keep-size, punching, allocating inside the file) is EOPNOTSUPP. */
