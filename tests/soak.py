@@ -6,15 +6,20 @@
 Three ganesha servers (and a fourth that reloads add and remove) export one
 directory on a loopback block of their own. Workers create, overwrite (with
 fsync), read back, rename, list and delete files through the mount; every
-minute one target is stopped (SIGSTOP) for 20 s; every 30 s the target list
-is reloaded (set-targets, alternating 3 and 4 targets). A write that failed
+30 s the server of one target is killed (SIGKILL) and started again 2 to
+10 s later (so a file open there either goes on there or moves to another
+target: 20 kills in 10 minutes); every 30 s, between the kills, the target
+list is reloaded (set-targets, alternating 3 and 4 targets). A write that failed
 leaves its file's content unknown, and that file is dropped from the record;
 every file whose last write succeeded is checked at the end, through the
 mount and in the exported directory, by SHA-256. Prints the counts, the
 writers' pauses (each worker's slowest open, write, fsync or close of a
 file it writes: their median and the worst; under -o hard a call on a
-stopped target's file waits until the file moves) and exits 1 on any
-mismatch, crash or hang.
+killed target's file waits until the file goes on) and exits 1 on any
+mismatch, crash or hang, and on any failed call on an open file (write,
+fsync, close: under -o hard they wait, never fail). Calls by path (an open,
+a rename, an unlink) may fail with EIO while their target is down
+(README, Fail-over): those are counted, not failures of the soak.
 """
 
 import argparse
@@ -38,7 +43,8 @@ import efsmt_testlib as lib  # noqa: E402
 
 GANESHA = os.path.join(HERE, "ganesha.sh")
 CTL = os.path.join(REPO, "control", "efsmtctl")
-STOP_EVERY_S, STOP_FOR_S, RELOAD_EVERY_S = 60, 20, 30
+KILL_EVERY_S, RELOAD_EVERY_S = 30, 30
+RESTART_AFTER_S = (2, 10)
 MAX_FILES, MAX_SIZE = 3000, 256 * 1024
 
 
@@ -61,6 +67,8 @@ class Soak:
         self.files = {}  # name -> sha256 of the content last written successfully
         self.ops = collections.Counter()
         self.fails = collections.Counter()
+        self.open_fails = collections.Counter()  # calls on an open file
+        self.kills = 0
         self.stop = threading.Event()
         self.write_calls = []  # seconds of every open, write, fsync and close of self.write
         self.slowest = {}  # worker -> (seconds, call) of its slowest one
@@ -89,8 +97,17 @@ class Soak:
         self.generation = 0
 
     def pid(self, k):
-        with open(os.path.join(self.env["GANESHA_RUN"], "efsmt_ganesha_%d.pid" % (k + 2))) as f:
-            return int(f.read())
+        return lib.ganesha_pid(self.env["GANESHA_RUN"], self.addrs[k], k)
+
+    def restart(self, k):
+        """Start killed server k again once its address is free."""
+        deadline = time.monotonic() + 30
+        while True:
+            r = subprocess.run([GANESHA, "start-one", self.backing, self.addrs[k]],
+                               env=self.env, capture_output=True, text=True)
+            if r.returncode == 0 or time.monotonic() > deadline:
+                return r
+            time.sleep(0.5)
 
     # ---- the workload
     def worker(self, wid):
@@ -133,8 +150,17 @@ class Soak:
         try:
             self.timed(wid, os.write, fd, data)
             self.timed(wid, os.fsync, fd)
+        except OSError as e:
+            with self.lock:
+                self.open_fails["%s:%s" % ("write/fsync", errno_name(e.errno))] += 1
+            raise
         finally:
-            self.timed(wid, os.close, fd)
+            try:
+                self.timed(wid, os.close, fd)
+            except OSError as e:
+                with self.lock:
+                    self.open_fails["close:%s" % errno_name(e.errno)] += 1
+                raise
         with self.lock:
             self.files[name] = hashlib.sha256(data).hexdigest()
 
@@ -188,21 +214,23 @@ class Soak:
 
     # ---- the faults
     def faults(self):
-        next_stop = time.monotonic() + STOP_EVERY_S
-        next_reload = time.monotonic() + RELOAD_EVERY_S
-        stopped = None
+        next_kill = time.monotonic() + KILL_EVERY_S
+        next_reload = time.monotonic() + KILL_EVERY_S + RELOAD_EVERY_S / 2
+        killed, restart_at = None, 0
         while not self.stop.wait(0.5):
             now = time.monotonic()
-            if stopped is not None and now >= resume_at:
-                os.kill(self.pid(stopped), signal.SIGCONT)
-                self.log("target %d resumed" % stopped)
-                stopped = None
-            if stopped is None and now >= next_stop:
-                stopped = random.randrange(3)
-                os.kill(self.pid(stopped), signal.SIGSTOP)
-                self.log("target %d stopped" % stopped)
-                resume_at = now + STOP_FOR_S
-                next_stop = now + STOP_EVERY_S
+            if killed is not None and now >= restart_at:
+                r = self.restart(killed)
+                self.log("target %d restarted: %s" % (killed, "ok" if r.returncode == 0
+                                                       else r.stderr.strip()))
+                killed = None
+            if killed is None and now >= next_kill:
+                killed = random.randrange(3)
+                os.kill(self.pid(killed), signal.SIGKILL)
+                self.kills += 1
+                restart_at = now + random.uniform(*RESTART_AFTER_S)
+                self.log("target %d killed" % killed)
+                next_kill = now + KILL_EVERY_S
             if now >= next_reload:
                 self.generation += 1
                 n = 4 if self.generation % 2 else 3
@@ -216,8 +244,8 @@ class Soak:
                     if r.returncode:
                         self.fails["reload"] += 1
                 next_reload = now + RELOAD_EVERY_S
-        if stopped is not None:
-            os.kill(self.pid(stopped), signal.SIGCONT)
+        if killed is not None:
+            self.restart(killed)
 
     def verify(self):
         bad = []
@@ -258,6 +286,8 @@ class Soak:
             except subprocess.TimeoutExpired:
                 self.daemon.kill()
         subprocess.run([GANESHA, "stop"], env=self.env, capture_output=True)
+        for a in self.addrs:
+            subprocess.run([GANESHA, "stop-one", a], env=self.env, capture_output=True)
         subprocess.run(["rm", "-rf", "--one-file-system", self.work])
 
 
@@ -286,6 +316,9 @@ def main():
                                                           sorted(s.ops.items()))))
     print("operations failed: %d  (%s)" % (sum(s.fails.values()), ", ".join(
         "%s %d" % kv for kv in sorted(s.fails.items())) or "none"))
+    print("servers killed and restarted: %d; failed calls on open files: %d  (%s)" % (
+        s.kills, sum(s.open_fails.values()),
+        ", ".join("%s %d" % kv for kv in sorted(s.open_fails.items())) or "none"))
     if s.slowest:
         worst = sorted(s.slowest.values())
         calls = sorted(s.write_calls)
@@ -300,7 +333,8 @@ def main():
         print("efsmt EXITED during the soak (status %s)" % code)
     if hung:
         print("HUNG threads: %s" % hung)
-    ok = not crashed and not hung and not bad and not s.fails["read:MISMATCH"]
+    ok = (not crashed and not hung and not bad and not s.fails["read:MISMATCH"] and
+          not s.open_fails)
     print("soak: %s" % ("PASS" if ok else "FAIL"))
     return 0 if ok else 1
 

@@ -341,3 +341,17 @@ def tcp_connections(pid, addr, port):
             if cols[2] == want and cols[3] == "01":  # ESTABLISHED
                 inodes.add("socket:[%s]" % cols[9])
     return [l for l in fd_links(pid).values() if l in inodes]
+
+
+def ganesha_pid(run, addr, k):
+    """The pid of tests/ganesha.sh's server k (on addr) whose files are in
+    run: start-one (a restart) names its pid file by address, start by
+    number."""
+    for name in ("efsmt_ganesha_%s.pid" % addr.replace(".", "_"),
+                 "efsmt_ganesha_%d.pid" % (k + 2)):
+        try:
+            with open(os.path.join(run, name)) as f:
+                return int(f.read())
+        except FileNotFoundError:
+            pass
+    raise FileNotFoundError("no pid file of server %d (%s) in %s" % (k, addr, run))

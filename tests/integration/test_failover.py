@@ -44,17 +44,7 @@ class Servers:
             pytest.fail("nfs-ganesha did not start: %s" % r.stderr.decode(), pytrace=False)
 
     def pid(self, k):
-        """The pid of server k: ganesha.sh start-one (restart) writes its
-        pid under another name than start."""
-        run = self.env["GANESHA_RUN"]
-        for name in ("efsmt_ganesha_%s.pid" % self.addrs[k].replace(".", "_"),
-                     "efsmt_ganesha_%d.pid" % (k + 2)):
-            try:
-                with open(os.path.join(run, name)) as f:
-                    return int(f.read())
-            except FileNotFoundError:
-                pass
-        raise FileNotFoundError("no pid file of server %d (%s) in %s" % (k, self.addrs[k], run))
+        return lib.ganesha_pid(self.env["GANESHA_RUN"], self.addrs[k], k)
 
     def signal(self, k, sig):
         os.kill(self.pid(k), sig)
