@@ -64,6 +64,7 @@ struct nfs_file {
 	 * a piece whose WRITE failed or whose verifier changed is sent again. */
 	struct wb_job *kept, **kept_tail;
 	size_t kept_bytes;
+	int committing; /* a background COMMIT of them is queued or running */
 	/* Lock states holding server locks through this open: such an open
 	 * is not opened again after the server lost it (see nfsb_file_reopen). */
 	atomic_int locked;

@@ -33,9 +33,12 @@
  * again once the target answers (resume) or hands it to the file's new
  * handle on another target (pending). A COMMIT whose verifier differs
  * (the server restarted and lost what it had not written to disk) sends
- * the pieces written under the old one again. Memory: a file keeps at most
- * NFS_KEPT_FILE_MAX, the daemon NFS_KEPT_TOTAL_MAX; a write past either
- * waits for its own file's COMMIT. On EFS, which answers every WRITE
+ * the pieces written under the old one again. Memory: past
+ * NFS_KEPT_COMMIT_AT a file's COMMIT starts in the background (a writer
+ * thread sends it, and the pieces it covers go back to the pool of large
+ * buffers); a file keeps at most NFS_KEPT_FILE_MAX, the daemon
+ * NFS_KEPT_TOTAL_MAX, and a write past either waits for its own file's
+ * COMMIT. On EFS, which answers every WRITE
  * FILE_SYNC4, nothing is ever kept.
  */
 #ifndef _GNU_SOURCE
@@ -60,7 +63,7 @@
  * megabyte from malloc is a fresh mmap, and faulting its pages in cost more
  * than copying into it. */
 #define NFS_WB_BIG	(1u << 20) /* bytes: writes this large take a pooled copy */
-#define NFS_WB_POOL_MAX 16
+#define NFS_WB_POOL_MAX 32
 /* Gathering (see the top): writes of at most half NFS_GATHER_MAX are held;
  * held buffers in the whole daemon at most NFS_GATHER_FILES_MAX (64 MiB). */
 #define NFS_GATHER_MAX	     (64u << 10)
@@ -68,6 +71,7 @@
 #define NFS_GATHER_FILES_MAX 1024
 /* Kept data (see the top), bytes: per open file, and in the whole daemon. */
 #define NFS_KEPT_FILE_MAX  (64u << 20)
+#define NFS_KEPT_COMMIT_AT (16u << 20) /* a COMMIT starts in the background */
 #define NFS_KEPT_TOTAL_MAX ((size_t)512 << 20)
 
 /* ---- write-behind ---- */
@@ -87,6 +91,7 @@ struct wb_job {
 	 * server took it, and the verifier it answered with. */
 	int sent;
 	uint8_t verf[NFS4_VERIFIER_SIZE];
+	int commit; /* not a WRITE: the background COMMIT of f's kept pieces */
 	uint8_t data[];
 };
 
@@ -141,7 +146,7 @@ static int same_fh(const struct nfs_fh *a, const struct nfs_fh *b)
 static int wb_busy_locked(const struct nfs_fh *fh, uint64_t off, size_t len)
 {
 	for (struct wb_job *j = wb_flying; j; j = j->fnext)
-		if (same_fh(&j->f->of.fh, fh) &&
+		if (!j->commit && same_fh(&j->f->of.fh, fh) &&
 		    (!len || (off < j->off + j->len && j->off < off + len)))
 			return 1;
 	return 0;
@@ -348,8 +353,32 @@ static void wb_finish(struct wb_job *j, int err, int how, const uint8_t *verf)
 	pthread_mutex_unlock(&wb_lock);
 }
 
+/* The background COMMIT j is over (what it covered is freed, the rest kept:
+ * a failure shows in the file's next call). */
+static void wb_commit_done(struct wb_job *j)
+{
+	pthread_mutex_lock(&wb_lock);
+	for (struct wb_job **pp = &wb_flying; *pp; pp = &(*pp)->fnext) {
+		if (*pp == j) {
+			*pp = j->fnext;
+			break;
+		}
+	}
+	atomic_fetch_sub(&nfsb_wb_count, 1);
+	j->f->wb_jobs--;
+	j->f->committing = 0;
+	free(j);
+	pthread_cond_broadcast(&wb_done);
+	pthread_mutex_unlock(&wb_lock);
+}
+
 static void wb_send(struct wb_job *j)
 {
+	if (j->commit) {
+		(void)nfsb_settle(j->cl, j->f);
+		wb_commit_done(j);
+		return;
+	}
 	int how = FILE_SYNC4;
 	uint8_t verf[NFS4_VERIFIER_SIZE];
 	int e = nfsb_write_all(j->cl, j->f, j->data, j->len, j->off, j->stable, &how, verf);
@@ -521,6 +550,7 @@ static void wb_job_fill(struct wb_job *j, struct nfs_client *cl, struct nfs_file
 	j->len = size;
 	j->stable = stable;
 	j->held = 0;
+	j->commit = 0;
 	j->next = NULL;
 }
 
@@ -542,11 +572,32 @@ static int kept_over_locked(const struct nfs_file *f)
 	       atomic_load(&nfsb_kept_total) > NFS_KEPT_TOTAL_MAX;
 }
 
+/* Past NFS_KEPT_COMMIT_AT, queue f's COMMIT for a writer thread, unless one
+ * is on its way or f met an error; caller holds wb_lock. */
+static void kept_commit_soon_locked(struct nfs_client *cl, struct nfs_file *f)
+{
+	if (f->kept_bytes < NFS_KEPT_COMMIT_AT || f->committing || f->wb_err)
+		return;
+	struct wb_job *j = calloc(1, sizeof *j);
+	if (!j || wb_writer_locked() != 0) {
+		free(j);
+		return; /* the bound above makes the writer commit */
+	}
+	j->commit = 1;
+	j->f = f;
+	j->cl = cl;
+	f->committing = 1;
+	wb_fly_locked(j);
+	wb_enqueue_locked(j);
+}
+
 /* A writer past the bound on kept data waits for its file's COMMIT. */
 static ssize_t kept_bound(struct nfs_client *cl, struct nfs_file *f, ssize_t took)
 {
 	pthread_mutex_lock(&wb_lock);
 	int over = kept_over_locked(f);
+	if (!over)
+		kept_commit_soon_locked(cl, f);
 	pthread_mutex_unlock(&wb_lock);
 	if (!over)
 		return took;
