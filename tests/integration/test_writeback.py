@@ -291,6 +291,11 @@ os.write(fd, data[:MIB])
 os.fsync(fd)  # empty no more: later writes go UNSTABLE4
 for i in range(1, 9):
     os.pwrite(fd, data[i * MIB:(i + 1) * MIB], i * MIB)
+# a read waits for the file's writes in flight (not for a COMMIT): all 8 MiB
+# are answered UNSTABLE4, so the restart loses them from the server's view
+rd = os.open(path, os.O_RDONLY)
+assert os.pread(rd, MIB, 8 * MIB) == data[8 * MIB:9 * MIB]
+os.close(rd)
 print("ready", flush=True)
 sys.stdin.readline()
 for i in range(9, 16):
@@ -304,8 +309,8 @@ print("done", flush=True)
 @pytest.mark.time_limit(90)
 @pytest.mark.parametrize("lone_ganesha", ["hard,probe_timeout=30"], indirect=True)
 def test_unstable_writes_resent_after_a_server_restart(lone_ganesha):
-    """Hard: the server restarts with 8 MiB written UNSTABLE4 and not yet
-    committed, some of it still in flight. The writer goes on on the same
+    """Hard: the server restarts with 8 MiB written UNSTABLE4, answered and
+    not yet committed. The writer goes on on the same
     target (it is back within probe_timeout); the COMMIT of fsync sees a new
     write verifier and efsmt sends the kept writes again; nothing fails and
     every byte is in the export."""
