@@ -85,8 +85,6 @@ unsigned nfsb_file_sid(struct nfs_file *f, struct nfs_stateid *sid)
 int nfsb_file_reopen(struct nfs_client *cl, struct nfs_file *f, unsigned seen)
 {
 	int e = 0;
-	if (seen == (unsigned)-1)
-		return -EIO; /* moved to another target (outlive): nothing to reopen */
 	if (atomic_load(&f->locked)) {
 		/* Its locks are gone with it: going on would write without them. */
 		log_warn("msg=open-file-lost target=%s (the server forgot an open file that "
@@ -405,14 +403,13 @@ int nfs_be_flush(struct target *t, uint64_t fh)
 int nfs_be_release(struct target *t, uint64_t fh)
 {
 	struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
-	uint8_t cverf[NFS4_VERIFIER_SIZE];
 	int e = nfsb_wb_drain(f, 1);
 	/* What is still kept (the front settles a handle with kept data
 	 * before it lets go of it: this is what a failed target left). */
 	if (!e)
 		e = nfsb_commit_file(t, f);
 	nfsb_kept_drop(f);
-	int ce = nfs_commit_close(NT(t)->lane[f->lane], &f->auth, &f->of, 0, cverf);
+	int ce = nfs_close(NT(t)->lane[f->lane], &f->auth, &f->of);
 	pthread_mutex_destroy(&f->lock);
 	pthread_mutex_destroy(&f->append_lock);
 	free(f->pre);

@@ -38,8 +38,8 @@
  * thread sends it, and the pieces it covers go back to the pool of large
  * buffers); a file keeps at most NFS_KEPT_FILE_MAX, the daemon
  * NFS_KEPT_TOTAL_MAX, and a write past either waits for its own file's
- * COMMIT. On EFS, which answers every WRITE
- * FILE_SYNC4, nothing is ever kept.
+ * COMMIT. On EFS, which answers every WRITE FILE_SYNC4, nothing is ever
+ * kept.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -323,12 +323,10 @@ static void kept_free_locked(struct wb_job *j)
 	wb_job_free_locked(j);
 }
 
-/* j's WRITE is over: err, else the server answered how (its verifier
- * verf). Kept while the server may lose it (see the top). */
-static void wb_finish(struct wb_job *j, int err, int how, const uint8_t *verf)
+/* j is over: out of wb_flying and of its file's jobs; caller holds
+ * wb_lock and broadcasts wb_done. */
+static void wb_unfly_locked(struct wb_job *j)
 {
-	struct nfs_file *f = j->f;
-	pthread_mutex_lock(&wb_lock);
 	for (struct wb_job **pp = &wb_flying; *pp; pp = &(*pp)->fnext) {
 		if (*pp == j) {
 			*pp = j->fnext;
@@ -336,9 +334,18 @@ static void wb_finish(struct wb_job *j, int err, int how, const uint8_t *verf)
 		}
 	}
 	atomic_fetch_sub(&nfsb_wb_count, 1);
+	j->f->wb_jobs--;
+}
+
+/* j's WRITE is over: err, else the server answered how (its verifier
+ * verf). Kept while the server may lose it (see the top). */
+static void wb_finish(struct wb_job *j, int err, int how, const uint8_t *verf)
+{
+	struct nfs_file *f = j->f;
+	pthread_mutex_lock(&wb_lock);
+	wb_unfly_locked(j);
 	if (err && !f->wb_err)
 		f->wb_err = err;
-	f->wb_jobs--;
 	if (!err && how != FILE_SYNC4) {
 		j->sent = 1;
 		memcpy(j->verf, verf, NFS4_VERIFIER_SIZE);
@@ -358,14 +365,7 @@ static void wb_finish(struct wb_job *j, int err, int how, const uint8_t *verf)
 static void wb_commit_done(struct wb_job *j)
 {
 	pthread_mutex_lock(&wb_lock);
-	for (struct wb_job **pp = &wb_flying; *pp; pp = &(*pp)->fnext) {
-		if (*pp == j) {
-			*pp = j->fnext;
-			break;
-		}
-	}
-	atomic_fetch_sub(&nfsb_wb_count, 1);
-	j->f->wb_jobs--;
+	wb_unfly_locked(j);
 	j->f->committing = 0;
 	free(j);
 	pthread_cond_broadcast(&wb_done);
