@@ -162,7 +162,7 @@ static int serve(const struct efsmt_config *cfg)
 			cfg->mountpoint);
 		goto out_signals;
 	}
-	readahead_find(cfg->mountpoint);
+	readahead_find(cfg->mountpoint, cfg->lanes);
 	log_info("msg=mounted source=%s mountpoint=%s targets=%zu", cfg->source, cfg->mountpoint,
 		 cfg->ntargets);
 	if (!cfg->foreground)

@@ -1,8 +1,12 @@
 /*
  * nfs4.h - a user-space NFSv4.1 client (RFC 8881): the module's API.
  *
- * One nfs_client is one TCP connection carrying one session of its own
- * client ID (EXCHANGE_ID with an owner unique to the connection). Any
+ * One nfs_client is one TCP connection carrying one session. Clients
+ * opened with the same nfs_clid (the lanes of one target) are one NFSv4.1
+ * client of the server: the same owner and verifier make every
+ * EXCHANGE_ID answer the same client ID, each connection creates its own
+ * session on it, and so an open's stateid and its locks are good on every
+ * one of them. Without an nfs_clid a client has an owner of its own. Any
  * number of threads may call into one client at once: each call takes a
  * slot of the session's slot table, so up to the negotiated number of
  * COMPOUNDs are in flight on the connection. A lost connection or session
@@ -37,6 +41,7 @@
 #define NFS_DELAY_RETRIES 30
 
 struct nfs_client;
+struct nfs_clid;
 
 struct nfs_opts {
 	uint16_t port;	  /* 0: NFS_DEFAULT_PORT */
@@ -44,7 +49,13 @@ struct nfs_opts {
 	uint32_t slots;	  /* 0: NFS_DEFAULT_SLOTS */
 	uint32_t max_io;  /* 0: NFS_IO_MAX */
 	struct tls_target *tls; /* tls.h: TLS on every connection; NULL: plain TCP */
+	struct nfs_clid *clid;	/* one client ID shared with other connections; NULL: own */
 };
+
+/* A client identity (owner and verifier) for the connections that are one
+ * client of a server; it outlives every nfs_client opened with it. */
+struct nfs_clid *nfs_clid_new(void);
+void nfs_clid_free(struct nfs_clid *id);
 
 struct nfs_fh {
 	uint32_t len;

@@ -446,19 +446,37 @@ int nfs_ping(struct nfs_client *c)
 
 /* ---- lifetime ---- */
 
-static void make_owner(struct nfs_client *c)
+/* An owner unique to this daemon and call, and a random verifier. */
+static void make_owner(char *owner, size_t len, uint8_t verifier[NFS4_VERIFIER_SIZE])
 {
 	static atomic_uint counter;
 	char host[64] = "localhost";
 	uint64_t rnd = 0;
 	gethostname(host, sizeof host - 1);
 	if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
-		rnd = (uint64_t)nfs_now_ms() ^ (uint64_t)(uintptr_t)c;
-	/* Unique per connection: one client ID per lane, never merged. */
-	snprintf(c->owner, sizeof c->owner, "efsmt:%s:%d:%u:%016llx", host, (int)getpid(),
+		rnd = (uint64_t)nfs_now_ms() ^ (uint64_t)(uintptr_t)owner;
+	snprintf(owner, len, "efsmt:%s:%d:%u:%016llx", host, (int)getpid(),
 		 atomic_fetch_add(&counter, 1), (unsigned long long)rnd);
-	if (getrandom(c->verifier, sizeof c->verifier, 0) != sizeof c->verifier)
-		memcpy(c->verifier, &rnd, sizeof c->verifier);
+	if (getrandom(verifier, NFS4_VERIFIER_SIZE, 0) != NFS4_VERIFIER_SIZE)
+		memcpy(verifier, &rnd, NFS4_VERIFIER_SIZE);
+}
+
+struct nfs_clid *nfs_clid_new(void)
+{
+	struct nfs_clid *id = calloc(1, sizeof *id);
+	if (!id)
+		return NULL;
+	pthread_mutex_init(&id->lock, NULL);
+	make_owner(id->owner, sizeof id->owner, id->verifier);
+	return id;
+}
+
+void nfs_clid_free(struct nfs_clid *id)
+{
+	if (!id)
+		return;
+	pthread_mutex_destroy(&id->lock);
+	free(id);
 }
 
 static void init_locks(struct nfs_client *c)
@@ -552,8 +570,12 @@ int nfs_client_open(const char *host, const struct nfs_opts *opts, struct nfs_cl
 	if (!c->opts.max_io || c->opts.max_io > NFS_IO_MAX)
 		c->opts.max_io = NFS_IO_MAX;
 	init_locks(c);
-	atomic_init(&c->next_owner, 1);
-	make_owner(c);
+	if (c->opts.clid) {
+		memcpy(c->owner, c->opts.clid->owner, sizeof c->owner);
+		memcpy(c->verifier, c->opts.clid->verifier, sizeof c->verifier);
+	} else {
+		make_owner(c->owner, sizeof c->owner, c->verifier);
+	}
 
 	pthread_rwlock_wrlock(&c->state);
 	int e = establish(c, err, errlen);
@@ -668,5 +690,9 @@ uint64_t nfs_client_current_id(struct nfs_client *c)
 
 uint64_t nfs_next_owner(struct nfs_client *c)
 {
-	return atomic_fetch_add(&c->next_owner, 1);
+	/* One counter for the daemon: open and lock owners stay unique when
+	 * several connections are one client (nfs_clid). */
+	static atomic_uint_fast64_t next = 1;
+	(void)c;
+	return atomic_fetch_add(&next, 1);
 }

@@ -72,6 +72,16 @@ int nfs_check_name(const char *name);
 #define NFS_REBUILDS_PER_CALL 3
 #define NFS_CLIENT_OWNER_MAX 256
 
+/* What the connections of one client share (nfs4.h, nfs_clid): its owner
+ * and verifier, and a lock that lets one connection at a time run
+ * EXCHANGE_ID and CREATE_SESSION, whose sequence id the client ID has one
+ * of (RFC 8881 18.36.4). */
+struct nfs_clid {
+	pthread_mutex_t lock;
+	char owner[NFS_CLIENT_OWNER_MAX];
+	uint8_t verifier[NFS4_VERIFIER_SIZE];
+};
+
 struct nfs_slot {
 	uint32_t seqid;
 	int busy;
@@ -105,7 +115,6 @@ struct nfs_client {
 	uint8_t verifier[NFS4_VERIFIER_SIZE];
 	uint32_t lease_s;
 	uint32_t maxread, maxwrite;
-	atomic_uint_fast64_t next_owner;
 	atomic_llong last_ok_ms;
 	unsigned reconnects;
 	char last_err[256]; /* why the last reconnect failed; under conn_lock */

@@ -200,9 +200,15 @@ int establish(struct nfs_client *c, char *err, size_t errlen)
 	set_conn(c, conn);
 	rpc_conn_set_timeout(c->conn, c->opts.timeout_ms);
 	rpc_conn_set_max_record(c->conn, c->opts.max_io + 2 * NFS_HDR_ROOM);
+	/* The connections of one client ID take turns: CREATE_SESSION must
+	 * carry the sequence id that the EXCHANGE_ID before it answered. */
+	if (c->opts.clid)
+		pthread_mutex_lock(&c->opts.clid->lock);
 	e = exchange_id(c, err, errlen);
 	if (!e)
 		e = create_session(c, err, errlen);
+	if (c->opts.clid)
+		pthread_mutex_unlock(&c->opts.clid->lock);
 	if (!e) {
 		e = reclaim_complete(c);
 		if (e)

@@ -9,9 +9,11 @@
  * locks (nfs_lock.c), directories (nfs_dir.c), extended attributes
  * (nfs_xattr.c).
  *
- * Lanes: NFS_LANES connections (each its own client ID and session) per
- * target; path operations take them in turn, an open file stays on the
- * lane that opened it (its state belongs to that client ID).
+ * Lanes: `lanes` connections per target, one NFSv4.1 client of the
+ * server (one client ID, a session per connection: nfs4.h, nfs_clid).
+ * Calls take them in turn, READ and WRITE each on its own: an open's
+ * stateid is good on every lane, so one file moves over all of them. The
+ * OPEN, its CLOSE, COMMIT and locks stay on the lane that opened it.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -63,6 +65,8 @@ static void close_lanes(struct nfs_target *nt)
 	for (int i = 0; i < nt->nlanes; i++)
 		nfs_client_close(nt->lane[i]);
 	nt->nlanes = 0;
+	nfs_clid_free(nt->clid);
+	nt->clid = NULL;
 }
 
 static int nfs_attach(struct target *t, char *err, size_t errlen)
@@ -96,6 +100,14 @@ static int nfs_attach(struct target *t, char *err, size_t errlen)
 		if (e)
 			goto fail;
 		o.tls = nt->tls;
+	}
+	/* The lanes are one client of the server (nfs4.h): an open made on
+	 * one is read and written through all of them. */
+	nt->clid = o.clid = nfs_clid_new();
+	if (!o.clid) {
+		snprintf(err, errlen, "out of memory");
+		e = -ENOMEM;
+		goto fail;
 	}
 	for (int i = 0; i < lanes && !e; i++) {
 		e = nfs_client_open(host, &o, &nt->lane[i], why, sizeof why);

@@ -25,6 +25,7 @@ struct nfs_target {
 	struct nfs_client *lane[NFS_LANES_MAX];
 	int nlanes;
 	struct tls_target *tls; /* shared by the lanes: one session cache */
+	struct nfs_clid *clid;	/* the lanes' one client ID (nfs4.h) */
 	char probe_err[256];	/* the reconnect failure last logged (probe thread) */
 	atomic_uint next_lane;
 	struct nfs_fh root;
@@ -39,7 +40,8 @@ struct nfs_file {
 	const char *tid;      /* the target's id, for the log */
 	unsigned state_gen;   /* re-opens so far, under lock */
 	struct rpc_auth auth; /* the opener's */
-	int lane;
+	int lane;   /* of the OPEN, and of CLOSE, COMMIT, locks; READ and WRITE use any */
+	int window; /* writes in flight at most (nfsb_wb_window) */
 	int append; /* O_APPEND: each write goes to the server's end of file */
 	int direct; /* O_DIRECT: no prefetch; each write stable on the server before it returns */
 	struct stat open_attr;	/* from the OPEN, for an fgetattr right after it */
@@ -78,6 +80,14 @@ static inline struct nfs_client *pick_lane(struct nfs_target *nt, int *lane)
 	if (lane)
 		*lane = (int)i;
 	return nt->lane[i];
+}
+
+/* The lane for the next READ or WRITE of f: every lane in turn, since the
+ * lanes are one client and f's stateid is good on each of them. */
+static inline struct nfs_client *io_lane(struct nfs_target *nt, const struct nfs_file *f)
+{
+	(void)f;
+	return pick_lane(nt, NULL);
 }
 
 static inline void to_stat(const struct nfs_attr *a, struct stat *st)
@@ -138,6 +148,8 @@ void nfsb_forget_parent(struct nfs_target *nt, const char *path);
 
 /* ---- nfs_wb.c ---- */
 
+/* Writes in flight per open file over a target of this many lanes. */
+int nfsb_wb_window(int lanes);
 /* Jobs queued, in flight or held: the hot paths' cheap test for "any?". */
 extern atomic_int nfsb_wb_count;
 /* Wait until no write to the file fh is in flight; 1 if it had to wait. */

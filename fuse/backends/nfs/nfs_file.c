@@ -160,6 +160,7 @@ int nfsb_open_at(struct target *t, const struct rpc_auth *cr, const char *path, 
 	if (!f)
 		return -ENOMEM;
 	struct nfs_client *cl = pick_lane(nt, &f->lane);
+	f->window = nfsb_wb_window(nt->nlanes);
 	f->auth = *cr;
 	f->tid = t->id;
 	if ((flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_DIRECT)))
@@ -279,7 +280,7 @@ ssize_t nfs_be_read_ref(struct target *t, uint64_t fh, size_t size, off_t off, c
 			}
 		}
 	}
-	struct nfs_client *cl = NT(t)->lane[f->lane];
+	struct nfs_client *cl = io_lane(NT(t), f);
 	struct nfs_stateid sid;
 	unsigned gen = nfsb_file_sid(f, &sid);
 	const uint8_t **d = (const uint8_t **)data;
@@ -301,7 +302,7 @@ ssize_t nfs_be_write(struct target *t, uint64_t fh, const char *buf, size_t size
 	struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
 	if (off < 0)
 		return -EINVAL;
-	struct nfs_client *cl = NT(t)->lane[f->lane];
+	struct nfs_client *cl = io_lane(NT(t), f);
 	pthread_mutex_lock(&f->lock);
 	f->open_attr_ms = 0;
 	int sync = f->sync_first && off == 0 && size <= NFS_SYNC_FIRST_MAX &&
@@ -447,8 +448,16 @@ int nfs_be_pending(struct target *t, uint64_t fh, be_data_fn fn, void *ctx)
  * state valid: until the lease from its last answer runs out. */
 long long nfs_be_fence_ms(struct target *t, uint64_t fh)
 {
-	struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
-	return nfs_client_lease_left_ms(NT(t)->lane[f->lane]);
+	struct nfs_target *nt = NT(t);
+	long long left = 0;
+	(void)fh;
+	/* Any lane's answer renewed the lease of the one client they are. */
+	for (int i = 0; i < nt->nlanes; i++) {
+		long long l = nfs_client_lease_left_ms(nt->lane[i]);
+		if (l > left)
+			left = l;
+	}
+	return left;
 }
 
 /* ALLOCATE and DEALLOCATE are NFSv4.2 (EFS speaks 4.1). Mode 0 past the

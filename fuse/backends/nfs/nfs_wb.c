@@ -5,7 +5,7 @@
  * Write-behind: a write is copied, queued to a pool of writer threads and
  * answered at once, so one writer keeps several WRITEs in flight (the
  * kernel sends one FUSE write at a time per writer). Each open file has a
- * window of NFS_WB_WINDOW writes; past it the write waits. The first WRITE
+ * window of writes in flight (nfsb_wb_window); past it the write waits. The first WRITE
  * that fails becomes the file's sticky error, returned by every later
  * write, flush and fsync. Read-your-writes: an operation that reads data or
  * attributes of a file (READ, GETATTR, SETATTR, OPEN, readdirplus) first
@@ -56,8 +56,11 @@
 #include "nfs_be.h"
 
 /* Write-behind: writes in flight per open file (each up to a FUSE write,
- * 1 MiB), and writer threads for the whole daemon (started as needed). */
+ * 1 MiB) with one or two lanes, NFS_WB_WINDOW_LANE more per lane past
+ * two (the lanes carry one file's WRITEs together), and writer threads
+ * for the whole daemon (started as needed). */
 #define NFS_WB_WINDOW	   8
+#define NFS_WB_WINDOW_LANE 4
 #define NFS_WB_THREADS_MAX 32
 /* Large writes' copies are kept for reuse, up to this many: a fresh
  * megabyte from malloc is a fresh mmap, and faulting its pages in cost more
@@ -75,6 +78,12 @@
 #define NFS_KEPT_TOTAL_MAX ((size_t)512 << 20)
 
 /* ---- write-behind ---- */
+
+int nfsb_wb_window(int lanes)
+{
+	int w = NFS_WB_WINDOW + (lanes > 2 ? (lanes - 2) * NFS_WB_WINDOW_LANE : 0);
+	return w < NFS_WB_THREADS_MAX ? w : NFS_WB_THREADS_MAX;
+}
 
 struct wb_job {
 	struct wb_job *next;  /* the queue */
@@ -627,7 +636,7 @@ ssize_t nfsb_wb_queue(struct nfs_client *cl, struct nfs_file *f, const char *buf
 	wb_job_fill(j, cl, f, buf, size, off, stable);
 	pthread_mutex_lock(&wb_lock);
 	while (!f->wb_err &&
-	       (f->wb_jobs >= NFS_WB_WINDOW || wb_busy_locked(&f->of.fh, off, size))) {
+	       (f->wb_jobs >= f->window || wb_busy_locked(&f->of.fh, off, size))) {
 		wb_hand_over_locked(&f->of.fh, 0);
 		pthread_cond_wait(&wb_done, &wb_lock);
 	}
@@ -668,7 +677,7 @@ ssize_t nfsb_wb_gather(struct nfs_client *cl, struct nfs_file *f, const char *bu
 			wb_hand_over_locked(&f->of.fh, 0);
 		struct wb_job *j = NULL;
 		if (size <= NFS_GATHER_MAX / 2 && !f->wb_err && wb_held < NFS_GATHER_FILES_MAX &&
-		    f->wb_jobs < NFS_WB_WINDOW && !wb_busy_locked(&f->of.fh, off, size) &&
+		    f->wb_jobs < f->window && !wb_busy_locked(&f->of.fh, off, size) &&
 		    wb_writer_locked() == 0)
 			j = malloc(sizeof *j + NFS_GATHER_MAX);
 		if (j) {
