@@ -354,10 +354,15 @@ echo "one file: $SIZE_MIB MiB written (seqio: $BLOCK_KIB KiB writes, fsync), fre
 if [ "$MANY_TARGETS" -gt 0 ]; then
 	echo "many files: $MANY_FILES x $MANY_MIB MiB in parallel (pario) over $MANY_TARGETS targets x $MANY_LANES lanes (files per target $MANY_SPREAD)"
 fi
-echo "runs: $RUNS (median shown); ratio = MB/s / (connections x $CAP MB/s); goal: ratio >= $GOAL"
+echo "runs: $RUNS (median shown); ratio = MB/s / (connections x $CAP MB/s); goal: ratio >= $GOAL;"
+echo "  busy: connections that carried at least 1 MB in the last run's write/read"
 echo
-printf '%-22s %6s %8s %8s %7s %7s %s\n' case conns write read w-ratio r-ratio goal
-printf '%-22s %6s %8s %8s %7s %7s\n' "" "" "MB/s" "MB/s" "" ""
+printf '%-22s %6s %8s %8s %7s %7s %-9s %s\n' case conns write read w-ratio r-ratio busy goal
+printf '%-22s %6s %8s %8s %7s %7s %-9s\n' "" "" "MB/s" "MB/s" "" "" "w/r"
+busy() { # "a,b (default c) | ...": connections that carried at least 1 MB
+	awk '{ for (i = 1; i <= NF; i++) if ($i !~ /default|\||\)/) { n = split($i, v, ","); for (j = 1; j <= n; j++) if (v[j] + 0 >= 1) b++ } }
+		END { print b + 0 }' <<<"$1"
+}
 report_line() { # LABEL CONNS KEY
 	local w r wr rr goal
 	# shellcheck disable=SC2086
@@ -371,7 +376,8 @@ report_line() { # LABEL CONNS KEY
 	else
 		goal=MISSED
 	fi
-	printf '%-22s %6s %8s %8s %7s %7s %s\n' "$1" "$2" "$(fmt seq "$w")" "$(fmt seq "$r")" "$wr" "$rr" "$goal"
+	printf '%-22s %6s %8s %8s %7s %7s %-9s %s\n' "$1" "$2" "$(fmt seq "$w")" "$(fmt seq "$r")" "$wr" "$rr" \
+		"$(busy "${CARRIED[$3.write]}")/$(busy "${CARRIED[$3.read]}")" "$goal"
 }
 for lanes in "${LANES[@]}"; do
 	report_line "1 file, lanes=$lanes" "$lanes" "one.$lanes"
