@@ -10,6 +10,25 @@
 #       writes it, default 200mbit; 0 or none: uncapped). One nfs-ganesha
 #       per namespace exports DIR, so the targets are nfs://10.200.K.2/export.
 #       Prints the URIs, one a line, in target order 1..N.
+#   tests/netns.sh start DIR N --per-conn RATE [--rate TOTAL]
+#       As above, but every TCP connection gets a cap of its own: both veth
+#       ends carry an htb root qdisc instead of tbf. Its default class is
+#       capped at RATE (both directions), so connections that cap-conns has
+#       not seen yet share one RATE. With --rate TOTAL as well, a parent
+#       class caps the target's link as a whole; without it, the link has
+#       no cap of its own.
+#   tests/netns.sh cap-conns [I...]
+#       For every established TCP connection to port 2049 of target I (all
+#       targets without I), an htb class of its own at RATE on both ends,
+#       picked by a u32 filter on the client's port: the source port on the
+#       host end (toward the server), the destination port on the namespace
+#       end (toward the client). Connections gone since the last run lose
+#       their class; connections made later use the default class until
+#       cap-conns runs again. Prints one line per target.
+#   tests/netns.sh conn-stats I one line per class of target I: the client
+#                               port (or "default"), its class, the bytes
+#                               its caps sent toward the server and toward
+#                               the client
 #   tests/netns.sh stop         kill the servers (by pid), delete the
 #                               namespaces, veths and routes; idempotent
 #   tests/netns.sh status       one line per target
@@ -46,6 +65,14 @@ NET=10.200
 DEFAULT_RATE=200mbit
 TBF_BURST=256kb
 TBF_LATENCY=50ms
+HTB_BURST=64kb     # per connection class (and the default class)
+HTB_QUANTUM=60000  # bytes a borrowing class sends per round; set, so htb's
+                   # r2q guess does not warn about large quanta
+HTB_BORROW_RATE=1mbit # assured rate of a class under a --rate parent: the
+                   # rest is borrowed, so the parent's cap holds
+CONN_MINOR_BASE=256 # connection slot S has class 1:(256 + S), in hex
+CONN_PRIO_BASE=100  # and u32 filters of priority 100 + S
+MAX_CONN_SLOTS=4000
 FALLBACK_METRIC=4000 # the unreachable route, behind the connected one (metric 0)
 START_WAIT_S=10      # per server, until it accepts TCP on 2049
 STOP_WAIT_S=10       # after SIGTERM (ganesha takes about 1.5 s), then SIGKILL
@@ -79,17 +106,20 @@ need_ganesha() {
 
 # ---------------------------------------------------------------- state
 #
-# $RUN/prefix, $RUN/dir, $RUN/rate: one value each.
+# $RUN/prefix, $RUN/dir, $RUN/rate, $RUN/perconn: one value each (perconn
+# only with --per-conn).
+# $RUN/tI.conns: "PORT SLOT" per connection cap-conns gave a class.
 # $RUN/targets: "I K NS HOSTVETH NSVETH ADDR" per target, written before the
 # target's pieces are made, so that stop also removes a half-made one.
 # $RUN/tI.pid: the server's pid (that of nsenter, which execs it).
 
-PREFIX="" DIR="" RATE=""
+PREFIX="" DIR="" RATE="" PERCONN=""
 load_state() {
 	[ -f "$RUN/prefix" ] || return 1
 	PREFIX=$(cat "$RUN/prefix")
 	DIR=$(cat "$RUN/dir" 2>/dev/null)
 	RATE=$(cat "$RUN/rate" 2>/dev/null)
+	PERCONN=$(cat "$RUN/perconn" 2>/dev/null)
 	return 0
 }
 
@@ -199,6 +229,37 @@ tbf() { # [ip -n NS] DEV: cap egress of DEV at $RATE
 		{ echo "netns.sh: tc qdisc tbf rate $RATE on $dev failed" >&2; return 1; }
 }
 
+capped() { # RATE: not 0 or none
+	case "$1" in 0 | none | "") return 1 ;; esac
+	return 0
+}
+
+# An htb class of rate $PERCONN, the child of 1:1 (the --rate cap of the
+# whole link) when there is one: then it is only assured a little and
+# borrows the rest, as the parent's cap holds only for borrowed bytes.
+htb_class() { # [ip netns exec NS] DEV MINOR(hex)
+	local dev=${*:$#-1:1} minor=${*: -1} parent=1: rate=$PERCONN
+	if capped "$RATE"; then parent=1:1 rate=$HTB_BORROW_RATE; fi
+	"${@:1:$#-2}" tc class replace dev "$dev" parent "$parent" classid "1:$minor" htb rate "$rate" \
+		ceil "$PERCONN" burst "$HTB_BURST" cburst "$HTB_BURST" quantum "$HTB_QUANTUM"
+}
+
+htb() { # [ip netns exec NS] DEV: the per-connection caps' root, default class 1:2
+	local dev=${*: -1} run=("${@:1:$#-1}") ok=1
+	"${run[@]}" tc qdisc replace dev "$dev" root handle 1: htb default 2 || ok=0
+	if [ "$ok" -eq 1 ] && capped "$RATE"; then
+		"${run[@]}" tc class replace dev "$dev" parent 1: classid 1:1 htb rate "$RATE" ceil "$RATE" \
+			burst "$TBF_BURST" cburst "$TBF_BURST" quantum "$HTB_QUANTUM" || ok=0
+	fi
+	[ "$ok" -eq 1 ] && htb_class "${run[@]}" "$dev" 2 && return 0
+	echo "netns.sh: tc qdisc htb (per connection $PERCONN) on $dev failed" >&2
+	return 1
+}
+
+cap_link() { # [ip netns exec NS] DEV: the caps of one end
+	if [ -n "$PERCONN" ]; then htb "$@"; else tbf "$@"; fi
+}
+
 make_link() { # I K: the namespace, the veth pair, addresses, caps, the fallback route
 	local i=$1 k=$2
 	T_K=$k T_NS="$PREFIX-$i" T_HOST="${PREFIX}h$i" T_PEER="${PREFIX}n$i" T_ADDR="$NET.$k.2"
@@ -211,7 +272,7 @@ make_link() { # I K: the namespace, the veth pair, addresses, caps, the fallback
 		ip -n "$T_NS" addr add "$T_ADDR/24" dev "$T_PEER" &&
 		ip -n "$T_NS" link set "$T_PEER" up &&
 		ip route add unreachable "$NET.$k.0/24" metric "$FALLBACK_METRIC" &&
-		tbf "$T_HOST" && tbf ip netns exec "$T_NS" "$T_PEER"; }; then
+		cap_link "$T_HOST" && cap_link ip netns exec "$T_NS" "$T_PEER"; }; then
 		echo "netns.sh: setting up target $i ($T_NS, $T_HOST, $NET.$k.0/24) failed" >&2
 		return 1
 	fi
@@ -253,7 +314,8 @@ do_stop() {
 	[ -z "$left" ] || die "stop: could not remove$left; state kept in $RUN"
 	# the logs stay for the caller to read; the rest goes
 	rm -rf "$RUN"/t*.recovery
-	rm -f "$RUN"/t*.conf "$RUN"/t*.pid "$RUN/targets" "$RUN/dir" "$RUN/rate" "$RUN/prefix"
+	rm -f "$RUN"/t*.conf "$RUN"/t*.pid "$RUN"/t*.conns "$RUN/targets" "$RUN/dir" "$RUN/rate" \
+		"$RUN/perconn" "$RUN/prefix"
 }
 
 parse_rate() {
@@ -261,16 +323,24 @@ parse_rate() {
 		die "bad rate '$1' (tc's notation: 200mbit, 25mbps, 1gbit; 0 or none for no cap)"
 }
 
-do_start() { # DIR N [--rate RATE]
-	local dir=$1 n=$2 i k fail=0
+do_start() { # DIR N [--rate RATE] [--per-conn RATE]
+	local dir=$1 n=$2 i k fail=0 rate=""
 	shift 2
-	RATE=$DEFAULT_RATE
+	PERCONN=""
 	while [ $# -gt 0 ]; do
 		case "$1" in
-		--rate) [ $# -ge 2 ] || die "--rate needs a value"; RATE=$2; shift 2 ;;
+		--rate) [ $# -ge 2 ] || die "--rate needs a value"; rate=$2; shift 2 ;;
+		--per-conn) [ $# -ge 2 ] || die "--per-conn needs a value"; PERCONN=$2; shift 2 ;;
 		*) die "start: unknown argument $1" ;;
 		esac
 	done
+	if [ -n "$PERCONN" ]; then
+		parse_rate "$PERCONN"
+		capped "$PERCONN" || die "start: --per-conn needs a rate, not '$PERCONN'"
+		RATE=${rate:-none} # the link as a whole: uncapped unless asked
+	else
+		RATE=${rate:-$DEFAULT_RATE}
+	fi
 	parse_rate "$RATE"
 	[ -d "$dir" ] || die "start: $dir is not a directory"
 	if ! [[ $n =~ ^[0-9]+$ ]] || [ "$n" -lt 1 ] || [ "$n" -gt "$MAX_TARGETS" ]; then
@@ -292,6 +362,7 @@ do_start() { # DIR N [--rate RATE]
 	echo "$PREFIX" >"$RUN/prefix"
 	echo "$DIR" >"$RUN/dir"
 	echo "$RATE" >"$RUN/rate"
+	[ -z "$PERCONN" ] || echo "$PERCONN" >"$RUN/perconn"
 	: >"$RUN/targets"
 
 	# choose the blocks and claim them (the address makes them used) under
@@ -352,7 +423,7 @@ do_uris() {
 do_status() {
 	local i pid st link qd
 	load_state || { echo "nothing started (no state in $RUN)"; return 0; }
-	echo "prefix=$PREFIX rate=$RATE dir=$DIR run=$RUN"
+	echo "prefix=$PREFIX rate=$RATE${PERCONN:+ per-conn=$PERCONN} dir=$DIR run=$RUN"
 	for i in $(target_numbers); do
 		target "$i" || continue
 		pid=$(server_pid "$i")
@@ -369,6 +440,9 @@ do_status() {
 			link=missing
 		fi
 		qd=$(tc qdisc show dev "$T_HOST" root 2>/dev/null | awk '$2 == "tbf" { for (i = 1; i < NF; i++) if ($i == "rate") print $(i + 1) }')
+		if [ -n "$PERCONN" ]; then
+			qd="${RATE}/per-conn:$PERCONN conns=$(conn_lines "$i" | wc -l)"
+		fi
 		echo "target=$i uri=nfs://$T_ADDR/export ns=$T_NS veth=$T_HOST/$T_PEER pid=${pid:-none} server=$st link=$link cap=${qd:-none}"
 	done
 }
@@ -402,7 +476,100 @@ do_link() { # I up|down
 	ip link set "$T_HOST" "$2" || die "link-$2 $1: ip link set $T_HOST $2 failed"
 }
 
-usage="usage: $0 start DIR N [--rate RATE] | stop | status | uris | pause I | resume I | kill I | restart I | link-down I | link-up I"
+# ---------------------------------------------------------------- per-connection caps
+
+conn_lines() { # I: the "PORT SLOT" lines of target I's connection classes
+	[ -f "$RUN/t$1.conns" ] && cat "$RUN/t$1.conns"
+	return 0
+}
+
+conn_minor() { printf '%x' $((CONN_MINOR_BASE + $1)); }
+
+client_ports() { # uses T_*: the client ports of the established connections to 2049
+	ip netns exec "$T_NS" ss -Htn state established "( sport = :$NFS_PORT )" |
+		awk '{ n = split($4, a, ":"); print a[n] }' | sort -un
+}
+
+conn_add() { # uses T_*: PORT SLOT
+	local port=$1 minor prio
+	minor=$(conn_minor "$2") prio=$((CONN_PRIO_BASE + $2))
+	htb_class "$T_HOST" "$minor" &&
+		htb_class ip netns exec "$T_NS" "$T_PEER" "$minor" &&
+		tc filter replace dev "$T_HOST" parent 1: protocol ip prio "$prio" u32 \
+			match ip protocol 6 0xff match ip sport "$port" 0xffff match ip dport "$NFS_PORT" 0xffff \
+			flowid "1:$minor" &&
+		ip netns exec "$T_NS" tc filter replace dev "$T_PEER" parent 1: protocol ip prio "$prio" u32 \
+			match ip protocol 6 0xff match ip sport "$NFS_PORT" 0xffff match ip dport "$port" 0xffff \
+			flowid "1:$minor"
+}
+
+conn_del() { # uses T_*: SLOT (tolerant: a piece may be missing)
+	local minor prio
+	minor=$(conn_minor "$1") prio=$((CONN_PRIO_BASE + $1))
+	tc filter del dev "$T_HOST" parent 1: protocol ip prio "$prio" 2>/dev/null
+	ip netns exec "$T_NS" tc filter del dev "$T_PEER" parent 1: protocol ip prio "$prio" 2>/dev/null
+	tc class del dev "$T_HOST" classid "1:$minor" 2>/dev/null
+	ip netns exec "$T_NS" tc class del dev "$T_PEER" classid "1:$minor" 2>/dev/null
+	return 0
+}
+
+do_cap_conns() { # I: a class of its own for every connection to target I
+	local i=$1 port slot now keep="" added=0 removed=0 free
+	need_target "$i" cap-conns
+	[ -n "$PERCONN" ] || die "cap-conns $i: the targets were started without --per-conn"
+	now=$(client_ports) || die "cap-conns $i: ss in $T_NS failed"
+	declare -A used=() have=()
+	while read -r port slot; do
+		[ -n "$port" ] || continue
+		if grep -qx "$port" <<<"$now"; then
+			keep="$keep$port $slot"$'\n'
+			used[$slot]=1 have[$port]=1
+		else
+			conn_del "$slot"
+			removed=$((removed + 1))
+		fi
+	done < <(conn_lines "$i")
+	free=1
+	for port in $now; do
+		[ -z "${have[$port]:-}" ] || continue
+		while [ -n "${used[$free]:-}" ]; do free=$((free + 1)); done
+		[ "$free" -le "$MAX_CONN_SLOTS" ] || die "cap-conns $i: more than $MAX_CONN_SLOTS connections"
+		if ! conn_add "$port" "$free"; then
+			conn_del "$free"
+			printf '%s' "$keep" >"$RUN/t$i.conns"
+			die "cap-conns $i: tc failed for the connection from port $port"
+		fi
+		keep="$keep$port $free"$'\n'
+		used[$free]=1
+		added=$((added + 1))
+	done
+	printf '%s' "$keep" >"$RUN/t$i.conns"
+	echo "target=$i per-conn=$PERCONN conns=$(conn_lines "$i" | wc -l) added=$added removed=$removed" \
+		"ports=$(conn_lines "$i" | awk '{ print $1 }' | paste -sd, -)"
+}
+
+class_bytes() { # [ip netns exec NS] DEV: "MINOR BYTES" per htb class
+	"${@:1:$#-1}" tc -s class show dev "${@: -1}" 2>/dev/null | awk '
+		$1 == "class" && $2 == "htb" { split($3, c, ":"); minor = c[2] }
+		$1 == "Sent" && minor != "" { print minor, $2; minor = "" }'
+}
+
+do_conn_stats() { # I
+	local i=$1 port slot minor
+	need_target "$i" conn-stats
+	[ -n "$PERCONN" ] || die "conn-stats $i: the targets were started without --per-conn"
+	declare -A up=() down=()
+	while read -r minor b; do up[$minor]=$b; done < <(class_bytes "$T_HOST")
+	while read -r minor b; do down[$minor]=$b; done < <(class_bytes ip netns exec "$T_NS" "$T_PEER")
+	echo "port=default class=1:2 to_server=${up[2]:-0} to_client=${down[2]:-0}"
+	while read -r port slot; do
+		[ -n "$port" ] || continue
+		minor=$(conn_minor "$slot")
+		echo "port=$port class=1:$minor to_server=${up[$minor]:-0} to_client=${down[$minor]:-0}"
+	done < <(conn_lines "$i")
+}
+
+usage="usage: $0 start DIR N [--rate RATE] [--per-conn RATE] | stop | status | uris | cap-conns [I...] | conn-stats I | pause I | resume I | kill I | restart I | link-down I | link-up I"
 verb=${1:-}
 [ $# -gt 0 ] && shift
 case "$verb" in
@@ -414,6 +581,12 @@ start) [ $# -ge 2 ] || die "$usage"; do_start "$@" ;;
 stop) do_stop ;;
 status) do_status ;;
 uris) do_uris ;;
+cap-conns)
+	load_state || die "cap-conns: nothing started (no state in $RUN)"
+	if [ $# -eq 0 ]; then mapfile -t args < <(target_numbers); set -- "${args[@]}"; fi
+	for i in "$@"; do do_cap_conns "$i"; done
+	;;
+conn-stats) [ $# -eq 1 ] || die "usage: $0 conn-stats I"; do_conn_stats "$1" ;;
 pause) [ $# -eq 1 ] || die "usage: $0 pause I"; do_signal "$1" STOP pause ;;
 resume) [ $# -eq 1 ] || die "usage: $0 resume I"; do_signal "$1" CONT resume ;;
 kill) [ $# -eq 1 ] || die "usage: $0 kill I"; do_signal "$1" KILL kill ;;

@@ -805,12 +805,16 @@ class NetnsTargets:
     checking); the fault verbs take the 0-based index k of a target in .uris:
     pause(k), resume(k), kill(k), restart(k), link_down(k), link_up(k);
     answers(k) is whether its server replies to an RPC NULL call;
-    tbf_sent(k) the bytes the caps of its host end and namespace end sent."""
+    tbf_sent(k) the bytes the caps of its host end and namespace end sent.
+    With per_conn (netns.sh start --per-conn), cap_conns(k) gives every
+    connection to target k a cap of its own and conn_stats(k) returns
+    {client port or "default": (bytes toward the server, toward the client)}."""
 
-    def __init__(self, workdir, n, rate):
+    def __init__(self, workdir, n, rate, per_conn=None):
         self.workdir = workdir
         self.n = n
         self.rate = rate
+        self.per_conn = per_conn
         self.backing = os.path.join(workdir, "B")
         self.run_dir = os.path.join(workdir, "netns")
         prefix = "et" + "".join(random.choice("abcdefghijklmnopqrstuvwxyz0123456789")
@@ -840,11 +844,14 @@ class NetnsTargets:
 
     def start(self):
         os.mkdir(self.backing)
-        r = self._sh("start", self.backing, str(self.n), "--rate", str(self.rate), timeout=120)
+        args = ["start", self.backing, str(self.n), "--rate", str(self.rate)]
+        if self.per_conn:
+            args += ["--per-conn", str(self.per_conn)]
+        r = self._sh(*args, timeout=120)
         if r.returncode != 0:
             self.stop()
-            pytest.fail("tests/netns.sh start %d --rate %s failed: %s"
-                        % (self.n, self.rate, r.stderr.decode().strip()), pytrace=False)
+            pytest.fail("tests/netns.sh %s failed: %s"
+                        % (" ".join(args[2:]), r.stderr.decode().strip()), pytrace=False)
         self.uris = r.stdout.decode().split()
         with open(os.path.join(self.run_dir, "targets")) as f:
             # I K NS HOSTVETH NSVETH ADDR
@@ -909,6 +916,17 @@ class NetnsTargets:
                 sent(["ip", "netns", "exec", t["ns"], "tc", "-s", "qdisc", "show", "dev",
                       t["peer"], "root"]))
 
+    def cap_conns(self, k):
+        return self._do("cap-conns", str(k + 1))
+
+    def conn_stats(self, k):
+        out = {}
+        for line in self._do("conn-stats", str(k + 1)).splitlines():
+            f = dict(kv.split("=", 1) for kv in line.split())
+            port = f["port"] if f["port"] == "default" else int(f["port"])
+            out[port] = (int(f["to_server"]), int(f["to_client"]))
+        return out
+
     def leftovers(self):
         """What still exists of these targets: namespaces, interfaces, routes
         into their blocks, server processes."""
@@ -944,14 +962,16 @@ class NetnsTargets:
 
 @pytest.fixture
 def netns_targets(efsmt_bin):
-    """Factory: netns_targets(n=3, rate="200mbit") -> NetnsTargets, started
-    (rate as tc writes it; 0 or "none": uncapped). Every set is stopped at
+    """Factory: netns_targets(n=3, rate="200mbit", per_conn=None) ->
+    NetnsTargets, started (rates as tc writes them; rate 0 or "none":
+    uncapped; per_conn: every TCP connection capped on its own, once
+    cap_conns ran). Every set is stopped at
     teardown, and the teardown fails if any namespace, veth, route or server
     is left."""
     made = []
 
-    def start(n=3, rate="200mbit"):
-        t = NetnsTargets(lib.make_workdir("efsmt-netns."), n, rate)
+    def start(n=3, rate="200mbit", per_conn=None):
+        t = NetnsTargets(lib.make_workdir("efsmt-netns."), n, rate, per_conn)
         made.append(t)
         return t.start()
 

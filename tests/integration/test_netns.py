@@ -6,6 +6,10 @@ fail-over: the faults are checked with a plain socket, never through efsmt.
 
 import hashlib
 import os
+import socket
+import subprocess
+import sys
+import threading
 import time
 
 import efsmt_testlib as lib
@@ -87,6 +91,124 @@ def test_rate_cap(netns_targets, netns_mount):
     # both directions went through this target's two caps
     assert after[0] - before[0] >= CAP_BYTES, (before, after)
     assert after[1] - before[1] >= CAP_BYTES, (before, after)
+
+
+PER_CONN = "40mbit"
+PER_CONN_MB_S = 40e6 / 8 / 1e6
+STREAM_S = 2.0
+STREAM_SNDBUF = 64 * 1024  # the sender's count is then what the link took
+
+# In the target's namespace, on its address and port 2049 (its server
+# killed): per connection, b"u" reads to EOF, b"d" sends until the peer closes.
+SINK = """
+import socket, sys, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 2049))
+s.listen(16)
+def serve(c):
+    with c:
+        try:
+            if c.recv(1) == b"u":
+                while c.recv(1 << 16):
+                    pass
+            else:
+                buf = bytes(1 << 16)
+                while True:
+                    c.sendall(buf)
+        except OSError:
+            pass
+while True:
+    threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()
+"""
+
+
+def nfs_port_open(addr):
+    try:
+        socket.create_connection((addr, 2049), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def connect_sink(addr, mode):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
+    s.settimeout(10)
+    s.connect((addr, 2049))
+    s.sendall(mode)
+    return s
+
+
+def streams(socks, upload):
+    """Move data over all socks at once for STREAM_S seconds: MB/s of each."""
+    rates = [0.0] * len(socks)
+
+    def one(i):
+        buf = bytes(1 << 16)
+        t0 = time.monotonic()
+        moved = 0
+        while time.monotonic() - t0 < STREAM_S:
+            if upload:
+                socks[i].sendall(buf)
+                moved += len(buf)
+            else:
+                moved += len(socks[i].recv(1 << 16))
+        rates[i] = moved / (time.monotonic() - t0) / 1e6
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(socks))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return rates
+
+
+def test_per_connection_cap(netns_targets):
+    targets = netns_targets(1, rate="none", per_conn=PER_CONN)
+    addr, ns = targets.addrs[0], targets.targets[0]["ns"]
+    targets.kill(0)  # port 2049 is the sink's
+    sink = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", SINK, addr])
+    socks = []
+    try:
+        assert lib.wait_for(lambda: nfs_port_open(addr), 10, 0.05), "the sink does not listen"
+        up = [connect_sink(addr, b"u") for _ in range(2)]
+        down = [connect_sink(addr, b"d") for _ in range(2)]
+        socks = up + down
+        out = targets.cap_conns(0)
+        assert "conns=4 " in out, out
+        before = targets.conn_stats(0)
+        ports = [s.getsockname()[1] for s in socks]
+        assert sorted(p for p in before if p != "default") == sorted(ports), (before, ports)
+
+        rates_up = streams(up, True)
+        rates_down = streams(down, False)
+        # later connections share the default class: one cap for both
+        late = [connect_sink(addr, b"u") for _ in range(2)]
+        socks += late
+        rates_late = streams(late, True)
+        after = targets.conn_stats(0)
+        report = "cap %s = %.1f MB/s: up %s, down %s, two uncapped (default class) %s" % (
+            PER_CONN, PER_CONN_MB_S, ["%.1f" % r for r in rates_up],
+            ["%.1f" % r for r in rates_down], ["%.1f" % r for r in rates_late])
+        print(report)
+        for r in rates_up + rates_down:
+            assert 0.6 * PER_CONN_MB_S < r < 1.3 * PER_CONN_MB_S, report
+        assert sum(rates_up) > 1.5 * PER_CONN_MB_S, report
+        assert sum(rates_down) > 1.5 * PER_CONN_MB_S, report
+        assert sum(rates_late) < 1.3 * PER_CONN_MB_S, report
+        # each connection's bytes went through its own class
+        for s, upload in zip(up + down, [True, True, False, False]):
+            p = s.getsockname()[1]
+            moved = after[p][0 if upload else 1] - before[p][0 if upload else 1]
+            assert moved > 0.5 * PER_CONN_MB_S * 1e6 * STREAM_S, (p, before, after)
+        assert after["default"][0] - before["default"][0] > 0.5 * PER_CONN_MB_S * 1e6 * STREAM_S, (
+            before, after)
+    finally:
+        for s in socks:
+            s.close()
+        sink.kill()
+        sink.wait()
 
 
 def test_pause_resume_kill_restart(netns_targets):
