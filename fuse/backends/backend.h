@@ -182,6 +182,11 @@ struct backend_ops {
 			size_t size, int flags);
 	ssize_t (*listxattr)(struct target *t, const char *path, char *buf, size_t size);
 	int (*removexattr)(struct target *t, const char *path, const char *name);
+	/* 1 when no file on the target can ever hold the attribute name (the
+	 * protocol has no such namespace), else 0; no round trip. NULL: any
+	 * name may be held. When every target of the mount says 1, the core
+	 * answers the name itself (op_xattr.c). */
+	int (*xattr_cannot_hold)(struct target *t, const char *name);
 
 	/* Locks (lock.h). A lock state is one lock owner's locks on one file:
 	 * made through an open handle fh (and valid no longer than fh), used

@@ -257,4 +257,5 @@ const struct backend_ops backend_nfs_ops = {
 	.setxattr = nfs_be_setxattr,
 	.listxattr = nfs_be_listxattr,
 	.removexattr = nfs_be_removexattr,
+	.xattr_cannot_hold = nfs_be_xattr_cannot_hold,
 };

@@ -266,5 +266,6 @@ int nfs_be_setxattr(struct target *t, const char *path, const char *name, const 
 		    size_t size, int flags);
 ssize_t nfs_be_listxattr(struct target *t, const char *path, char *buf, size_t size);
 int nfs_be_removexattr(struct target *t, const char *path, const char *name);
+int nfs_be_xattr_cannot_hold(struct target *t, const char *name);
 
 #endif

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <string.h>
 
 #include "backends/backend.h"
 #include "nfs_be.h"
@@ -35,4 +36,15 @@ int nfs_be_removexattr(struct target *t, const char *path, const char *name)
 {
 	(void)t, (void)path, (void)name;
 	return -EOPNOTSUPP;
+}
+
+/* NFSv4 carries extended attributes of the user.* namespace only (RFC 8276,
+ * NFSv4.2; 4.1 has none): no server can hold a security.* name (an SELinux
+ * label, file capabilities) or a POSIX ACL as system.posix_acl_* (NFSv4 ACLs
+ * are a file attribute of their own, not these names). */
+int nfs_be_xattr_cannot_hold(struct target *t, const char *name)
+{
+	(void)t;
+	return strncmp(name, "security.", 9) == 0 || strcmp(name, "system.posix_acl_access") == 0 ||
+	       strcmp(name, "system.posix_acl_default") == 0;
 }
