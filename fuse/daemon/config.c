@@ -135,6 +135,46 @@ static int parse_one_opt(struct efsmt_config *cfg, const char *o, char *err, siz
 		return parse_seconds("entry_timeout", v, &cfg->entry_timeout, err, errlen);
 	if (KEY("attr_timeout") && v)
 		return parse_seconds("attr_timeout", v, &cfg->attr_timeout, err, errlen);
+	if ((KEY("acregmin") || KEY("acregmax") || KEY("acdirmin") || KEY("acdirmax") ||
+	     KEY("actimeo")) && v) {
+		double sec;
+		char name[16];
+		snprintf(name, sizeof name, "%.*s", (int)klen, o);
+		if (parse_seconds(name, v, &sec, err, errlen) < 0)
+			return -1;
+		int all = KEY("actimeo");
+		if (all || KEY("acregmin"))
+			cfg->acregmin = sec;
+		if (all || KEY("acregmax"))
+			cfg->acregmax = sec;
+		if (all || KEY("acdirmin"))
+			cfg->acdirmin = sec;
+		if (all || KEY("acdirmax"))
+			cfg->acdirmax = sec;
+		return 0;
+	}
+	if (KEY("noac") && !v) {
+		cfg->acregmin = cfg->acregmax = cfg->acdirmin = cfg->acdirmax = 0;
+		return 0;
+	}
+	if ((KEY("cto") || KEY("nocto")) && !v) {
+		cfg->nocto = KEY("nocto");
+		return 0;
+	}
+	if (KEY("lookupcache") && v) {
+		if (strcmp(v, "all") == 0)
+			cfg->lookupcache = CFG_LOOKUPCACHE_ALL;
+		else if (strcmp(v, "positive") == 0 || strcmp(v, "pos") == 0)
+			cfg->lookupcache = CFG_LOOKUPCACHE_POSITIVE;
+		else if (strcmp(v, "none") == 0)
+			cfg->lookupcache = CFG_LOOKUPCACHE_NONE;
+		else {
+			snprintf(err, errlen, "lookupcache=%s: expected all, positive (pos) or none",
+				 v);
+			return -1;
+		}
+		return 0;
+	}
 	if (KEY("negative_timeout") && v)
 		return parse_seconds("negative_timeout", v, &cfg->negative_timeout, err, errlen);
 	if (KEY("probe_interval") && v)
@@ -405,6 +445,29 @@ static int check_targets(struct efsmt_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* The nfs(5) caching names, once every option is read: what was not given
+ * follows attr_timeout; lookupcache turns the name timeouts off. */
+static int settle_caching(struct efsmt_config *cfg, char *err, size_t errlen)
+{
+	double *ac[4] = {&cfg->acregmin, &cfg->acregmax, &cfg->acdirmin, &cfg->acdirmax};
+	for (int i = 0; i < 4; i++)
+		if (*ac[i] < 0)
+			*ac[i] = cfg->attr_timeout;
+	if (cfg->acregmax < cfg->acregmin || cfg->acdirmax < cfg->acdirmin) {
+		snprintf(err, errlen, "%s (%g) is below %s (%g)",
+			 cfg->acregmax < cfg->acregmin ? "acregmax" : "acdirmax",
+			 cfg->acregmax < cfg->acregmin ? cfg->acregmax : cfg->acdirmax,
+			 cfg->acregmax < cfg->acregmin ? "acregmin" : "acdirmin",
+			 cfg->acregmax < cfg->acregmin ? cfg->acregmin : cfg->acdirmin);
+		return -1;
+	}
+	if (cfg->lookupcache != CFG_LOOKUPCACHE_ALL)
+		cfg->negative_timeout = 0;
+	if (cfg->lookupcache == CFG_LOOKUPCACHE_NONE)
+		cfg->entry_timeout = 0;
+	return 0;
+}
+
 int config_parse(int argc, char **argv, struct efsmt_config *cfg, char *err, size_t errlen)
 {
 	const char *pos[2] = {NULL, NULL};
@@ -414,6 +477,7 @@ int config_parse(int argc, char **argv, struct efsmt_config *cfg, char *err, siz
 	cfg->entry_timeout = CFG_DEFAULT_ENTRY_TIMEOUT;
 	cfg->attr_timeout = CFG_DEFAULT_ATTR_TIMEOUT;
 	cfg->negative_timeout = CFG_DEFAULT_NEGATIVE_TIMEOUT;
+	cfg->acregmin = cfg->acregmax = cfg->acdirmin = cfg->acdirmax = -1;
 	cfg->log_level = LOG_LVL_INFO;
 	cfg->lanes = CFG_DEFAULT_LANES;
 	cfg->probe_interval = CFG_DEFAULT_PROBE_INTERVAL;
@@ -464,7 +528,8 @@ int config_parse(int argc, char **argv, struct efsmt_config *cfg, char *err, siz
 				      "(see efsmt --help)");
 		return -1;
 	}
-	if (parse_source(cfg, pos[0], err, errlen) < 0 || check_tls(cfg, err, errlen) < 0)
+	if (parse_source(cfg, pos[0], err, errlen) < 0 || check_tls(cfg, err, errlen) < 0 ||
+	    settle_caching(cfg, err, errlen) < 0)
 		return -1;
 	char real[PATH_MAX];
 	if (!realpath(pos[1], real)) {
@@ -591,6 +656,18 @@ void config_usage(FILE *out)
 "                           exist (default %.0f); changes made through this mount\n"
 "                           are seen at once, changes made by other hosts after\n"
 "                           at most these times.\n"
+"  nfs(5)'s names for the same caches:\n"
+"  -o acregmin=SEC,acregmax=SEC  a file's attributes are trusted for acregmin\n"
+"                           seconds after they changed, doubling up to acregmax\n"
+"                           while they stay the same (both default attr_timeout)\n"
+"  -o acdirmin=SEC,acdirmax=SEC  the same for directories\n"
+"  -o actimeo=SEC           all four; -o noac: all four 0\n"
+"  -o lookupcache=MODE      all (default), positive (no negative_timeout) or\n"
+"                           none (no entry_timeout either)\n"
+"  -o cto / -o nocto        close-to-open (default): every open drops the file's\n"
+"                           cached pages, so it reads what the last close on any\n"
+"                           host wrote; nocto keeps them until the file's\n"
+"                           attributes show another size or modification time\n"
 "\n"
 "Fail-over:\n"
 "  -o probe_interval=SEC    probe every target this often (default %.0f; 0: never)\n"

@@ -19,6 +19,7 @@
 #define CFG_DEFAULT_ATTR_TIMEOUT 3.0     /* seconds */
 #define CFG_DEFAULT_NEGATIVE_TIMEOUT 1.0 /* seconds */
 #define CFG_MAX_THREADS 1024
+enum { CFG_LOOKUPCACHE_ALL, CFG_LOOKUPCACHE_POSITIVE, CFG_LOOKUPCACHE_NONE };
 #define CFG_DEFAULT_LANES 2 /* bench/run-scale.sh: 1 lane reached 0.73-0.90 of N x one target on writes, 2 lanes 0.97-0.99 */
 #define CFG_NFS_THREADS 16 /* default workers when an nfs:// target is mounted */
 #define CFG_MAX_LANES 16
@@ -44,6 +45,12 @@ struct efsmt_config {
 	uint64_t generation;
 	double entry_timeout;
 	double attr_timeout;
+	/* nfs(5)'s names: attributes of files (reg) and directories (dir) are
+	 * trusted for min seconds after a change, doubling up to max while
+	 * they stay the same; below 0: attr_timeout. */
+	double acregmin, acregmax, acdirmin, acdirmax;
+	int lookupcache; /* CFG_LOOKUPCACHE_* */
+	int nocto;	 /* keep cached pages across opens (no close-to-open) */
 	double negative_timeout;
 	int threads; /* worker threads; 0: one per CPU, at least 2 */
 	int lanes;   /* TCP connections per nfs:// target */

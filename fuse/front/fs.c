@@ -60,6 +60,14 @@ void fs_caller(fuse_req_t req, struct be_caller *c)
 	c->groups = NULL;
 }
 
+double fs_attr_timeout(fuse_ino_t ino, const struct stat *st)
+{
+	int dir = S_ISDIR(st->st_mode);
+	double lo = dir ? fs.acdirmin : fs.acregmin, hi = dir ? fs.acdirmax : fs.acregmax;
+	/* Also what the kernel now holds, for close-to-open (op_open). */
+	return ino ? node_attr_timeout(ino, st, lo, hi) : lo;
+}
+
 void fs_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const struct stat *st)
 {
 	struct fuse_entry_param e;
@@ -71,7 +79,7 @@ void fs_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const s
 		return;
 	}
 	e.attr = *st;
-	e.attr_timeout = fs.attr_timeout;
+	e.attr_timeout = fs_attr_timeout(e.ino, st);
 	e.entry_timeout = fs.entry_timeout;
 	if (fuse_reply_entry(req, &e) != 0)
 		node_forget(e.ino, 1); /* the kernel never saw it */

@@ -20,11 +20,17 @@
 
 struct efsmt_fs {
 	double entry_timeout;
-	double attr_timeout;
 	double negative_timeout;
+	/* Attribute timeouts (nfs(5) names): files and directories, from min
+	 * after a change, doubling to max while unchanged (fs_attr_timeout). */
+	double acregmin, acregmax, acdirmin, acdirmax;
+	int nocto; /* opens keep the file's cached pages */
 };
 
 extern struct efsmt_fs fs;
+/* How long the kernel may trust st, the attributes of ino (0: not known
+ * yet, as for a name not learned). */
+double fs_attr_timeout(fuse_ino_t ino, const struct stat *st);
 /* The FUSE session, for notifications (set before the loop starts). */
 extern struct fuse_session *fs_session;
 

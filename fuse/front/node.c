@@ -32,6 +32,11 @@ struct node {
 	struct node *inext;      /* inode hash chain */
 	struct efsmt_handle *handles;
 	struct node *all_prev, *all_next; /* every node, for the final cleanup */
+	/* node_attr_timeout: the attributes last handed out and their timeout */
+	struct timespec ac_mtime, ac_ctime;
+	off_t ac_size;
+	mode_t ac_mode;
+	double ac_timeout;
 };
 
 struct hash {
@@ -530,4 +535,41 @@ int node_handle_targets(uint64_t id, char *buf, size_t size)
 	if (len == 0 && size)
 		buf[0] = '\0';
 	return rc < 0 ? rc : (int)len;
+}
+
+/* n's attributes last handed out are st's; caller holds the lock. */
+static int ac_same(const struct node *n, const struct stat *st)
+{
+	return n->ac_size == st->st_size && n->ac_mode == st->st_mode &&
+	       n->ac_mtime.tv_sec == st->st_mtim.tv_sec &&
+	       n->ac_mtime.tv_nsec == st->st_mtim.tv_nsec &&
+	       n->ac_ctime.tv_sec == st->st_ctim.tv_sec && n->ac_ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+int node_attr_changed(uint64_t id, const struct stat *st)
+{
+	pthread_mutex_lock(&lock);
+	struct node *n = by_id(id);
+	int changed = n->ac_mode && !ac_same(n, st);
+	pthread_mutex_unlock(&lock);
+	return changed;
+}
+
+double node_attr_timeout(uint64_t id, const struct stat *st, double lo, double hi)
+{
+	pthread_mutex_lock(&lock);
+	struct node *n = by_id(id);
+	int same = n->ac_timeout > 0 && ac_same(n, st);
+	double t = same ? n->ac_timeout * 2 : lo;
+	if (t > hi)
+		t = hi;
+	if (t <= 0)
+		t = lo;
+	n->ac_timeout = t;
+	n->ac_size = st->st_size;
+	n->ac_mode = st->st_mode;
+	n->ac_mtime = st->st_mtim;
+	n->ac_ctime = st->st_ctim;
+	pthread_mutex_unlock(&lock);
+	return t;
 }

@@ -50,7 +50,7 @@ static int fill(void *vctx, const struct be_dirent *ent)
 	if (!is_dot(ent->name) && ent->attr.st_mode) {
 		e.ino = node_learn(c->dir, ent->name, &ent->attr);
 		if (e.ino) {
-			e.attr_timeout = fs.attr_timeout;
+			e.attr_timeout = fs_attr_timeout(e.ino, &ent->attr);
 			e.entry_timeout = fs.entry_timeout;
 		}
 	}

@@ -73,6 +73,10 @@ static struct efsmt_handle *opened(fuse_req_t req, struct target *t, int rc, uin
 	if (!h)
 		return NULL;
 	fi->noflush = !needs_flush(t, fi->flags);
+	/* Close-to-open (cto, the default): the kernel drops the file's pages
+	 * at every open. nocto keeps them; auto_inval_data (main.c) drops them
+	 * when its attributes show another size or mtime. */
+	fi->keep_cache = fs.nocto && !(fi->flags & O_TRUNC);
 	h->rdonly = (fi->flags & O_ACCMODE) == O_RDONLY;
 	h->flags = fi->flags;
 	h->uid = fuse_req_ctx(req)->uid;
@@ -99,7 +103,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	memset(&e, 0, sizeof(e));
 	e.ino = node_learn(parent, name, &st);
 	e.attr = st;
-	e.attr_timeout = fs.attr_timeout;
+	e.attr_timeout = e.ino ? fs_attr_timeout(e.ino, &st) : 0;
 	e.entry_timeout = fs.entry_timeout;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	if (!e.ino) {
@@ -129,6 +133,23 @@ static void trunc_clear_setid(fuse_req_t req, fuse_ino_t ino, struct efsmt_handl
 	fs_clear_setid(ino, h, setid_kill_on_write(&st, uid) & st.st_mode, &st);
 }
 
+/*
+ * Close-to-open: an open reads what the last close on any host left. The
+ * open drops the kernel's cached pages (no keep_cache), but the kernel
+ * still trusts the size it cached (attr_timeout): a file another host
+ * grew would read short. So when the attributes the open brought (the
+ * OPEN's own, no extra request: nfs_be_fgetattr; an fstat for dir://)
+ * differ from those the kernel holds, its cached attributes are dropped
+ * and the next read or stat asks again, through this handle.
+ */
+static void cto_revalidate(fuse_ino_t ino, struct target *t, uint64_t bh)
+{
+	struct stat st;
+
+	if (t->ops->fgetattr(t, bh, &st) == 0 && node_attr_changed(ino, &st))
+		fuse_lowlevel_notify_inval_inode(fs_session, ino, -1, 0);
+}
+
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	uint64_t bh;
@@ -148,6 +169,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	if (fi->flags & O_TRUNC)
 		trunc_clear_setid(req, ino, h);
+	else if (!fs.nocto)
+		cto_revalidate(ino, t, bh);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	node_add_handle(ino, h);
 	if (fuse_reply_open(req, fi) != 0) {

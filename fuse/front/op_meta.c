@@ -81,7 +81,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_attr(req, &st, fs.attr_timeout);
+		fuse_reply_attr(req, &st, fs_attr_timeout(ino, &st));
 }
 
 /* Set attributes through the open handle h, or by path (falling back to an
@@ -259,7 +259,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	if ((rc = fs_count(t, rc)) < 0)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_attr(req, &st, fs.attr_timeout);
+		fuse_reply_attr(req, &st, fs_attr_timeout(ino, &st));
 }
 
 void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -346,7 +346,7 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
 	memset(&e, 0, sizeof(e));
 	e.ino = node_link(ino, newparent, newname);
 	e.attr = st;
-	e.attr_timeout = fs.attr_timeout;
+	e.attr_timeout = e.ino ? fs_attr_timeout(e.ino, &st) : 0;
 	e.entry_timeout = fs.entry_timeout;
 	if (!e.ino)
 		fuse_reply_err(req, ENOMEM);

@@ -70,13 +70,31 @@ START_TEST(test_good)
 	ck_assert_str_eq(cfg.targets[1].path, "/srv/b");
 	ck_assert(cfg.entry_timeout == 0.5);
 	ck_assert(cfg.negative_timeout == 0);
-	ck_assert(cfg.attr_timeout == CFG_DEFAULT_ATTR_TIMEOUT);
+	ck_assert(cfg.attr_timeout == CFG_DEFAULT_ATTR_TIMEOUT && cfg.acregmax == CFG_DEFAULT_ATTR_TIMEOUT);
 	ck_assert_int_eq(cfg.log_level, LOG_LVL_DEBUG);
 	ck_assert_str_eq(cfg.fuse_opts, "allow_other,dev,suid");
 	config_free(&cfg);
 
 	ck_assert_int_eq(parse(&cfg, "x", "-otarget=/x,local_lock=posix", "-f"), 0);
 	ck_assert_int_eq(cfg.local_lock, 2); /* LOCK_LOCAL_POSIX */
+	config_free(&cfg);
+
+	/* nfs(5)'s caching names: later options win, the rest follow attr_timeout */
+	ck_assert_int_eq(parse(&cfg, "x", "-otarget=/x,actimeo=7,acregmax=60,attr_timeout=2,"
+					  "lookupcache=positive,nocto", "-f"),
+			 0);
+	ck_assert(cfg.acregmin == 7 && cfg.acregmax == 60 && cfg.acdirmin == 7 && cfg.acdirmax == 7);
+	ck_assert(cfg.negative_timeout == 0 && cfg.entry_timeout == CFG_DEFAULT_ENTRY_TIMEOUT);
+	ck_assert_int_eq(cfg.nocto, 1);
+	config_free(&cfg);
+	ck_assert_int_eq(parse(&cfg, "x", "-otarget=/x,attr_timeout=1,acdirmax=30,lookupcache=none",
+			       "-f"),
+			 0);
+	ck_assert(cfg.acregmin == 1 && cfg.acregmax == 1 && cfg.acdirmin == 1 && cfg.acdirmax == 30);
+	ck_assert(cfg.negative_timeout == 0 && cfg.entry_timeout == 0 && cfg.nocto == 0);
+	config_free(&cfg);
+	ck_assert_int_eq(parse(&cfg, "x", "-otarget=/x,acregmax=9,noac", "-f"), 0);
+	ck_assert(cfg.acregmin == 0 && cfg.acregmax == 0 && cfg.acdirmax == 0);
 	config_free(&cfg);
 
 	ck_assert_int_eq(parse(&cfg, "label:with:colons", "-otarget=/x", "-f"), 0);
@@ -174,6 +192,11 @@ START_TEST(test_bad_options)
 	expect_error("fs-12345678", "-o", "target=/a,target=/a/", "given twice");
 	expect_error("fs-12345678", "-o", "target=/a,entry_timeout=-1", "entry_timeout=-1");
 	expect_error("fs-12345678", "-o", "target=/a,attr_timeout=abc", "attr_timeout=abc");
+	expect_error("fs-12345678", "-o", "target=/a,acregmin=x", "acregmin=x");
+	expect_error("fs-12345678", "-o", "target=/a,acregmin=10,acregmax=5",
+		     "acregmax (5) is below acregmin (10)");
+	expect_error("fs-12345678", "-o", "target=/a,lookupcache=some", "lookupcache=some");
+	expect_error("fs-12345678", "-o", "target=/a,cto=1", "unknown option 'cto=1'");
 	expect_error("fs-12345678", "-o", "target=/a,threads=0", "threads=0");
 	expect_error("fs-12345678", "-o", "target=/a,threads=2x", "threads=2x");
 	expect_error("fs-12345678", "-o", "target=/a,log_level=loud", "log_level=loud");
