@@ -39,10 +39,21 @@ void comp_free(struct nfs_compound *cp)
 	xdr_enc_free(&cp->x);
 }
 
+/* Operations that only set or save the current filehandle: they do not
+ * name what an RPC is for (nfs4.h, NFS_RPC_SLOTS). */
+static int fh_op(uint32_t op)
+{
+	return op == NFS4_OP_PUTFH || op == NFS4_OP_PUTROOTFH || op == NFS4_OP_PUTPUBFH ||
+	       op == NFS4_OP_SAVEFH || op == NFS4_OP_RESTOREFH || op == NFS4_OP_GETFH;
+}
+
 void comp_op(struct nfs_compound *cp, uint32_t op)
 {
 	xdr_put_u32(&cp->x, op);
 	cp->nops++;
+	/* The first operation, until one that is not a filehandle's. */
+	if (!cp->main_op || (fh_op(cp->main_op) && !fh_op(op)))
+		cp->main_op = op;
 }
 
 void comp_payload(struct nfs_compound *cp, const void *data, size_t len)
