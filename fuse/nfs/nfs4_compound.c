@@ -39,20 +39,32 @@ void comp_free(struct nfs_compound *cp)
 	xdr_enc_free(&cp->x);
 }
 
-/* Operations that only set or save the current filehandle: they do not
- * name what an RPC is for (nfs4.h, NFS_RPC_SLOTS). */
-static int fh_op(uint32_t op)
+/* How much an operation names what an RPC is for (nfs4.h, NFS_RPC_SLOTS):
+ * 0 for those that only set or save the current filehandle, 1 for a COMMIT
+ * (which yields to a CLOSE after it), 2 for the rest. */
+static int op_rank(uint32_t op)
 {
-	return op == NFS4_OP_PUTFH || op == NFS4_OP_PUTROOTFH || op == NFS4_OP_PUTPUBFH ||
-	       op == NFS4_OP_SAVEFH || op == NFS4_OP_RESTOREFH || op == NFS4_OP_GETFH;
+	switch (op) {
+	case NFS4_OP_PUTFH:
+	case NFS4_OP_PUTROOTFH:
+	case NFS4_OP_PUTPUBFH:
+	case NFS4_OP_SAVEFH:
+	case NFS4_OP_RESTOREFH:
+	case NFS4_OP_GETFH:
+		return 0;
+	case NFS4_OP_COMMIT:
+		return 1;
+	default:
+		return 2;
+	}
 }
 
 void comp_op(struct nfs_compound *cp, uint32_t op)
 {
 	xdr_put_u32(&cp->x, op);
 	cp->nops++;
-	/* The first operation, until one that is not a filehandle's. */
-	if (!cp->main_op || (fh_op(cp->main_op) && !fh_op(op)))
+	/* The first operation of the highest rank. */
+	if (!cp->main_op || op_rank(op) > op_rank(cp->main_op))
 		cp->main_op = op;
 }
 
