@@ -166,12 +166,14 @@ long long nfs_client_lease_left_ms(struct nfs_client *c);
 
 /* RPCs sent (every COMPOUND, resends included), counted per client ID
  * (nfs_clid: so the lanes of one target add up) by main operation: the
- * first operation of the COMPOUND that is not SEQUENCE, a filehandle
- * operation (PUTFH, PUTROOTFH, PUTPUBFH, SAVEFH, RESTOREFH, GETFH) or a
- * COMMIT followed by another operation. So PUTFH OPEN GETFH GETATTR READ
- * is one OPEN, PUTFH GETATTR one GETATTR, PUTFH SAVEFH PUTFH RENAME one
- * RENAME, PUTFH COMMIT CLOSE one CLOSE, PUTFH COMMIT one COMMIT, PUTROOTFH
- * GETFH one PUTROOTFH. A COMPOUND of SEQUENCE alone (lease
+ * first operation after SEQUENCE that is not a filehandle operation
+ * (PUTFH, PUTROOTFH, PUTPUBFH, SAVEFH, RESTOREFH, GETFH) or a helper
+ * (LOOKUP, LOOKUPP, VERIFY, NVERIFY, GETATTR, ACCESS, COMMIT); failing
+ * that the first helper, failing that the first operation. So PUTFH OPEN
+ * GETFH GETATTR READ is one OPEN, PUTFH LOOKUP NVERIFY PUTFH REMOVE one
+ * REMOVE, PUTFH COMMIT CLOSE one CLOSE, PUTFH SETATTR GETATTR one SETATTR,
+ * PUTFH LOOKUP GETFH GETATTR one LOOKUP, PUTFH GETATTR one GETATTR, PUTFH
+ * COMMIT one COMMIT. A COMPOUND of SEQUENCE alone (lease
  * renewal, health probe) is SEQUENCE; the session's own calls
  * (EXCHANGE_ID, CREATE_SESSION, RECLAIM_COMPLETE, DESTROY_*) are counted
  * by their operation. Index: the operation's number (nfs4_const.h); 0:

@@ -40,8 +40,10 @@ void comp_free(struct nfs_compound *cp)
 }
 
 /* How much an operation names what an RPC is for (nfs4.h, NFS_RPC_SLOTS):
- * 0 for those that only set or save the current filehandle, 1 for a COMMIT
- * (which yields to a CLOSE after it), 2 for the rest. */
+ * 0 for those that only set or save the current filehandle; 1 for those
+ * that find or check what a later operation works on (LOOKUP and VERIFY
+ * before a REMOVE, a COMMIT before a CLOSE, a GETATTR after a SETATTR) but
+ * are the RPC's purpose when nothing else comes; 2 for the rest. */
 static int op_rank(uint32_t op)
 {
 	switch (op) {
@@ -52,6 +54,12 @@ static int op_rank(uint32_t op)
 	case NFS4_OP_RESTOREFH:
 	case NFS4_OP_GETFH:
 		return 0;
+	case NFS4_OP_LOOKUP:
+	case NFS4_OP_LOOKUPP:
+	case NFS4_OP_VERIFY:
+	case NFS4_OP_NVERIFY:
+	case NFS4_OP_GETATTR:
+	case NFS4_OP_ACCESS:
 	case NFS4_OP_COMMIT:
 		return 1;
 	default:
