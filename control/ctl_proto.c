@@ -17,6 +17,7 @@ static const char *const cmd_names[CTL_NCMDS] = {
 	[CTL_SET_TARGETS] = "set-targets",     [CTL_ADD_TARGET] = "add-target",
 	[CTL_REMOVE_TARGET] = "remove-target", [CTL_STATS] = "stats",
 	[CTL_METRICS] = "metrics",	       [CTL_HEALTH] = "health",
+	[CTL_RPCS] = "rpcs",
 };
 
 const char *ctl_cmd_name(enum ctl_cmd cmd)
@@ -217,7 +218,7 @@ static int parse_request(const char *buf, size_t len, struct ctl_request *req, c
 	if (req->cmd == CTL_NCMDS) {
 		snprintf(err, errlen,
 			 "unknown command \"%s\" (status, targets, set-targets, add-target, "
-			 "remove-target, stats, metrics, health)",
+			 "remove-target, stats, rpcs, metrics, health)",
 			 echo(name, ek));
 		goto fail;
 	}

@@ -28,6 +28,7 @@ enum ctl_cmd {
 	CTL_STATS,
 	CTL_METRICS,
 	CTL_HEALTH,
+	CTL_RPCS,
 	CTL_NCMDS
 };
 

@@ -52,6 +52,10 @@ static void usage(FILE *f)
 "                          kernel NFS client uses, connections, trunked\n"
 "  stats                   per target and operation: count, errors, bytes,\n"
 "                          latency p50 and p99 (microseconds, within 25%%)\n"
+"  rpcs                    per nfs:// target: the NFS RPCs (COMPOUNDs) sent,\n"
+"                          by main operation (OPEN, READ, WRITE, CLOSE,\n"
+"                          REMOVE, ...); the session's own calls (SEQUENCE alone:\n"
+"                          lease renewal, probes; EXCHANGE_ID, ...) apart\n"
 "  metrics                 Prometheus text exposition\n"
 "  health                  probe every target; exit 1 if one is down\n"
 "  set-targets FILE        apply the whole list in FILE ('-': stdin), in the\n"
@@ -234,6 +238,28 @@ static void human_stats(json_t *a)
 	}
 }
 
+static void human_rpcs(json_t *a)
+{
+	size_t i;
+	json_t *t;
+
+	printf("%-28s %-20s %12s\n", "TARGET", "RPC", "COUNT");
+	json_array_foreach(json_object_get(a, "targets"), i, t)
+	{
+		json_t *ops = json_object_get(t, "rpcs");
+		if (!json_is_object(ops)) {
+			printf("%-28s %-20s %12s\n", str(t, "id"), "(not nfs://)", "-");
+			continue;
+		}
+		const char *op;
+		json_t *n;
+		json_object_foreach(ops, op, n)
+		printf("%-28s %-20s %12lld\n", str(t, "id"), op, (long long)json_integer_value(n));
+		printf("%-28s %-20s %12lld\n", str(t, "id"), "= total", num(t, "total"));
+		printf("%-28s %-20s %12lld\n", str(t, "id"), "= session", num(t, "session"));
+	}
+}
+
 static int human_health(json_t *a)
 {
 	size_t i;
@@ -363,7 +389,8 @@ int main(int argc, char **argv)
 		if (nargs == 2)
 			req = json_pack("{s:s,s:s}", "cmd", cmd, "id", args[1]);
 	} else if (strcmp(cmd, "status") == 0 || strcmp(cmd, "targets") == 0 ||
-		   strcmp(cmd, "stats") == 0 || strcmp(cmd, "metrics") == 0 ||
+		   strcmp(cmd, "stats") == 0 || strcmp(cmd, "rpcs") == 0 ||
+		   strcmp(cmd, "metrics") == 0 ||
 		   strcmp(cmd, "health") == 0) {
 		req = cmd_req(cmd);
 	} else {
@@ -399,6 +426,8 @@ int main(int argc, char **argv)
 		human_targets(ans);
 	} else if (strcmp(cmd, "stats") == 0) {
 		human_stats(ans);
+	} else if (strcmp(cmd, "rpcs") == 0) {
+		human_rpcs(ans);
 	} else if (strcmp(cmd, "metrics") == 0) {
 		fputs(str(ans, "text"), stdout);
 	} else if (strcmp(cmd, "health") == 0) {

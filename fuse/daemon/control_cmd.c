@@ -12,6 +12,7 @@
 
 #include "backends/backend_kernel.h"
 #include "backends/nfs/backend_nfs.h"
+#include "backends/nfs/nfs_be.h" /* the target's client ID, for rpcs */
 #include "control_server.h"
 #include "ctl_proto.h"
 #include "front/fs.h"
@@ -168,6 +169,45 @@ static json_t *stats_json(struct target *t)
 			 atomic_load(&t->locks_held), "ops", ops);
 }
 
+/* The NFS RPCs an nfs:// target's lanes sent (they share one client ID);
+ * 0 for other targets. Read from the backend's target like
+ * backend_nfs_tls_info does. */
+static int target_rpcs(struct target *t, struct nfs_rpc_counts *out)
+{
+	struct nfs_target *nt = t->ops == &backend_nfs_ops ? NT(t) : NULL;
+
+	if (!nt || !nt->clid)
+		return 0;
+	nfs_clid_rpcs(nt->clid, out);
+	return 1;
+}
+
+/* rpcs: by main operation (nfs4.h); total leaves out the session's own
+ * calls (SEQUENCE alone: lease renewal and health probes; EXCHANGE_ID,
+ * CREATE_SESSION, ...), which session counts. */
+static json_t *rpcs_json(struct target *t)
+{
+	struct nfs_rpc_counts rc;
+
+	if (!target_rpcs(t, &rc))
+		return json_pack("{s:s,s:s,s:n,s:n,s:n}", "id", t->id, "uri", t->uri, "total",
+				 "session", "rpcs");
+	json_t *ops = json_object();
+	uint64_t total = 0, session = 0;
+	for (unsigned i = 0; i < NFS_RPC_SLOTS; i++) {
+		const char *name = nfs4_op_name(i);
+		if (!rc.n[i] || !name)
+			continue;
+		json_object_set_new(ops, name, json_integer((json_int_t)rc.n[i]));
+		if (nfs4_op_is_session(i))
+			session += rc.n[i];
+		else
+			total += rc.n[i];
+	}
+	return json_pack("{s:s,s:s,s:I,s:I,s:o}", "id", t->id, "uri", t->uri, "total",
+			 (json_int_t)total, "session", (json_int_t)session, "rpcs", ops);
+}
+
 /* Prometheus label values escape backslash, quote and newline. */
 static void put_label(FILE *f, const char *s)
 {
@@ -219,6 +259,16 @@ static void metrics_target(struct target *t, void *arg)
 				(double)opstats_quantile(hist, q ? 0.99 : 0.5) / 1e6);
 		}
 	}
+	struct nfs_rpc_counts rc;
+	if (target_rpcs(t, &rc)) {
+		for (unsigned i = 0; i < NFS_RPC_SLOTS; i++) {
+			if (!rc.n[i] || !nfs4_op_name(i))
+				continue;
+			fputs("efsmt_nfs_rpcs_total", f);
+			LABELS(",op=\"");
+			fprintf(f, "%s\"} %" PRIu64 "\n", nfs4_op_name(i), rc.n[i]);
+		}
+	}
 	fputs("efsmt_target_open_handles", f);
 	LABELS("} ");
 	fprintf(f, "%d\n", atomic_load(&t->open_handles));
@@ -257,6 +307,8 @@ static json_t *cmd_metrics(void)
 		{"efsmt_op_errors_total", "counter", "Operations that failed."},
 		{"efsmt_op_bytes_total", "counter", "Bytes read or written."},
 		{"efsmt_op_latency_seconds", "summary", "Operation latency in the daemon."},
+		{"efsmt_nfs_rpcs_total", "counter",
+		 "NFS RPCs (COMPOUNDs) sent to an nfs:// target, by main operation."},
 		{"efsmt_target_open_handles", "gauge", "Open files and directories."},
 		{"efsmt_target_locks", "gauge", "Lock owners holding locks on the target."},
 	};
@@ -384,6 +436,11 @@ char *ctl_handle_line(const char *line, size_t len)
 		ans = ctl_answer_ok(json_pack("{s:I,s:o}", "generation",
 					      (json_int_t)reload_current()->generation, "targets",
 					      all_targets(stats_json)));
+		break;
+	case CTL_RPCS:
+		ans = ctl_answer_ok(json_pack("{s:I,s:o}", "generation",
+					      (json_int_t)reload_current()->generation, "targets",
+					      all_targets(rpcs_json)));
 		break;
 	case CTL_METRICS:
 		ans = ctl_answer_ok(cmd_metrics());

@@ -164,6 +164,36 @@ int nfs_client_probe(struct nfs_client *c);
  * lease from its last answer, less the time since; 0 once it ran out. */
 long long nfs_client_lease_left_ms(struct nfs_client *c);
 
+/* RPCs sent (every COMPOUND, resends included), counted per client ID
+ * (nfs_clid: so the lanes of one target add up) by main operation: the
+ * first operation after SEQUENCE that is not a filehandle operation
+ * (PUTFH, PUTROOTFH, PUTPUBFH, SAVEFH, RESTOREFH, GETFH) or a helper
+ * (LOOKUP, LOOKUPP, VERIFY, NVERIFY, GETATTR, ACCESS, COMMIT); failing
+ * that the first helper, failing that the first operation. So PUTFH OPEN
+ * GETFH GETATTR READ is one OPEN, PUTFH LOOKUP NVERIFY PUTFH REMOVE one
+ * REMOVE, PUTFH COMMIT CLOSE one CLOSE, PUTFH SETATTR GETATTR one SETATTR,
+ * PUTFH LOOKUP GETFH GETATTR one LOOKUP, PUTFH GETATTR one GETATTR, PUTFH
+ * COMMIT one COMMIT. A COMPOUND of SEQUENCE alone (lease
+ * renewal, health probe) is SEQUENCE; the session's own calls
+ * (EXCHANGE_ID, CREATE_SESSION, RECLAIM_COMPLETE, DESTROY_*) are counted
+ * by their operation. Index: the operation's number (nfs4_const.h); 0:
+ * anything past NFS_RPC_SLOTS. Relaxed atomic adds: a snapshot is not
+ * one instant, each count is exact. */
+#define NFS_RPC_SLOTS 76 /* operations up to REMOVEXATTR (RFC 8276) */
+struct nfs_rpc_counts {
+	uint64_t n[NFS_RPC_SLOTS];
+};
+void nfs_clid_rpcs(const struct nfs_clid *id, struct nfs_rpc_counts *out);
+/* The same for one client opened without a shared client ID. */
+void nfs_client_rpcs(const struct nfs_client *c, struct nfs_rpc_counts *out);
+/* An operation's name ("OPEN"), "OTHER" for 0, NULL for numbers that are
+ * no operation. */
+const char *nfs4_op_name(unsigned op);
+/* 1 for the operations that keep the session rather than serve a file
+ * request: SEQUENCE alone, EXCHANGE_ID, CREATE_SESSION, DESTROY_SESSION,
+ * DESTROY_CLIENTID, RECLAIM_COMPLETE, BIND_CONN_TO_SESSION. */
+int nfs4_op_is_session(unsigned op);
+
 /* Names. base NULL is the server's root; path is '/'-separated, relative
  * to base ("" or "/" is base itself). */
 int nfs_resolve(struct nfs_client *c, const struct rpc_auth *cr, const struct nfs_fh *base,

@@ -211,8 +211,10 @@ static int compound_send(struct nfs_client *c, const struct rpc_auth *cr,
 	}
 	int err = rpc_send(c->conn, &f->call, NFS4_PROGRAM, NFS4_VERSION, NFS4_PROC_COMPOUND,
 			   cr ? cr : &machine_cred, iov, n);
-	if (!err)
+	if (!err) {
 		f->sent = 1;
+		rpcstats_count(c->rpcs, cp->main_op ? cp->main_op : NFS4_OP_SEQUENCE);
+	}
 	return err;
 }
 
@@ -570,6 +572,7 @@ int nfs_client_open(const char *host, const struct nfs_opts *opts, struct nfs_cl
 	if (!c->opts.max_io || c->opts.max_io > NFS_IO_MAX)
 		c->opts.max_io = NFS_IO_MAX;
 	init_locks(c);
+	c->rpcs = c->opts.clid ? &c->opts.clid->rpcs : &c->own_rpcs;
 	if (c->opts.clid) {
 		memcpy(c->owner, c->opts.clid->owner, sizeof c->owner);
 		memcpy(c->verifier, c->opts.clid->verifier, sizeof c->verifier);
@@ -695,4 +698,114 @@ uint64_t nfs_next_owner(struct nfs_client *c)
 	static atomic_uint_fast64_t next = 1;
 	(void)c;
 	return atomic_fetch_add(&next, 1);
+}
+
+/* ---- RPC counts ---- */
+
+static void rpcs_snapshot(const struct nfs_rpcstats *s, struct nfs_rpc_counts *out)
+{
+	for (unsigned i = 0; i < NFS_RPC_SLOTS; i++)
+		out->n[i] = atomic_load_explicit(&s->n[i], memory_order_relaxed);
+}
+
+void nfs_clid_rpcs(const struct nfs_clid *id, struct nfs_rpc_counts *out)
+{
+	rpcs_snapshot(&id->rpcs, out);
+}
+
+void nfs_client_rpcs(const struct nfs_client *c, struct nfs_rpc_counts *out)
+{
+	rpcs_snapshot(c->rpcs, out);
+}
+
+/* RFC 8881 (NFSv4.1, with the NFSv4.0 numbers it keeps), RFC 7862 (4.2),
+ * RFC 8276 (extended attributes). */
+static const char *const op_names[NFS_RPC_SLOTS] = {
+	[0] = "OTHER",
+	[3] = "ACCESS",
+	[4] = "CLOSE",
+	[5] = "COMMIT",
+	[6] = "CREATE",
+	[7] = "DELEGPURGE",
+	[8] = "DELEGRETURN",
+	[9] = "GETATTR",
+	[10] = "GETFH",
+	[11] = "LINK",
+	[12] = "LOCK",
+	[13] = "LOCKT",
+	[14] = "LOCKU",
+	[15] = "LOOKUP",
+	[16] = "LOOKUPP",
+	[17] = "NVERIFY",
+	[18] = "OPEN",
+	[19] = "OPENATTR",
+	[20] = "OPEN_CONFIRM",
+	[21] = "OPEN_DOWNGRADE",
+	[22] = "PUTFH",
+	[23] = "PUTPUBFH",
+	[24] = "PUTROOTFH",
+	[25] = "READ",
+	[26] = "READDIR",
+	[27] = "READLINK",
+	[28] = "REMOVE",
+	[29] = "RENAME",
+	[30] = "RENEW",
+	[31] = "RESTOREFH",
+	[32] = "SAVEFH",
+	[33] = "SECINFO",
+	[34] = "SETATTR",
+	[35] = "SETCLIENTID",
+	[36] = "SETCLIENTID_CONFIRM",
+	[37] = "VERIFY",
+	[38] = "WRITE",
+	[39] = "RELEASE_LOCKOWNER",
+	[40] = "BACKCHANNEL_CTL",
+	[41] = "BIND_CONN_TO_SESSION",
+	[42] = "EXCHANGE_ID",
+	[43] = "CREATE_SESSION",
+	[44] = "DESTROY_SESSION",
+	[45] = "FREE_STATEID",
+	[46] = "GET_DIR_DELEGATION",
+	[47] = "GETDEVICEINFO",
+	[48] = "GETDEVICELIST",
+	[49] = "LAYOUTCOMMIT",
+	[50] = "LAYOUTGET",
+	[51] = "LAYOUTRETURN",
+	[52] = "SECINFO_NO_NAME",
+	[53] = "SEQUENCE",
+	[54] = "SET_SSV",
+	[55] = "TEST_STATEID",
+	[56] = "WANT_DELEGATION",
+	[57] = "DESTROY_CLIENTID",
+	[58] = "RECLAIM_COMPLETE",
+	[59] = "ALLOCATE",
+	[60] = "COPY",
+	[61] = "COPY_NOTIFY",
+	[62] = "DEALLOCATE",
+	[63] = "IO_ADVISE",
+	[64] = "LAYOUTERROR",
+	[65] = "LAYOUTSTATS",
+	[66] = "OFFLOAD_CANCEL",
+	[67] = "OFFLOAD_STATUS",
+	[68] = "READ_PLUS",
+	[69] = "SEEK",
+	[70] = "WRITE_SAME",
+	[71] = "CLONE",
+	[72] = "GETXATTR",
+	[73] = "SETXATTR",
+	[74] = "LISTXATTRS",
+	[75] = "REMOVEXATTR",
+};
+
+const char *nfs4_op_name(unsigned op)
+{
+	return op < NFS_RPC_SLOTS ? op_names[op] : NULL;
+}
+
+int nfs4_op_is_session(unsigned op)
+{
+	return op == NFS4_OP_SEQUENCE || op == NFS4_OP_EXCHANGE_ID ||
+	       op == NFS4_OP_CREATE_SESSION || op == NFS4_OP_DESTROY_SESSION ||
+	       op == NFS4_OP_DESTROY_CLIENTID || op == NFS4_OP_RECLAIM_COMPLETE ||
+	       op == NFS4_OP_BIND_CONN_TO_SESSION;
 }

@@ -39,10 +39,41 @@ void comp_free(struct nfs_compound *cp)
 	xdr_enc_free(&cp->x);
 }
 
+/* How much an operation names what an RPC is for (nfs4.h, NFS_RPC_SLOTS):
+ * 0 for those that only set or save the current filehandle; 1 for those
+ * that find or check what a later operation works on (LOOKUP and VERIFY
+ * before a REMOVE, a COMMIT before a CLOSE, a GETATTR after a SETATTR) but
+ * are the RPC's purpose when nothing else comes; 2 for the rest. */
+static int op_rank(uint32_t op)
+{
+	switch (op) {
+	case NFS4_OP_PUTFH:
+	case NFS4_OP_PUTROOTFH:
+	case NFS4_OP_PUTPUBFH:
+	case NFS4_OP_SAVEFH:
+	case NFS4_OP_RESTOREFH:
+	case NFS4_OP_GETFH:
+		return 0;
+	case NFS4_OP_LOOKUP:
+	case NFS4_OP_LOOKUPP:
+	case NFS4_OP_VERIFY:
+	case NFS4_OP_NVERIFY:
+	case NFS4_OP_GETATTR:
+	case NFS4_OP_ACCESS:
+	case NFS4_OP_COMMIT:
+		return 1;
+	default:
+		return 2;
+	}
+}
+
 void comp_op(struct nfs_compound *cp, uint32_t op)
 {
 	xdr_put_u32(&cp->x, op);
 	cp->nops++;
+	/* The first operation of the highest rank. */
+	if (!cp->main_op || op_rank(op) > op_rank(cp->main_op))
+		cp->main_op = op;
 }
 
 void comp_payload(struct nfs_compound *cp, const void *data, size_t len)

@@ -20,6 +20,7 @@ struct nfs_compound {
 	const void *payload;
 	size_t payload_len;
 	size_t split; /* x.buf offset where the payload goes */
+	uint32_t main_op; /* what the RPC counts as (nfs4.h, NFS_RPC_SLOTS); 0: SEQUENCE alone */
 };
 
 struct nfs_res {
@@ -63,6 +64,17 @@ int nfs_check_name(const char *name);
 
 /* ---- the client and its session (nfs4_client.c, nfs4_session.c) ---- */
 
+/* RPCs sent by main operation (nfs4.h); shared by the clients of one
+ * nfs_clid. */
+struct nfs_rpcstats {
+	atomic_uint_fast64_t n[NFS_RPC_SLOTS];
+};
+
+static inline void rpcstats_count(struct nfs_rpcstats *s, uint32_t op)
+{
+	atomic_fetch_add_explicit(&s->n[op < NFS_RPC_SLOTS ? op : 0], 1, memory_order_relaxed);
+}
+
 #define NFS_HDR_ROOM (16u << 10)     /* request/reply bytes besides READ/WRITE data */
 /* Replies the server keeps for a retry (cachethis, non-idempotent calls):
  * an OPEN that reads a small file's start (nfs_open_read) is one, so this
@@ -80,6 +92,7 @@ struct nfs_clid {
 	pthread_mutex_t lock;
 	char owner[NFS_CLIENT_OWNER_MAX];
 	uint8_t verifier[NFS4_VERIFIER_SIZE];
+	struct nfs_rpcstats rpcs; /* of every connection opened with it */
 };
 
 struct nfs_slot {
@@ -113,6 +126,8 @@ struct nfs_client {
 
 	char owner[NFS_CLIENT_OWNER_MAX];
 	uint8_t verifier[NFS4_VERIFIER_SIZE];
+	struct nfs_rpcstats *rpcs; /* the clid's, else own_rpcs */
+	struct nfs_rpcstats own_rpcs;
 	uint32_t lease_s;
 	uint32_t maxread, maxwrite;
 	atomic_llong last_ok_ms;

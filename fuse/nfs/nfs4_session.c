@@ -30,9 +30,11 @@ int call_single(struct nfs_client *c, struct xdr_enc *args, uint32_t op, struct 
 	xdr_put_u32(&h, op);
 	struct iovec iov[2] = {{h.buf, h.len}, {args->buf, args->len}};
 	int err = h.err ? h.err : args->err;
-	if (!err)
+	if (!err) {
+		rpcstats_count(c->rpcs, op);
 		err = rpc_call(c->conn, NFS4_PROGRAM, NFS4_VERSION, NFS4_PROC_COMPOUND,
 			       &machine_cred, iov, args->len ? 2 : 1, &res->rep);
+	}
 	xdr_enc_free(&h);
 	if (err)
 		return err;

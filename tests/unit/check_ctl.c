@@ -36,10 +36,10 @@ static void expect_good(const char *req, enum ctl_cmd cmd, struct ctl_request *r
 START_TEST(good_requests)
 {
 	struct ctl_request r;
-	static const char *simple[] = {"status", "targets", "stats", "metrics", "health"};
+	static const char *simple[] = {"status", "targets", "stats", "rpcs", "metrics", "health"};
 	char buf[64];
 
-	for (size_t i = 0; i < 5; i++) {
+	for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
 		snprintf(buf, sizeof(buf), "{\"cmd\":\"%s\"}", simple[i]);
 		struct ctl_request q;
 		err[0] = '\0';

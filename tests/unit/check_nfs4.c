@@ -373,6 +373,50 @@ START_TEST(delay_is_retried)
 }
 END_TEST
 
+/* RPCs are counted once per send, by main operation (nfs4.h). */
+static uint64_t rpcs_sum(const struct nfs_rpc_counts *r)
+{
+	uint64_t n = 0;
+	for (unsigned i = 0; i < NFS_RPC_SLOTS; i++)
+		n += r->n[i];
+	return n;
+}
+
+START_TEST(rpcs_counted)
+{
+	struct nfs_rpc_counts a, b;
+	struct nfs_attr at;
+	struct nfs_fh fh = { .len = 4, .data = "abcd" };
+	atomic_store(&mode, M_OK);
+	struct nfs_client *c = client_open();
+	nfs_client_rpcs(c, &a);
+	ck_assert_uint_eq(a.n[NFS4_OP_EXCHANGE_ID], 1);
+	ck_assert_uint_eq(a.n[NFS4_OP_CREATE_SESSION], 1);
+	ck_assert_uint_ge(a.n[NFS4_OP_GETATTR], 1); /* the root's limits */
+	ck_assert_int_eq(nfs_getattr(c, NULL, &fh, &at), 0);
+	ck_assert_int_eq(nfs_ping(c), 0);
+	nfs_client_rpcs(c, &b);
+	ck_assert_uint_eq(b.n[NFS4_OP_GETATTR], a.n[NFS4_OP_GETATTR] + 1);
+	ck_assert_uint_eq(b.n[NFS4_OP_SEQUENCE], a.n[NFS4_OP_SEQUENCE] + 1);
+	ck_assert_uint_eq(rpcs_sum(&b), rpcs_sum(&a) + 2);
+	/* NFS4ERR_DELAY once: the GETATTR is sent twice */
+	atomic_store(&specials, 0);
+	atomic_store(&mode, M_DELAY_ONCE);
+	ck_assert_int_eq(nfs_getattr(c, NULL, &fh, &at), 0);
+	atomic_store(&mode, M_OK);
+	nfs_client_rpcs(c, &a);
+	ck_assert_uint_eq(a.n[NFS4_OP_GETATTR], b.n[NFS4_OP_GETATTR] + 2);
+	nfs_client_close(c);
+	ck_assert_str_eq(nfs4_op_name(NFS4_OP_OPEN), "OPEN");
+	ck_assert_str_eq(nfs4_op_name(NFS4_OP_RECLAIM_COMPLETE), "RECLAIM_COMPLETE");
+	ck_assert_str_eq(nfs4_op_name(0), "OTHER");
+	ck_assert_ptr_null(nfs4_op_name(1));
+	ck_assert_ptr_null(nfs4_op_name(NFS_RPC_SLOTS));
+	ck_assert(nfs4_op_is_session(NFS4_OP_SEQUENCE));
+	ck_assert(!nfs4_op_is_session(NFS4_OP_GETATTR));
+}
+END_TEST
+
 START_TEST(badsession_rebuilds)
 {
 	struct nfs_attr a;
@@ -447,6 +491,7 @@ static Suite *nfs4_suite(void)
 	tcase_add_test(tc, error_status);
 	tcase_add_test(tc, foreign_session);
 	tcase_add_test(tc, delay_is_retried);
+	tcase_add_test(tc, rpcs_counted);
 	tcase_add_test(tc, badsession_rebuilds);
 	tcase_add_test(tc, wrong_xid);
 	tcase_add_test(tc, usable_after_fork);
