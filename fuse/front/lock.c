@@ -279,8 +279,10 @@ static void w_turn(struct waiter *w, int try_lock)
 		pthread_mutex_unlock(&w_lock);
 		return;
 	}
-	finish(w->req, w->ino, &w->lk, rc);
+	/* The reference first: the state's last one frees its locks, which
+	 * must be gone once the owner hears its request answered. */
 	state_put(w->s);
+	finish(w->req, w->ino, &w->lk, rc);
 	free(w);
 }
 
@@ -398,8 +400,8 @@ static void request(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, i
 	}
 	if (rc < 0 && rc != -EAGAIN)
 		fs_count(s->t, rc);
-	finish(req, ino, lk, rc);
 	state_put(s);
+	finish(req, ino, lk, rc);
 }
 
 static void to_be_lock(const struct flock *fl, struct be_lock *lk)
