@@ -47,6 +47,9 @@ struct efsmt_handle {
 	 * lock) and how many: reads and writes check them only when some. */
 	struct lock_state *locks;
 	atomic_int nlocks;
+	/* A lock was asked through it on a state made through another
+	 * handle (lock.c). */
+	atomic_int lent;
 	struct efsmt_handle *next; /* the node's list of open handles */
 	struct efsmt_handle *all_prev, *all_next; /* every live handle */
 };

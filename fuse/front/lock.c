@@ -12,6 +12,7 @@
 
 #include "backends/backend.h"
 #include "fs.h"
+#include "node.h"
 #include "base/log.h"
 #include "backends/target.h"
 
@@ -31,13 +32,16 @@ struct lock_state {
 	uint64_t owner;
 	int kind;
 	struct efsmt_handle *h; /* made through it; referenced */
-	struct target *t;	/* where h was open then (a handle with locks never moves) */
-	uint64_t ls;		/* the backend's */
-	int refs;		/* under tab_lock; the table holds one while listed */
-	int dead;		/* out of the table: its owner closed, or the handle went */
-	pthread_mutex_t mu;	/* one backend call at a time; guards held and lost */
-	int held;		/* some lock may be held: counted in locks_held */
-	int lost;		/* the target lost its locks */
+	/* The handle the last lock was asked through (NULL: none yet); under
+	 * tab_lock. Its release ends the state (lock_drop_handle). */
+	struct efsmt_handle *last;
+	struct target *t;   /* where h was open then (a handle with locks never moves) */
+	uint64_t ls;	    /* the backend's */
+	int refs;	    /* under tab_lock; the table holds one while listed */
+	int dead;	    /* out of the table: its owner closed, or the handle went */
+	pthread_mutex_t mu; /* one backend call at a time; guards held and lost */
+	int held;	    /* some lock may be held: counted in locks_held */
+	int lost;	    /* the target lost its locks */
 };
 
 static pthread_mutex_t tab_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -60,12 +64,26 @@ static struct lock_state *find_locked(fuse_ino_t ino, uint64_t owner, int kind)
 	return NULL;
 }
 
-static struct lock_state *state_find(fuse_ino_t ino, uint64_t owner, int kind)
+/* A lock is asked through h on s: note it (under tab_lock). */
+static void used_locked(struct lock_state *s, struct efsmt_handle *h)
+{
+	s->last = h;
+	if (h != s->h)
+		atomic_store_explicit(&h->lent, 1, memory_order_relaxed);
+}
+
+/* The owner's state on ino, with a reference; NULL if none. use: the
+ * handle a lock is asked through, or NULL (an unlock, a test). */
+static struct lock_state *state_find(fuse_ino_t ino, uint64_t owner, int kind,
+				     struct efsmt_handle *use)
 {
 	pthread_mutex_lock(&tab_lock);
 	struct lock_state *s = find_locked(ino, owner, kind);
-	if (s)
+	if (s) {
 		s->refs++;
+		if (use)
+			used_locked(s, use);
+	}
 	pthread_mutex_unlock(&tab_lock);
 	return s;
 }
@@ -118,11 +136,13 @@ static void state_end(struct lock_state *s)
 		state_put(s);
 }
 
-/* The owner's state on ino, made through h if it has none; 0 or -errno. */
-static int state_make(fuse_ino_t ino, uint64_t owner, int kind, struct efsmt_handle *h,
+/* The owner's state on ino, made through h if it has none; 0 or -errno.
+ * acquire: a lock is asked through h (not a test). */
+static int state_make(fuse_ino_t ino, uint64_t owner, int kind, struct efsmt_handle *h, int acquire,
 		      struct lock_state **out)
 {
-	*out = state_find(ino, owner, kind);
+	struct efsmt_handle *use = acquire ? h : NULL;
+	*out = state_find(ino, owner, kind, use);
 	if (*out)
 		return 0;
 	struct lock_state *s = calloc(1, sizeof(*s));
@@ -146,7 +166,10 @@ static int state_make(fuse_ino_t ino, uint64_t owner, int kind, struct efsmt_han
 	struct lock_state *other = find_locked(ino, owner, kind);
 	if (other) {
 		other->refs++;
+		if (use)
+			used_locked(other, use);
 	} else {
+		s->last = use;
 		unsigned b = bucket(ino, owner);
 		s->next = tab[b];
 		tab[b] = s;
@@ -181,7 +204,8 @@ static int state_try(struct lock_state *s, const struct be_lock *lk, int waiting
 	int rc, end = 0;
 	pthread_mutex_lock(&s->mu);
 	if (s->dead) {
-		rc = -EBADF; /* its descriptor was closed meanwhile */
+		/* Its descriptor was closed meanwhile: the locks are gone. */
+		rc = lk->type == F_UNLCK ? 0 : -EBADF;
 	} else if (s->lost || t->ops->lock_check(t, s->ls) < 0) {
 		note_lost(s);
 		/* An unlock ends the lost state; a new lock then starts afresh. */
@@ -342,9 +366,10 @@ static void *w_main(void *arg)
 static void w_park(fuse_req_t req, fuse_ino_t ino, struct lock_state *s, const struct be_lock *lk,
 		   int granted)
 {
+	int fail = granted ? 0 : ENOLCK;
 	struct waiter *w = calloc(1, sizeof(*w));
 	if (!w) {
-		fuse_reply_err(req, granted ? 0 : ENOLCK);
+		fuse_reply_err(req, fail);
 		state_put(s);
 		return;
 	}
@@ -362,7 +387,7 @@ static void w_park(fuse_req_t req, fuse_ino_t ino, struct lock_state *s, const s
 		w_started = 1;
 	if (!w_started || w_stop) {
 		pthread_mutex_unlock(&w_lock);
-		fuse_reply_err(req, granted ? 0 : ENOLCK);
+		fuse_reply_err(req, fail);
 		state_put(s);
 		free(w);
 		return;
@@ -383,10 +408,10 @@ static void request(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, i
 		return;
 	}
 	if (lk->type == F_UNLCK) {
-		s = state_find(ino, fi->lock_owner, kind);
+		s = state_find(ino, fi->lock_owner, kind, NULL);
 		rc = 0;
 	} else {
-		rc = state_make(ino, fi->lock_owner, kind, h, &s);
+		rc = state_make(ino, fi->lock_owner, kind, h, 1, &s);
 	}
 	if (!s) {
 		fuse_reply_err(req, -rc);
@@ -416,6 +441,8 @@ void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct 
 	      int sleep)
 {
 	struct be_lock lk;
+	/* Before the lock is taken: opens from now on send FLUSH at close. */
+	node_mark_locked(ino);
 	to_be_lock(fl, &lk);
 	request(req, ino, fi, BE_LOCK_POSIX, &lk, sleep);
 }
@@ -440,7 +467,8 @@ void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct 
 		fuse_reply_err(req, ENOLCK);
 		return;
 	}
-	int rc = state_make(ino, fi->lock_owner, BE_LOCK_POSIX, h, &s);
+	node_mark_locked(ino);
+	int rc = state_make(ino, fi->lock_owner, BE_LOCK_POSIX, h, 0, &s);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -466,7 +494,7 @@ void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct 
 
 void lock_drop_owner(fuse_ino_t ino, uint64_t owner)
 {
-	struct lock_state *s = state_find(ino, owner, BE_LOCK_POSIX);
+	struct lock_state *s = state_find(ino, owner, BE_LOCK_POSIX, NULL);
 	if (!s)
 		return;
 	state_end(s);
@@ -484,13 +512,44 @@ static struct lock_state *unlist_first(struct lock_state *const *head)
 	return s;
 }
 
+/* Whether h's release ends s: the last lock asked on s came through h
+ * (every lock s holds was asked before its owner closed h), or s was made
+ * through h and never asked for one. A state made through h whose owner
+ * has asked through another handle since stays: that handle's FLUSH or
+ * release ends it. */
+static int ends_with(const struct lock_state *s, const struct efsmt_handle *h)
+{
+	return s->last == h || (s->h == h && !s->last);
+}
+
+/* Take the first state of a list (a bucket: next, or a handle's: h_next)
+ * that h's release ends out of the table. */
+static struct lock_state *unlist_ending(struct lock_state *const *head, int in_bucket,
+					const struct efsmt_handle *h)
+{
+	pthread_mutex_lock(&tab_lock);
+	struct lock_state *s = *head;
+	while (s && !ends_with(s, h))
+		s = in_bucket ? s->next : s->h_next;
+	if (s)
+		unlist_locked(s);
+	pthread_mutex_unlock(&tab_lock);
+	return s;
+}
+
 void lock_drop_handle(struct efsmt_handle *h)
 {
 	struct lock_state *s;
-	if (!atomic_load(&h->nlocks))
+	int lent = atomic_load(&h->lent);
+	if (!atomic_load(&h->nlocks) && !lent)
 		return;
-	while ((s = unlist_first(&h->locks)))
+	while ((s = unlist_ending(&h->locks, 0, h)))
 		state_put(s);
+	/* States made through other handles that last locked through h (an
+	 * open whose close sent no FLUSH): rare, so a walk of the table. */
+	for (unsigned b = 0; lent && b < LOCK_BUCKETS; b++)
+		while ((s = unlist_ending(&tab[b], 1, h)))
+			state_put(s);
 }
 
 int lock_lost(struct efsmt_handle *h)

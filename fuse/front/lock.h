@@ -9,9 +9,12 @@
  * with and used for all its later requests, whichever descriptor they come
  * through, so an owner's locks never conflict with each other. A state
  * ends, dropping its locks, when its owner closes any descriptor of the
- * file (POSIX: the FLUSH of close(2)), or when the handle it was made
- * through is released (OFD locks and flock: the last close of the
- * description), or at unmount.
+ * file whose close sends FLUSH (POSIX: the FLUSH of close(2)), when the
+ * handle its last lock was asked through is released (the last close of
+ * the description: OFD locks, flock, and POSIX locks asked through an open
+ * made before the file's first lock, whose close sends no FLUSH:
+ * op_file.c), or at unmount. A state made through one handle and last
+ * locked through another ends with the other's release.
  *
  * A blocking request (F_SETLKW, flock without LOCK_NB) does not hold a
  * worker thread: it waits in a list that one thread polls with back-off
