@@ -29,9 +29,10 @@ struct efsmt_handle {
 	_Atomic(struct handle_at *) at; /* where it is open now: handle_at() */
 	struct handle_at first;
 	int is_dir;
-	int rdonly; /* opened O_RDONLY */
-	int flags;  /* open(2) flags, for opening it again elsewhere */
-	uid_t uid;  /* the opener, who opens it again; uid -1: unknown */
+	int rdonly;  /* opened O_RDONLY */
+	int noflush; /* opened with FOPEN_NOFLUSH: close(2) sends no FLUSH */
+	int flags;   /* open(2) flags, for opening it again elsewhere */
+	uid_t uid;   /* the opener, who opens it again; uid -1: unknown */
 	gid_t gid;
 	pid_t pid;
 	/* A set-user-ID or set-group-ID file on a target whose writes the
