@@ -22,6 +22,11 @@
 #define LOCK_POLL_MIN_MS 2
 #define LOCK_POLL_MAX_MS 200
 #define LOCK_BUCKETS	 1024
+/* A request that would fail at once (F_SETLK, F_GETLK) on a lock held on
+ * this mount through an open whose close(2) sends no FLUSH waits up to this
+ * long for that open's release, which FUSE sends just after close returns
+ * and which ends the lock. */
+#define LOCK_GRACE_MS 10
 
 int lock_local = LOCK_LOCAL_NONE;
 
@@ -229,6 +234,27 @@ static int state_try(struct lock_state *s, const struct be_lock *lk, int waiting
 	return rc;
 }
 
+/* Whether another owner holds a lock on ino through an open whose close
+ * sends no FLUSH (op_file.c): the holder may have closed it already, its
+ * release, which ends the lock, being still on its way. */
+static atomic_int releasing; /* lock_drop_handle calls ending states */
+
+static int weak_holder(fuse_ino_t ino, uint64_t owner)
+{
+	/* A state out of the table may still hold its locks on the target
+	 * until its last reference goes. */
+	if (atomic_load(&releasing))
+		return 1;
+	int found = 0;
+	pthread_mutex_lock(&tab_lock);
+	for (unsigned b = 0; b < LOCK_BUCKETS && !found; b++)
+		for (struct lock_state *s = tab[b]; s && !found; s = s->next)
+			found = s->ino == ino && s->owner != owner && s->held && s->last &&
+				s->last->noflush;
+	pthread_mutex_unlock(&tab_lock);
+	return found;
+}
+
 /* ---- requests ---- */
 
 static long long now_ms(void)
@@ -256,6 +282,7 @@ struct waiter {
 	struct lock_state *s;
 	struct be_lock lk;
 	long long due_ms;
+	long long until_ms; /* a request that may not block: answer EAGAIN then */
 	unsigned wait_ms;
 	int granted; /* only to be answered (finish): the lock is held */
 };
@@ -292,12 +319,19 @@ static void w_turn(struct waiter *w, int try_lock)
 	else if (fuse_req_interrupted(w->req))
 		rc = -EINTR;
 	else if (try_lock)
-		rc = state_try(w->s, &w->lk, 1);
-	if (rc == -EAGAIN) {
+		rc = state_try(w->s, &w->lk, !w->until_ms);
+	/* A request that may not block waits only while the holder may be an
+	 * open already closed (weak_holder). */
+	if (rc == -EAGAIN && w->until_ms &&
+	    (now_ms() >= w->until_ms || !weak_holder(w->ino, w->s->owner)))
+		w->until_ms = -1;
+	if (rc == -EAGAIN && w->until_ms >= 0) {
 		if (try_lock)
 			w->wait_ms =
 			    w->wait_ms * 2 > LOCK_POLL_MAX_MS ? LOCK_POLL_MAX_MS : w->wait_ms * 2;
 		w->due_ms = now_ms() + w->wait_ms;
+		if (w->until_ms && w->due_ms > w->until_ms)
+			w->due_ms = w->until_ms;
 		pthread_mutex_lock(&w_lock);
 		w_add_locked(w);
 		pthread_mutex_unlock(&w_lock);
@@ -360,13 +394,24 @@ static void *w_main(void *arg)
 	return NULL;
 }
 
-/* Hand a request to the waiter thread, with the reference to s: a blocking
- * one that met a conflict, or (granted) one whose lock was granted and is
- * only to be answered there. */
-static void w_park(fuse_req_t req, fuse_ino_t ino, struct lock_state *s, const struct be_lock *lk,
-		   int granted)
+/* Locks ended: every waiter tries again now. */
+static void w_poke(void)
 {
-	int fail = granted ? 0 : ENOLCK;
+	pthread_mutex_lock(&w_lock);
+	for (struct waiter *w = w_list; w; w = w->next)
+		w->due_ms = 0;
+	pthread_cond_signal(&w_cond);
+	pthread_mutex_unlock(&w_lock);
+}
+
+/* Hand a request to the waiter thread, with the reference to s: a blocking
+ * one that met a conflict, a non-blocking one (until_ms: its deadline) that
+ * met a weak_holder, or (granted) one whose lock was granted and is only to
+ * be answered there. */
+static void w_park(fuse_req_t req, fuse_ino_t ino, struct lock_state *s, const struct be_lock *lk,
+		   int granted, long long until_ms)
+{
+	int fail = granted ? 0 : until_ms ? EAGAIN : ENOLCK;
 	struct waiter *w = calloc(1, sizeof(*w));
 	if (!w) {
 		fuse_reply_err(req, fail);
@@ -378,6 +423,7 @@ static void w_park(fuse_req_t req, fuse_ino_t ino, struct lock_state *s, const s
 	w->s = s;
 	w->lk = *lk;
 	w->granted = granted;
+	w->until_ms = until_ms;
 	w->wait_ms = LOCK_POLL_MIN_MS;
 	w->due_ms = granted ? 0 : now_ms() + w->wait_ms;
 	/* Before it is listed: the waiter thread may answer it at once. */
@@ -420,7 +466,11 @@ static void request(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, i
 	fs_count(s->t, 0);
 	rc = state_try(s, lk, sleep);
 	if ((rc == -EAGAIN && sleep) || (rc == 0 && lk->type != F_UNLCK && fs_session)) {
-		w_park(req, ino, s, lk, rc == 0);
+		w_park(req, ino, s, lk, rc == 0, 0);
+		return;
+	}
+	if (rc == -EAGAIN && weak_holder(ino, fi->lock_owner)) {
+		w_park(req, ino, s, lk, 0, now_ms() + LOCK_GRACE_MS);
 		return;
 	}
 	if (rc < 0 && rc != -EAGAIN)
@@ -473,10 +523,21 @@ void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct 
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	to_be_lock(fl, &lk);
-	pthread_mutex_lock(&s->mu);
-	rc = fs_count(s->t, s->t->ops->lock_get(s->t, s->ls, &lk));
-	pthread_mutex_unlock(&s->mu);
+	long long until = 0;
+	for (;;) {
+		to_be_lock(fl, &lk);
+		pthread_mutex_lock(&s->mu);
+		rc = fs_count(s->t, s->t->ops->lock_get(s->t, s->ls, &lk));
+		pthread_mutex_unlock(&s->mu);
+		/* As request(): a holder that may have closed gets a moment. */
+		if (rc < 0 || lk.type == F_UNLCK || !weak_holder(ino, fi->lock_owner))
+			break;
+		if (!until)
+			until = now_ms() + LOCK_GRACE_MS;
+		else if (now_ms() >= until)
+			break;
+		nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+	}
 	state_put(s);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
@@ -499,6 +560,7 @@ void lock_drop_owner(fuse_ino_t ino, uint64_t owner)
 		return;
 	state_end(s);
 	state_put(s);
+	w_poke();
 }
 
 /* Take the first state of a list (a bucket, a handle's) out of the table. */
@@ -540,16 +602,24 @@ static struct lock_state *unlist_ending(struct lock_state *const *head, int in_b
 void lock_drop_handle(struct efsmt_handle *h)
 {
 	struct lock_state *s;
-	int lent = atomic_load(&h->lent);
+	int ended = 0, lent = atomic_load(&h->lent);
 	if (!atomic_load(&h->nlocks) && !lent)
 		return;
-	while ((s = unlist_ending(&h->locks, 0, h)))
+	atomic_fetch_add(&releasing, 1);
+	while ((s = unlist_ending(&h->locks, 0, h))) {
 		state_put(s);
+		ended = 1;
+	}
 	/* States made through other handles that last locked through h (an
 	 * open whose close sent no FLUSH): rare, so a walk of the table. */
 	for (unsigned b = 0; lent && b < LOCK_BUCKETS; b++)
-		while ((s = unlist_ending(&tab[b], 1, h)))
+		while ((s = unlist_ending(&tab[b], 1, h))) {
 			state_put(s);
+			ended = 1;
+		}
+	atomic_fetch_sub(&releasing, 1);
+	if (ended)
+		w_poke();
 }
 
 int lock_lost(struct efsmt_handle *h)

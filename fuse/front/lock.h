@@ -16,6 +16,11 @@
  * op_file.c), or at unmount. A state made through one handle and last
  * locked through another ends with the other's release.
  *
+ * FUSE sends that release just after close(2) returns. A request of this
+ * mount that would fail at once (F_SETLK, F_GETLK) on such a lock waits up
+ * to LOCK_GRACE_MS for it, so a process that learns of the close (a pipe,
+ * wait(2)) finds the lock gone.
+ *
  * A blocking request (F_SETLKW, flock without LOCK_NB) does not hold a
  * worker thread: it waits in a list that one thread polls with back-off
  * (LOCK_POLL_MIN_MS to LOCK_POLL_MAX_MS) until the lock is granted, the
