@@ -29,9 +29,10 @@ struct efsmt_handle {
 	_Atomic(struct handle_at *) at; /* where it is open now: handle_at() */
 	struct handle_at first;
 	int is_dir;
-	int rdonly; /* opened O_RDONLY */
-	int flags;  /* open(2) flags, for opening it again elsewhere */
-	uid_t uid;  /* the opener, who opens it again; uid -1: unknown */
+	int rdonly;  /* opened O_RDONLY */
+	int noflush; /* opened with FOPEN_NOFLUSH: close(2) sends no FLUSH */
+	int flags;   /* open(2) flags, for opening it again elsewhere */
+	uid_t uid;   /* the opener, who opens it again; uid -1: unknown */
 	gid_t gid;
 	pid_t pid;
 	/* A set-user-ID or set-group-ID file on a target whose writes the
@@ -47,6 +48,9 @@ struct efsmt_handle {
 	 * lock) and how many: reads and writes check them only when some. */
 	struct lock_state *locks;
 	atomic_int nlocks;
+	/* A lock was asked through it on a state made through another
+	 * handle (lock.c). */
+	atomic_int lent;
 	struct efsmt_handle *next; /* the node's list of open handles */
 	struct efsmt_handle *all_prev, *all_next; /* every live handle */
 };

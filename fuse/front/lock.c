@@ -12,6 +12,7 @@
 
 #include "backends/backend.h"
 #include "fs.h"
+#include "node.h"
 #include "base/log.h"
 #include "backends/target.h"
 
@@ -21,6 +22,11 @@
 #define LOCK_POLL_MIN_MS 2
 #define LOCK_POLL_MAX_MS 200
 #define LOCK_BUCKETS	 1024
+/* A request that would fail at once (F_SETLK, F_GETLK) on a lock held on
+ * this mount through an open whose close(2) sends no FLUSH waits up to this
+ * long for that open's release, which FUSE sends just after close returns
+ * and which ends the lock. */
+#define LOCK_GRACE_MS 10
 
 int lock_local = LOCK_LOCAL_NONE;
 
@@ -31,13 +37,16 @@ struct lock_state {
 	uint64_t owner;
 	int kind;
 	struct efsmt_handle *h; /* made through it; referenced */
-	struct target *t;	/* where h was open then (a handle with locks never moves) */
-	uint64_t ls;		/* the backend's */
-	int refs;		/* under tab_lock; the table holds one while listed */
-	int dead;		/* out of the table: its owner closed, or the handle went */
-	pthread_mutex_t mu;	/* one backend call at a time; guards held and lost */
-	int held;		/* some lock may be held: counted in locks_held */
-	int lost;		/* the target lost its locks */
+	/* The handle the last lock was asked through (NULL: none yet); under
+	 * tab_lock. Its release ends the state (lock_drop_handle). */
+	struct efsmt_handle *last;
+	struct target *t;   /* where h was open then (a handle with locks never moves) */
+	uint64_t ls;	    /* the backend's */
+	int refs;	    /* under tab_lock; the table holds one while listed */
+	int dead;	    /* out of the table: its owner closed, or the handle went */
+	pthread_mutex_t mu; /* one backend call at a time; guards held and lost */
+	int held;	    /* some lock may be held: counted in locks_held */
+	int lost;	    /* the target lost its locks */
 };
 
 static pthread_mutex_t tab_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -60,12 +69,26 @@ static struct lock_state *find_locked(fuse_ino_t ino, uint64_t owner, int kind)
 	return NULL;
 }
 
-static struct lock_state *state_find(fuse_ino_t ino, uint64_t owner, int kind)
+/* A lock is asked through h on s: note it (under tab_lock). */
+static void used_locked(struct lock_state *s, struct efsmt_handle *h)
+{
+	s->last = h;
+	if (h != s->h)
+		atomic_store_explicit(&h->lent, 1, memory_order_relaxed);
+}
+
+/* The owner's state on ino, with a reference; NULL if none. use: the
+ * handle a lock is asked through, or NULL (an unlock, a test). */
+static struct lock_state *state_find(fuse_ino_t ino, uint64_t owner, int kind,
+				     struct efsmt_handle *use)
 {
 	pthread_mutex_lock(&tab_lock);
 	struct lock_state *s = find_locked(ino, owner, kind);
-	if (s)
+	if (s) {
 		s->refs++;
+		if (use)
+			used_locked(s, use);
+	}
 	pthread_mutex_unlock(&tab_lock);
 	return s;
 }
@@ -118,11 +141,13 @@ static void state_end(struct lock_state *s)
 		state_put(s);
 }
 
-/* The owner's state on ino, made through h if it has none; 0 or -errno. */
-static int state_make(fuse_ino_t ino, uint64_t owner, int kind, struct efsmt_handle *h,
+/* The owner's state on ino, made through h if it has none; 0 or -errno.
+ * acquire: a lock is asked through h (not a test). */
+static int state_make(fuse_ino_t ino, uint64_t owner, int kind, struct efsmt_handle *h, int acquire,
 		      struct lock_state **out)
 {
-	*out = state_find(ino, owner, kind);
+	struct efsmt_handle *use = acquire ? h : NULL;
+	*out = state_find(ino, owner, kind, use);
 	if (*out)
 		return 0;
 	struct lock_state *s = calloc(1, sizeof(*s));
@@ -146,7 +171,10 @@ static int state_make(fuse_ino_t ino, uint64_t owner, int kind, struct efsmt_han
 	struct lock_state *other = find_locked(ino, owner, kind);
 	if (other) {
 		other->refs++;
+		if (use)
+			used_locked(other, use);
 	} else {
+		s->last = use;
 		unsigned b = bucket(ino, owner);
 		s->next = tab[b];
 		tab[b] = s;
@@ -181,7 +209,8 @@ static int state_try(struct lock_state *s, const struct be_lock *lk, int waiting
 	int rc, end = 0;
 	pthread_mutex_lock(&s->mu);
 	if (s->dead) {
-		rc = -EBADF; /* its descriptor was closed meanwhile */
+		/* Its descriptor was closed meanwhile: the locks are gone. */
+		rc = lk->type == F_UNLCK ? 0 : -EBADF;
 	} else if (s->lost || t->ops->lock_check(t, s->ls) < 0) {
 		note_lost(s);
 		/* An unlock ends the lost state; a new lock then starts afresh. */
@@ -203,6 +232,27 @@ static int state_try(struct lock_state *s, const struct be_lock *lk, int waiting
 	if (end)
 		state_end(s);
 	return rc;
+}
+
+/* Whether another owner holds a lock on ino through an open whose close
+ * sends no FLUSH (op_file.c): the holder may have closed it already, its
+ * release, which ends the lock, being still on its way. */
+static atomic_int releasing; /* lock_drop_handle calls ending states */
+
+static int weak_holder(fuse_ino_t ino, uint64_t owner)
+{
+	/* A state out of the table may still hold its locks on the target
+	 * until its last reference goes. */
+	if (atomic_load(&releasing))
+		return 1;
+	int found = 0;
+	pthread_mutex_lock(&tab_lock);
+	for (unsigned b = 0; b < LOCK_BUCKETS && !found; b++)
+		for (struct lock_state *s = tab[b]; s && !found; s = s->next)
+			found = s->ino == ino && s->owner != owner && s->held && s->last &&
+				s->last->noflush;
+	pthread_mutex_unlock(&tab_lock);
+	return found;
 }
 
 /* ---- requests ---- */
@@ -232,6 +282,7 @@ struct waiter {
 	struct lock_state *s;
 	struct be_lock lk;
 	long long due_ms;
+	long long until_ms; /* a request that may not block: answer EAGAIN then */
 	unsigned wait_ms;
 	int granted; /* only to be answered (finish): the lock is held */
 };
@@ -268,19 +319,28 @@ static void w_turn(struct waiter *w, int try_lock)
 	else if (fuse_req_interrupted(w->req))
 		rc = -EINTR;
 	else if (try_lock)
-		rc = state_try(w->s, &w->lk, 1);
-	if (rc == -EAGAIN) {
+		rc = state_try(w->s, &w->lk, !w->until_ms);
+	/* A request that may not block waits only while the holder may be an
+	 * open already closed (weak_holder). */
+	if (rc == -EAGAIN && w->until_ms &&
+	    (now_ms() >= w->until_ms || !weak_holder(w->ino, w->s->owner)))
+		w->until_ms = -1;
+	if (rc == -EAGAIN && w->until_ms >= 0) {
 		if (try_lock)
 			w->wait_ms =
 			    w->wait_ms * 2 > LOCK_POLL_MAX_MS ? LOCK_POLL_MAX_MS : w->wait_ms * 2;
 		w->due_ms = now_ms() + w->wait_ms;
+		if (w->until_ms && w->due_ms > w->until_ms)
+			w->due_ms = w->until_ms;
 		pthread_mutex_lock(&w_lock);
 		w_add_locked(w);
 		pthread_mutex_unlock(&w_lock);
 		return;
 	}
-	finish(w->req, w->ino, &w->lk, rc);
+	/* The reference first: the state's last one frees its locks, which
+	 * must be gone once the owner hears its request answered. */
 	state_put(w->s);
+	finish(w->req, w->ino, &w->lk, rc);
 	free(w);
 }
 
@@ -334,15 +394,27 @@ static void *w_main(void *arg)
 	return NULL;
 }
 
-/* Hand a request to the waiter thread, with the reference to s: a blocking
- * one that met a conflict, or (granted) one whose lock was granted and is
- * only to be answered there. */
-static void w_park(fuse_req_t req, fuse_ino_t ino, struct lock_state *s, const struct be_lock *lk,
-		   int granted)
+/* Locks ended: every waiter tries again now. */
+static void w_poke(void)
 {
+	pthread_mutex_lock(&w_lock);
+	for (struct waiter *w = w_list; w; w = w->next)
+		w->due_ms = 0;
+	pthread_cond_signal(&w_cond);
+	pthread_mutex_unlock(&w_lock);
+}
+
+/* Hand a request to the waiter thread, with the reference to s: a blocking
+ * one that met a conflict, a non-blocking one (until_ms: its deadline) that
+ * met a weak_holder, or (granted) one whose lock was granted and is only to
+ * be answered there. */
+static void w_park(fuse_req_t req, fuse_ino_t ino, struct lock_state *s, const struct be_lock *lk,
+		   int granted, long long until_ms)
+{
+	int fail = granted ? 0 : until_ms ? EAGAIN : ENOLCK;
 	struct waiter *w = calloc(1, sizeof(*w));
 	if (!w) {
-		fuse_reply_err(req, granted ? 0 : ENOLCK);
+		fuse_reply_err(req, fail);
 		state_put(s);
 		return;
 	}
@@ -351,6 +423,7 @@ static void w_park(fuse_req_t req, fuse_ino_t ino, struct lock_state *s, const s
 	w->s = s;
 	w->lk = *lk;
 	w->granted = granted;
+	w->until_ms = until_ms;
 	w->wait_ms = LOCK_POLL_MIN_MS;
 	w->due_ms = granted ? 0 : now_ms() + w->wait_ms;
 	/* Before it is listed: the waiter thread may answer it at once. */
@@ -360,7 +433,7 @@ static void w_park(fuse_req_t req, fuse_ino_t ino, struct lock_state *s, const s
 		w_started = 1;
 	if (!w_started || w_stop) {
 		pthread_mutex_unlock(&w_lock);
-		fuse_reply_err(req, granted ? 0 : ENOLCK);
+		fuse_reply_err(req, fail);
 		state_put(s);
 		free(w);
 		return;
@@ -381,10 +454,10 @@ static void request(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, i
 		return;
 	}
 	if (lk->type == F_UNLCK) {
-		s = state_find(ino, fi->lock_owner, kind);
+		s = state_find(ino, fi->lock_owner, kind, NULL);
 		rc = 0;
 	} else {
-		rc = state_make(ino, fi->lock_owner, kind, h, &s);
+		rc = state_make(ino, fi->lock_owner, kind, h, 1, &s);
 	}
 	if (!s) {
 		fuse_reply_err(req, -rc);
@@ -393,13 +466,17 @@ static void request(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, i
 	fs_count(s->t, 0);
 	rc = state_try(s, lk, sleep);
 	if ((rc == -EAGAIN && sleep) || (rc == 0 && lk->type != F_UNLCK && fs_session)) {
-		w_park(req, ino, s, lk, rc == 0);
+		w_park(req, ino, s, lk, rc == 0, 0);
+		return;
+	}
+	if (rc == -EAGAIN && weak_holder(ino, fi->lock_owner)) {
+		w_park(req, ino, s, lk, 0, now_ms() + LOCK_GRACE_MS);
 		return;
 	}
 	if (rc < 0 && rc != -EAGAIN)
 		fs_count(s->t, rc);
-	finish(req, ino, lk, rc);
 	state_put(s);
+	finish(req, ino, lk, rc);
 }
 
 static void to_be_lock(const struct flock *fl, struct be_lock *lk)
@@ -414,6 +491,8 @@ void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct 
 	      int sleep)
 {
 	struct be_lock lk;
+	/* Before the lock is taken: opens from now on send FLUSH at close. */
+	node_mark_locked(ino);
 	to_be_lock(fl, &lk);
 	request(req, ino, fi, BE_LOCK_POSIX, &lk, sleep);
 }
@@ -438,15 +517,27 @@ void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct 
 		fuse_reply_err(req, ENOLCK);
 		return;
 	}
-	int rc = state_make(ino, fi->lock_owner, BE_LOCK_POSIX, h, &s);
+	node_mark_locked(ino);
+	int rc = state_make(ino, fi->lock_owner, BE_LOCK_POSIX, h, 0, &s);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	to_be_lock(fl, &lk);
-	pthread_mutex_lock(&s->mu);
-	rc = fs_count(s->t, s->t->ops->lock_get(s->t, s->ls, &lk));
-	pthread_mutex_unlock(&s->mu);
+	long long until = 0;
+	for (;;) {
+		to_be_lock(fl, &lk);
+		pthread_mutex_lock(&s->mu);
+		rc = fs_count(s->t, s->t->ops->lock_get(s->t, s->ls, &lk));
+		pthread_mutex_unlock(&s->mu);
+		/* As request(): a holder that may have closed gets a moment. */
+		if (rc < 0 || lk.type == F_UNLCK || !weak_holder(ino, fi->lock_owner))
+			break;
+		if (!until)
+			until = now_ms() + LOCK_GRACE_MS;
+		else if (now_ms() >= until)
+			break;
+		nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+	}
 	state_put(s);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
@@ -464,11 +555,12 @@ void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct 
 
 void lock_drop_owner(fuse_ino_t ino, uint64_t owner)
 {
-	struct lock_state *s = state_find(ino, owner, BE_LOCK_POSIX);
+	struct lock_state *s = state_find(ino, owner, BE_LOCK_POSIX, NULL);
 	if (!s)
 		return;
 	state_end(s);
 	state_put(s);
+	w_poke();
 }
 
 /* Take the first state of a list (a bucket, a handle's) out of the table. */
@@ -482,13 +574,52 @@ static struct lock_state *unlist_first(struct lock_state *const *head)
 	return s;
 }
 
+/* Whether h's release ends s: the last lock asked on s came through h
+ * (every lock s holds was asked before its owner closed h), or s was made
+ * through h and never asked for one. A state made through h whose owner
+ * has asked through another handle since stays: that handle's FLUSH or
+ * release ends it. */
+static int ends_with(const struct lock_state *s, const struct efsmt_handle *h)
+{
+	return s->last == h || (s->h == h && !s->last);
+}
+
+/* Take the first state of a list (a bucket: next, or a handle's: h_next)
+ * that h's release ends out of the table. */
+static struct lock_state *unlist_ending(struct lock_state *const *head, int in_bucket,
+					const struct efsmt_handle *h)
+{
+	pthread_mutex_lock(&tab_lock);
+	struct lock_state *s = *head;
+	while (s && !ends_with(s, h))
+		s = in_bucket ? s->next : s->h_next;
+	if (s)
+		unlist_locked(s);
+	pthread_mutex_unlock(&tab_lock);
+	return s;
+}
+
 void lock_drop_handle(struct efsmt_handle *h)
 {
 	struct lock_state *s;
-	if (!atomic_load(&h->nlocks))
+	int ended = 0, lent = atomic_load(&h->lent);
+	if (!atomic_load(&h->nlocks) && !lent)
 		return;
-	while ((s = unlist_first(&h->locks)))
+	atomic_fetch_add(&releasing, 1);
+	while ((s = unlist_ending(&h->locks, 0, h))) {
 		state_put(s);
+		ended = 1;
+	}
+	/* States made through other handles that last locked through h (an
+	 * open whose close sent no FLUSH): rare, so a walk of the table. */
+	for (unsigned b = 0; lent && b < LOCK_BUCKETS; b++)
+		while ((s = unlist_ending(&tab[b], 1, h))) {
+			state_put(s);
+			ended = 1;
+		}
+	atomic_fetch_sub(&releasing, 1);
+	if (ended)
+		w_poke();
 }
 
 int lock_lost(struct efsmt_handle *h)

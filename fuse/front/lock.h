@@ -9,9 +9,17 @@
  * with and used for all its later requests, whichever descriptor they come
  * through, so an owner's locks never conflict with each other. A state
  * ends, dropping its locks, when its owner closes any descriptor of the
- * file (POSIX: the FLUSH of close(2)), or when the handle it was made
- * through is released (OFD locks and flock: the last close of the
- * description), or at unmount.
+ * file whose close sends FLUSH (POSIX: the FLUSH of close(2)), when the
+ * handle its last lock was asked through is released (the last close of
+ * the description: OFD locks, flock, and POSIX locks asked through an open
+ * made before the file's first lock, whose close sends no FLUSH:
+ * op_file.c), or at unmount. A state made through one handle and last
+ * locked through another ends with the other's release.
+ *
+ * FUSE sends that release just after close(2) returns. A request of this
+ * mount that would fail at once (F_SETLK, F_GETLK) on such a lock waits up
+ * to LOCK_GRACE_MS for it, so a process that learns of the close (a pipe,
+ * wait(2)) finds the lock gone.
  *
  * A blocking request (F_SETLKW, flock without LOCK_NB) does not hold a
  * worker thread: it waits in a list that one thread polls with back-off

@@ -31,6 +31,7 @@ struct node {
 	int by_ino;              /* in the inode hash (files with hard links) */
 	struct node *inext;      /* inode hash chain */
 	struct efsmt_handle *handles;
+	atomic_int locked;       /* a POSIX lock was asked on it (node_mark_locked) */
 	struct node *all_prev, *all_next; /* every node, for the final cleanup */
 	/* node_attr_timeout: the attributes last handed out and their timeout */
 	struct timespec ac_mtime, ac_ctime;
@@ -467,6 +468,19 @@ void node_renamed(uint64_t parent_id, const char *name, uint64_t newparent_id,
 	maybe_free(np);
 out:
 	pthread_mutex_unlock(&lock);
+}
+
+void node_mark_locked(uint64_t id)
+{
+	struct node *n = by_id(id);
+
+	if (!atomic_load_explicit(&n->locked, memory_order_relaxed))
+		atomic_store(&n->locked, 1);
+}
+
+int node_ever_locked(uint64_t id)
+{
+	return atomic_load(&by_id(id)->locked);
 }
 
 void node_add_handle(uint64_t id, struct efsmt_handle *h)

@@ -47,6 +47,13 @@ void node_unlinked(uint64_t parent, const char *name);
 void node_renamed(uint64_t parent, const char *name, uint64_t newparent, const char *newname,
 		  int exchange);
 
+/* A POSIX lock (F_SETLK, F_SETLKW, F_GETLK) was asked on the node through
+ * this mount: sticky for as long as the node lives. Its opens from then on
+ * send FLUSH at close(2), the only notice that the closing process's locks
+ * must go (op_file.c); earlier opens were spared that round trip. */
+void node_mark_locked(uint64_t id);
+int node_ever_locked(uint64_t id);
+
 /* Open handles of a node (the node table holds a reference to each). */
 void node_add_handle(uint64_t id, struct efsmt_handle *h);
 void node_remove_handle(uint64_t id, struct efsmt_handle *h);

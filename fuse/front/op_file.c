@@ -49,15 +49,24 @@ static int needs_killpriv(fuse_req_t req, struct target *t, uint64_t bh, const s
 	return S_ISREG(known->st_mode) && (known->st_mode & (S_ISUID | S_ISGID));
 }
 
-/* Whether close(2) must reach the daemon: where writes are deferred and
- * this open can write, and wherever POSIX locks go to the targets (close
- * drops the closing process's locks, and FLUSH is the only notice of it).
- * Otherwise FOPEN_NOFLUSH spares close a round trip. */
-static int needs_flush(const struct target *t, int flags)
+/* Whether close(2) of this open must reach the daemon (FUSE FLUSH): where
+ * writes are deferred and it can write, and where POSIX locks go to the
+ * targets on a file that had one asked through this mount (node.h): close
+ * drops the closing process's locks, and FLUSH is its only notice. Any other
+ * open gets FOPEN_NOFLUSH, sparing close a round trip; a lock later taken
+ * through it ends when the open file is released (lock.h). */
+static int needs_flush(const struct target *t, int flags, fuse_ino_t ino)
 {
-	if (!(lock_local & LOCK_LOCAL_POSIX) && t->ops->lock_new)
+	if (t->ops->flush && (flags & O_ACCMODE) != O_RDONLY)
 		return 1;
-	return t->ops->flush && (flags & O_ACCMODE) != O_RDONLY;
+	return !(lock_local & LOCK_LOCAL_POSIX) && t->ops->lock_new && node_ever_locked(ino);
+}
+
+/* Tell the kernel whether close(2) of h's open sends FLUSH. */
+static void set_noflush(struct fuse_file_info *fi, struct efsmt_handle *h, fuse_ino_t ino)
+{
+	fi->noflush = !needs_flush(handle_at(h)->t, fi->flags, ino);
+	h->noflush = fi->noflush;
 }
 
 /* The handle of an open that returned rc: wrapped, with what its flags and
@@ -72,7 +81,6 @@ static struct efsmt_handle *opened(fuse_req_t req, struct target *t, int rc, uin
 	struct efsmt_handle *h = wrap(req, t, bh);
 	if (!h)
 		return NULL;
-	fi->noflush = !needs_flush(t, fi->flags);
 	/* Close-to-open (cto, the default): the kernel drops the file's pages
 	 * at every open. nocto keeps them; auto_inval_data (main.c) drops them
 	 * when its attributes show another size or mtime. */
@@ -111,6 +119,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		handle_put(h);
 		return;
 	}
+	set_noflush(fi, h, e.ino);
 	node_add_handle(e.ino, h);
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		node_remove_handle(e.ino, h);
@@ -172,6 +181,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	else if (!fs.nocto)
 		cto_revalidate(ino, t, bh);
 	fi->fh = (uint64_t)(uintptr_t)h;
+	set_noflush(fi, h, ino);
 	node_add_handle(ino, h);
 	if (fuse_reply_open(req, fi) != 0) {
 		node_remove_handle(ino, h);
@@ -317,7 +327,8 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct efsmt_handle *h = FS_HANDLE(fi);
 
 	/* The backend handle closes with the last reference (node.h); the
-	 * locks taken through it (OFD, flock) end here. */
+	 * locks taken through it (OFD, flock, and POSIX ones whose close sent
+	 * no FLUSH) end here (lock.h). */
 	lock_drop_handle(h);
 	node_remove_handle(ino, h);
 	handle_put(h);

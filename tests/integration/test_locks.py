@@ -19,6 +19,7 @@ HOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lockholder.py
 ANSWER_S = 10  # a command that does not block answers within this
 GRANT_S = 5    # a blocked lock is granted within this once the way is free
 STILL_S = 0.6  # a blocked lock must still be waiting after this
+RELEASED_S = 2  # another mount sees a lock freed by a release within this
 
 
 class Holder:
@@ -174,15 +175,112 @@ def test_byte_ranges_upgrade_and_downgrade(two, holders):
     assert b("lock f w 60 1") == "err EAGAIN"
 
 
+def free_soon(h, name, within=RELEASED_S):
+    """h (on another mount: another host) gets a write lock on all of name
+    within a moment: a lock taken through a descriptor whose close sends no
+    FLUSH ends with the release FUSE sends just after close(2) returns."""
+    deadline = time.monotonic() + within
+    while h("lock %s w 0 0" % name) != "ok":
+        assert time.monotonic() < deadline, "the lock outlived its close by %s s" % within
+        time.sleep(0.01)
+
+
+def op_count(m, op):
+    """How many FUSE requests op the mount's targets served."""
+    a = ctl.call(m.sock, {"cmd": "stats"})
+    assert a["ok"], a
+    return sum(t["ops"].get(op, {}).get("count", 0) for t in a["targets"])
+
+
 def test_one_process_never_conflicts_with_itself_and_close_drops_its_locks(two, holders):
     """POSIX: an owner's locks through two descriptors merge, and closing
-    either descriptor drops them all."""
+    either descriptor drops them all, here one opened before the file's
+    first lock (its close sends no FLUSH: the release ends the locks)."""
     a, b = opened_twice(two, holders)
+    c = holders()
+    c.ok("open f %s" % two[0].m("f"))
     a.ok("lock f1 w 0 10")
     a.ok("lock f2 w 5 10")
     assert b("lock f w 12 1") == "err EAGAIN"
     a.ok("close f2")
+    # the same mount waits for the release of a descriptor just closed
+    c.ok("lock f w 0 0")
+    c.ok("lock f u 0 0")
+    free_soon(b, "f")
+
+
+def test_close_sends_no_flush_until_a_lock_is_asked(two, holders):
+    """close(2) of a file no lock was asked on through this mount costs no
+    FLUSH round trip; once one was (F_GETLK is enough), later opens send
+    FLUSH again, as close drops the closing process's locks."""
+    m1 = two[0]
+    lib.write_file(m1.m("f"), b"x" * 100)
+    before = op_count(m1, "flush")
+    for _ in range(20):
+        with open(m1.m("f"), "rb") as f:
+            assert f.read() == b"x" * 100
+    a = holders()
+    a.ok("open f %s r" % m1.m("f"))
+    assert a("getlk f w 0 0") == "ok u"
+    a.ok("close f")  # opened before the first lock: no FLUSH either
+    with open(m1.m("f"), "rb") as f:
+        f.read()
+    # a request is counted just after it is answered
+    deadline = time.monotonic() + 2
+    while op_count(m1, "flush") == before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert op_count(m1, "flush") - before == 1, \
+        "FLUSH sent by 21 closes before the first lock and 1 after it"
+
+
+def test_close_of_a_descriptor_opened_before_any_lock_drops_its_locks(two, holders):
+    """A lock taken through a descriptor opened before the file was ever
+    locked (its close sends no FLUSH) ends when that descriptor is closed:
+    at once for this mount, within a moment for another."""
+    m1, m2, a, b = opened(two, holders)
+    c = holders()
+    c.ok("open f %s" % m1.m("f"))
+    for kind in ("w", "r"):
+        a.ok("lock f %s 0 0" % kind)
+        assert c("lock f w 0 0") == "err EAGAIN"
+        assert c("getlk f w 0 0").startswith("ok %s 0 0" % kind)
+        a.ok("close f")
+        assert c("getlk f w 0 0") == "ok u", "F_GETLK still shows a closed holder"
+        c.ok("lock f w 0 0")
+        c.ok("lock f u 0 0")
+        free_soon(b, "f")
+        b.ok("lock f u 0 0")
+        a.ok("open f %s" % m1.m("f"))
+    assert locks_on(m1) == 0 and locks_on(m2) == 0
+
+
+def test_close_of_a_descriptor_opened_after_the_first_lock_drops_the_locks(two, holders):
+    """POSIX: a lock taken through a descriptor opened before the first
+    lock, then another descriptor opened and closed: that close drops the
+    lock, before close(2) returns (it sends FLUSH)."""
+    m1, m2, a, b = opened(two, holders)
+    a.ok("lock f w 0 0")
+    a.ok("open g %s r" % m1.m("f"))
+    assert b("lock f w 0 0") == "err EAGAIN"
+    a.ok("close g")
     b.ok("lock f w 0 0")
+    assert locks_on(m1) == 0
+
+
+def test_a_lock_taken_after_a_close_outlives_that_descriptors_release(two, holders):
+    """A descriptor whose close sends no FLUSH is closed, then the same
+    process locks through another one: the release of the first, which may
+    reach the daemon after that lock, does not take it away."""
+    a, b = opened_twice(two, holders)
+    a.ok("lock f1 w 0 10")
+    a.ok("close f1")
+    a.ok("lock f2 w 20 10")
+    time.sleep(0.3)  # the release of f1 has come
+    assert b("lock f w 20 1") == "err EAGAIN", "a lock taken after the close was dropped"
+    assert b("getlk f w 25 1").startswith("ok w 20 10")
+    a.ok("close f2")
+    free_soon(b, "f")
 
 
 @pytest.mark.parametrize("how", ["unlock", "close", "kill"])
