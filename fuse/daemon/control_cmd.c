@@ -12,7 +12,6 @@
 
 #include "backends/backend_kernel.h"
 #include "backends/nfs/backend_nfs.h"
-#include "backends/nfs/nfs_be.h" /* the target's client ID, for rpcs */
 #include "control_server.h"
 #include "ctl_proto.h"
 #include "front/fs.h"
@@ -169,19 +168,6 @@ static json_t *stats_json(struct target *t)
 			 atomic_load(&t->locks_held), "ops", ops);
 }
 
-/* The NFS RPCs an nfs:// target's lanes sent (they share one client ID);
- * 0 for other targets. Read from the backend's target like
- * backend_nfs_tls_info does. */
-static int target_rpcs(struct target *t, struct nfs_rpc_counts *out)
-{
-	struct nfs_target *nt = t->ops == &backend_nfs_ops ? NT(t) : NULL;
-
-	if (!nt || !nt->clid)
-		return 0;
-	nfs_clid_rpcs(nt->clid, out);
-	return 1;
-}
-
 /* rpcs: by main operation (nfs4.h); total leaves out the session's own
  * calls (SEQUENCE alone: lease renewal and health probes; EXCHANGE_ID,
  * CREATE_SESSION, ...), which session counts. */
@@ -189,7 +175,7 @@ static json_t *rpcs_json(struct target *t)
 {
 	struct nfs_rpc_counts rc;
 
-	if (!target_rpcs(t, &rc))
+	if (!backend_nfs_rpcs(t, &rc))
 		return json_pack("{s:s,s:s,s:n,s:n,s:n}", "id", t->id, "uri", t->uri, "total",
 				 "session", "rpcs");
 	json_t *ops = json_object();
@@ -260,7 +246,7 @@ static void metrics_target(struct target *t, void *arg)
 		}
 	}
 	struct nfs_rpc_counts rc;
-	if (target_rpcs(t, &rc)) {
+	if (backend_nfs_rpcs(t, &rc)) {
 		for (unsigned i = 0; i < NFS_RPC_SLOTS; i++) {
 			if (!rc.n[i] || !nfs4_op_name(i))
 				continue;

@@ -171,6 +171,15 @@ static void nfs_detach(struct target *t)
 	t->priv = NULL;
 }
 
+int backend_nfs_rpcs(struct target *t, struct nfs_rpc_counts *out)
+{
+	struct nfs_target *nt = t->ops == &backend_nfs_ops ? NT(t) : NULL;
+	if (!nt || !nt->clid)
+		return 0;
+	nfs_clid_rpcs(nt->clid, out);
+	return 1;
+}
+
 int backend_nfs_tls_info(struct target *t, struct tls_info *info, unsigned *resumptions)
 {
 	struct nfs_target *nt = t->ops == &backend_nfs_ops ? NT(t) : NULL;

@@ -4,12 +4,13 @@
 #define EFSMT_BACKEND_NFS_H
 
 #include "backends/backend.h"
+#include "nfs/nfs4.h"
 #include "nfs/tls.h"
 
 extern const struct backend_ops backend_nfs_ops;
 
-/* -o lanes=N: TCP connections (each its own NFSv4.1 session) per nfs://
- * target attached from now on; clamped to 1..16, default 1. */
+/* -o lanes=N: TCP connections (one NFSv4.1 client, a session on each) per
+ * nfs:// target attached from now on; clamped to 1..16, default 2. */
 void backend_nfs_set_lanes(int n);
 
 /* -o timeo: how long one RPC of targets attached from now on waits for its
@@ -34,5 +35,9 @@ void backend_nfs_set_tls(const struct tls_conf *conf, int (*prepare)(char *err, 
  * else 1, with info of its first connection (version "" while it is not
  * connected) and the handshakes that resumed a session. */
 int backend_nfs_tls_info(struct target *t, struct tls_info *info, unsigned *resumptions);
+
+/* For `efsmtctl rpcs`: 0 when t is not an nfs:// target; else 1, with the
+ * NFS RPCs its lanes sent (one client ID, one set of counts: nfs4.h). */
+int backend_nfs_rpcs(struct target *t, struct nfs_rpc_counts *out);
 
 #endif
