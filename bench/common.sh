@@ -299,3 +299,76 @@ targets_setup() {
 	trap_cleanup
 	bind_targets
 }
+
+# ---------------------------------------------------------------- netns benchmarks
+# run-scale.sh and run-lanes.sh: nfs-ganesha targets in network namespaces
+# (tests/netns.sh) behind capped links. They set NETNS_SH, WORK, KEEP_LOGS
+# and NETNS_STARTED, and use these.
+
+rate_mb_s() {
+	# rate_mb_s RATE DIGITS: a tc rate (100mbit, 12mbps, ...) in MB/s (10^6
+	# bytes); empty for 0 or none (uncapped)
+	awk -v r="$1" -v d="$2" 'BEGIN {
+		if (r == "0" || r == "none") exit
+		n = r + 0; u = substr(r, length(n "") + 1)
+		m = 1
+		if (u ~ /^k/) m = 1e3; else if (u ~ /^m/) m = 1e6; else if (u ~ /^g/) m = 1e9; else if (u ~ /^t/) m = 1e12
+		bytes = (u ~ /bps$/) ? n * m : n * m / 8
+		printf "%.*f", d, bytes / 1e6 }'
+}
+
+netns_check_root() {
+	[ "$(id -u)" -eq 0 ] || die "must run as root (network namespaces, FUSE mounts, nfs-ganesha, dropping the page cache)"
+	[ -w /proc/sys/vm/drop_caches ] || die "cannot write /proc/sys/vm/drop_caches"
+}
+
+netns_check_servers() {
+	# die unless every target's server runs and its link is up
+	local bad
+	bad=$("$NETNS_SH" status | grep '^target=' | grep -v 'server=running link=up' || true)
+	[ -z "$bad" ] || die "a target is not serving: $bad"
+}
+
+netns_cleanup() {
+	# the cleanup of a netns benchmark: its program, its mount, the
+	# namespaces and servers, the logs (--keep-logs) and $WORK
+	local rc=$?
+	trap - EXIT INT TERM HUP
+	set +e
+	stop_bench
+	unmount_daemon
+	if [ -n "$NETNS_STARTED" ]; then
+		"$NETNS_SH" stop || note "tests/netns.sh stop failed: namespaces or servers may be left (state in $NETNS_RUN)"
+	fi
+	if [ -n "$WORK" ] && [ -n "$KEEP_LOGS" ]; then
+		mkdir -p "$KEEP_LOGS" && cp -r "$WORK/logs/." "$KEEP_LOGS/" &&
+			cp "$NETNS_RUN"/*.log "$NETNS_RUN"/*.out "$KEEP_LOGS/" 2>/dev/null
+	fi
+	if [ -n "$WORK" ]; then
+		if is_mounted "$WORK/mnt"; then
+			note "still mounted, left in place: $WORK"
+		else
+			rm -rf --one-file-system "$WORK"
+		fi
+	fi
+	exit "$rc"
+}
+
+netns_workdir() {
+	# netns_workdir NAME PREFIX: make $WORK (B, mnt, logs, bin below it),
+	# $MNT, and the netns state and names; then the benchmark programs'
+	# flags, and a private copy of $EFSMT as $EFSMT_RUN, so that every
+	# measurement uses the same binary even if a build replaces it
+	WORK=$(mktemp -d "$TMP_BASE/efsmt-bench-$1.XXXXXX")
+	WORK=$(cd "$WORK" && pwd -P) # ganesha exports the real path
+	[[ $WORK =~ ^[A-Za-z0-9_./-]+$ ]] || die "temporary directory path '$WORK' has unusual characters"
+	mkdir -p "$WORK/B" "$WORK/mnt" "$WORK/logs" "$WORK/bin"
+	MNT="$WORK/mnt"
+	export NETNS_RUN="$WORK/netns"
+	export NETNS_PREFIX="$2$$"
+	CC=${CC:-cc}
+	# shellcheck disable=SC2034 # read by bench_prog
+	CFLAGS_BENCH="-std=c11 -O2 -Wall -Wextra -Werror -pthread"
+	cp -p "$EFSMT" "$WORK/bin/efsmt" || die "cannot copy $EFSMT"
+	EFSMT_RUN="$WORK/bin/efsmt"
+}

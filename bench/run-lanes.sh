@@ -93,21 +93,11 @@ done
 [[ $EFSMT_OPTS =~ ^[A-Za-z0-9_.=,/:-]*$ ]] || die "unexpected characters in --efsmt-opts '$EFSMT_OPTS'"
 NTARGETS=$((MANY_TARGETS > 1 ? MANY_TARGETS : 1))
 
-# the cap in MB/s (10^6 bytes)
-cap_mb_s() {
-	awk -v r="$PER_CONN" 'BEGIN {
-		n = r + 0; u = substr(r, length(n "") + 1)
-		m = 1
-		if (u ~ /^k/) m = 1e3; else if (u ~ /^m/) m = 1e6; else if (u ~ /^g/) m = 1e9; else if (u ~ /^t/) m = 1e12
-		bytes = (u ~ /bps$/) ? n * m : n * m / 8
-		printf "%.2f", bytes / 1e6 }'
-}
-CAP=$(cap_mb_s)
+CAP=$(rate_mb_s "$PER_CONN" 2)
 
 # ---------------------------------------------------------------- checks
 
-[ "$(id -u)" -eq 0 ] || die "must run as root (network namespaces, FUSE mounts, nfs-ganesha, dropping the page cache)"
-[ -w /proc/sys/vm/drop_caches ] || die "cannot write /proc/sys/vm/drop_caches"
+netns_check_root
 [ -d "$TMP_BASE" ] || die "--tmpdir $TMP_BASE is not a directory"
 [ -c /dev/fuse ] || die "/dev/fuse is missing (load the fuse module)"
 command -v fusermount3 >/dev/null || die "fusermount3 is not installed (apt-get install fuse3)"
@@ -136,47 +126,12 @@ DAEMON_PID=""
 DAEMON_MNT=""
 NETNS_STARTED=""
 
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM HUP
-	set +e
-	stop_bench
-	unmount_daemon
-	if [ -n "$NETNS_STARTED" ]; then
-		"$NETNS_SH" stop || note "tests/netns.sh stop failed: namespaces or servers may be left (state in $NETNS_RUN)"
-	fi
-	if [ -n "$WORK" ] && [ -n "$KEEP_LOGS" ]; then
-		mkdir -p "$KEEP_LOGS" && cp -r "$WORK/logs/." "$KEEP_LOGS/" &&
-			cp "$NETNS_RUN"/*.log "$NETNS_RUN"/*.out "$KEEP_LOGS/" 2>/dev/null
-	fi
-	if [ -n "$WORK" ]; then
-		if is_mounted "$WORK/mnt"; then
-			note "still mounted, left in place: $WORK"
-		else
-			rm -rf --one-file-system "$WORK"
-		fi
-	fi
-	exit "$rc"
-}
+cleanup() { netns_cleanup; }
 trap_cleanup
 
-WORK=$(mktemp -d "$TMP_BASE/efsmt-bench-lanes.XXXXXX")
-WORK=$(cd "$WORK" && pwd -P) # ganesha exports the real path
-[[ $WORK =~ ^[A-Za-z0-9_./-]+$ ]] || die "temporary directory path '$WORK' has unusual characters"
-mkdir -p "$WORK/B" "$WORK/mnt" "$WORK/logs" "$WORK/bin"
-MNT="$WORK/mnt"
-export NETNS_RUN="$WORK/netns"
-export NETNS_PREFIX="ebl$$"
-
-CC=${CC:-cc}
-# shellcheck disable=SC2034 # read by bench_prog in common.sh
-CFLAGS_BENCH="-std=c11 -O2 -Wall -Wextra -Werror -pthread"
+netns_workdir lanes ebl
 SEQIO=$(bench_prog seqio)
 PARIO=$(bench_prog pario)
-# a private copy, so that every measurement uses the same binary even if
-# a build replaces the original meanwhile
-cp -p "$EFSMT" "$WORK/bin/efsmt" || die "cannot copy $EFSMT"
-EFSMT_RUN="$WORK/bin/efsmt"
 
 # ---------------------------------------------------------------- targets
 
@@ -186,11 +141,6 @@ mapfile -t URIS < <("$NETNS_SH" start "$WORK/B" "$NTARGETS" --per-conn "$PER_CON
 [ "${#URIS[@]}" -eq "$NTARGETS" ] || die "tests/netns.sh start did not give $NTARGETS targets"
 note "targets: ${URIS[*]} (every connection capped at $PER_CONN each way, state in $NETNS_RUN)"
 
-check_servers() {
-	local bad
-	bad=$("$NETNS_SH" status | grep '^target=' | grep -v 'server=running link=up' || true)
-	[ -z "$bad" ] || die "a target is not serving: $bad"
-}
 
 # ---------------------------------------------------------------- mounting
 
@@ -260,7 +210,7 @@ result_of() { # OUTFILE: the MB/s of the phase line
 
 one_file() { # LANES RUN
 	local lanes=$1 run=$2 f="$MNT/$LANES_DIR/one" mbps key="one.$1"
-	check_servers
+	netns_check_servers
 	mount_efsmt 1 "$lanes" "one-l$lanes-r$run-write"
 	mkdir -p "$MNT/$LANES_DIR"
 	stats_begin 1
@@ -310,7 +260,7 @@ many_files() { # RUN
 	local run=$1 mbps phase key=many
 	local -a args
 	mapfile -t args < <(awk -F: -v d="$MNT/$LANES_DIR" -v m="$MANY_MIB" '{ print d "/" $1 ":" m }' <<<"$MANY_PLAN")
-	check_servers
+	netns_check_servers
 	for phase in write read; do
 		mount_efsmt "$MANY_TARGETS" "$MANY_LANES" "many-r$run-$phase"
 		mkdir -p "$MNT/$LANES_DIR"

@@ -83,21 +83,10 @@ done
 	die "--rate '$RATE' is not in tc's notation (200mbit, 25mbps, 1gbit; 0 or none)"
 [[ $EFSMT_OPTS =~ ^[A-Za-z0-9_.=,/:-]*$ ]] || die "unexpected characters in --efsmt-opts '$EFSMT_OPTS'"
 
-# the cap in MB/s (10^6 bytes), for the report; empty when uncapped
-cap_mb_s() {
-	awk -v r="$RATE" 'BEGIN {
-		if (r == "0" || r == "none") exit
-		n = r + 0; u = substr(r, length(n "") + 1)
-		m = 1
-		if (u ~ /^k/) m = 1e3; else if (u ~ /^m/) m = 1e6; else if (u ~ /^g/) m = 1e9; else if (u ~ /^t/) m = 1e12
-		bytes = (u ~ /bps$/) ? n * m : n * m / 8
-		printf "%.1f", bytes / 1e6 }'
-}
 
 # ---------------------------------------------------------------- checks
 
-[ "$(id -u)" -eq 0 ] || die "must run as root (network namespaces, FUSE mounts, nfs-ganesha, dropping the page cache)"
-[ -w /proc/sys/vm/drop_caches ] || die "cannot write /proc/sys/vm/drop_caches"
+netns_check_root
 [ -d "$TMP_BASE" ] || die "--tmpdir $TMP_BASE is not a directory"
 [ -c /dev/fuse ] || die "/dev/fuse is missing (load the fuse module)"
 command -v fusermount3 >/dev/null || die "fusermount3 is not installed (apt-get install fuse3)"
@@ -123,46 +112,11 @@ DAEMON_PID=""
 DAEMON_MNT=""
 NETNS_STARTED=""
 
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM HUP
-	set +e
-	stop_bench
-	unmount_daemon
-	if [ -n "$NETNS_STARTED" ]; then
-		"$NETNS_SH" stop || note "tests/netns.sh stop failed: namespaces or servers may be left (state in $NETNS_RUN)"
-	fi
-	if [ -n "$WORK" ] && [ -n "$KEEP_LOGS" ]; then
-		mkdir -p "$KEEP_LOGS" && cp -r "$WORK/logs/." "$KEEP_LOGS/" &&
-			cp "$NETNS_RUN"/*.log "$NETNS_RUN"/*.out "$KEEP_LOGS/" 2>/dev/null
-	fi
-	if [ -n "$WORK" ]; then
-		if is_mounted "$WORK/mnt"; then
-			note "still mounted, left in place: $WORK"
-		else
-			rm -rf --one-file-system "$WORK"
-		fi
-	fi
-	exit "$rc"
-}
+cleanup() { netns_cleanup; }
 trap_cleanup
 
-WORK=$(mktemp -d "$TMP_BASE/efsmt-bench-scale.XXXXXX")
-WORK=$(cd "$WORK" && pwd -P) # ganesha exports the real path
-[[ $WORK =~ ^[A-Za-z0-9_./-]+$ ]] || die "temporary directory path '$WORK' has unusual characters"
-mkdir -p "$WORK/B" "$WORK/mnt" "$WORK/logs" "$WORK/bin"
-MNT="$WORK/mnt"
-export NETNS_RUN="$WORK/netns"
-export NETNS_PREFIX="ebs$$"
-
-CC=${CC:-cc}
-# shellcheck disable=SC2034 # read by bench_prog in common.sh
-CFLAGS_BENCH="-std=c11 -O2 -Wall -Wextra -Werror -pthread"
+netns_workdir scale ebs
 PARIO=$(bench_prog pario)
-# a private copy, so that every measurement uses the same binary even if
-# a build replaces the original meanwhile
-cp -p "$EFSMT" "$WORK/bin/efsmt" || die "cannot copy $EFSMT"
-EFSMT_RUN="$WORK/bin/efsmt"
 
 # ---------------------------------------------------------------- targets
 
@@ -173,11 +127,6 @@ mapfile -t URIS < <("$NETNS_SH" start "$WORK/B" "$MAX_TARGETS" --rate "$RATE")
 mapfile -t TARGET_LINES <"$NETNS_RUN/targets" # I K NS HOSTVETH NSVETH ADDR
 note "targets: ${URIS[*]} (cap ${RATE} each way, state in $NETNS_RUN)"
 
-check_servers() {
-	local bad
-	bad=$("$NETNS_SH" status | grep '^target=' | grep -v 'server=running link=up' || true)
-	[ -z "$bad" ] || die "a target is not serving: $bad"
-}
 
 tbf_sent() { # I host|ns: bytes the cap of that end of target I's veth has sent
 	local ns host peer
@@ -292,7 +241,7 @@ measure_phase() { # PHASE N LANES RUN
 
 measure() { # N LANES RUN
 	local n=$1 lanes=$2 run=$3
-	check_servers
+	netns_check_servers
 	mount_efsmt "$n" "$lanes" "n$n-l$lanes-r$run-write"
 	mkdir "$MNT/$SCALE_DIR" || die "mkdir in the mount failed"
 	drop_caches
@@ -321,7 +270,7 @@ done
 
 # ---------------------------------------------------------------- report
 
-cap=$(cap_mb_s)
+cap=$(rate_mb_s "$RATE" 1)
 echo
 echo "efsmt scale benchmark  $(date -u '+%Y-%m-%dT%H:%M:%SZ')  kernel $(uname -r)  $(nproc) CPUs"
 echo "targets: nfs-ganesha $(dpkg-query -W -f '${Version}' nfs-ganesha 2>/dev/null || echo '?') (FSAL VFS), each in its own network namespace,"

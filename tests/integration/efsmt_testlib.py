@@ -54,6 +54,15 @@ def make_workdir(prefix):
     return d
 
 
+def mount_with_control(mount_efsmt, opts=None):
+    """mount_efsmt with a control socket of its own (m.sock), for tests that
+    read efsmt's counters; opts: more -o options."""
+    sock = os.path.join(make_workdir("efsmt-ctl."), "ctl.sock")
+    m = mount_efsmt(["-o", "control=" + sock + ("," + opts if opts else "")])
+    m.sock = sock
+    return m
+
+
 # ---------------------------------------------------------------- routing
 
 def _xxh3():

@@ -12,13 +12,6 @@ import ctl_client as ctl
 import efsmt_testlib as lib
 
 
-def mount_with_stats(mount_efsmt, opts):
-    sock = os.path.join(lib.make_workdir("efsmt-ctl."), "ctl.sock")
-    m = mount_efsmt(["-o", "control=%s,%s" % (sock, opts)])
-    m.sock = sock
-    return m
-
-
 def requests(m, op):
     a = ctl.call(m.sock, {"cmd": "stats"})
     assert a["ok"], a
@@ -29,7 +22,7 @@ def test_open_sees_another_hosts_append_at_once(mount_efsmt):
     """Close-to-open: the kernel has the old size cached (attributes are
     trusted for 30 s here), another host appends; an open and read through
     efsmt returns all of it, and fstat the new size."""
-    m = mount_with_stats(mount_efsmt, "actimeo=30")
+    m = lib.mount_with_control(mount_efsmt, "actimeo=30")
     lib.write_file(m.b("log"), b"first\n")
     assert os.stat(m.m("log")).st_size == 6
     assert lib.read_file(m.m("log")) == b"first\n"
@@ -51,7 +44,7 @@ def test_attributes_seen_within_acregmax(mount_efsmt):
     stay the same, up to acregmax: a stat every 0.1 s of an unchanged file
     reaches efsmt far less often than every acregmin; another host's change
     is seen within acregmax (plus the time one stat takes)."""
-    m = mount_with_stats(mount_efsmt, "acregmin=0.5,acregmax=2")
+    m = lib.mount_with_control(mount_efsmt, "acregmin=0.5,acregmax=2")
     lib.write_file(m.b("f"), b"1")
     os.stat(m.m("f"))
     before = requests(m, "getattr")
@@ -70,7 +63,7 @@ def test_attributes_seen_within_acregmax(mount_efsmt):
 
 
 def test_noac_sees_every_change(mount_efsmt):
-    m = mount_with_stats(mount_efsmt, "noac")
+    m = lib.mount_with_control(mount_efsmt, "noac")
     lib.write_file(m.b("f"), b"1")
     assert os.stat(m.m("f")).st_size == 1
     lib.write_file(m.b("f"), b"22")
@@ -78,7 +71,7 @@ def test_noac_sees_every_change(mount_efsmt):
 
 
 def test_lookupcache_positive_sees_new_names_at_once(mount_efsmt):
-    m = mount_with_stats(mount_efsmt, "lookupcache=positive,negative_timeout=30")
+    m = lib.mount_with_control(mount_efsmt, "lookupcache=positive,negative_timeout=30")
     lib.expect_errno(2, os.stat, m.m("late"))
     lib.write_file(m.b("late"), b"here")
     assert os.stat(m.m("late")).st_size == 4
@@ -87,7 +80,7 @@ def test_lookupcache_positive_sees_new_names_at_once(mount_efsmt):
 def test_lookupcache_all_remembers_missing_names(mount_efsmt):
     """The opposite, so that the test above can fail: with the negative
     cache on, a name created elsewhere stays missing for negative_timeout."""
-    m = mount_with_stats(mount_efsmt, "negative_timeout=30")
+    m = lib.mount_with_control(mount_efsmt, "negative_timeout=30")
     lib.expect_errno(2, os.stat, m.m("late"))
     lib.write_file(m.b("late"), b"here")
     lib.expect_errno(2, os.stat, m.m("late"))
@@ -99,7 +92,7 @@ def test_nocto_keeps_pages_across_opens(mount_efsmt):
     another host changed the file."""
     data = os.urandom(256 << 10)
     for opts, kept in (("actimeo=0.5", False), ("actimeo=0.5,nocto", True)):
-        m = mount_with_stats(mount_efsmt, opts)
+        m = lib.mount_with_control(mount_efsmt, opts)
         lib.write_file(m.b("f"), data)
         assert lib.read_file(m.m("f")) == data
         before = requests(m, "read")

@@ -36,7 +36,7 @@ import time
 import pytest
 
 import efsmt_testlib as lib
-from conftest import GANESHA_SH, Daemon, _free_loopback_net
+from conftest import GANESHA_SH, Daemon, Mount, _free_loopback_net
 from test_locks import holders  # noqa: F401 (fixture)
 
 MIB = 1 << 20
@@ -65,6 +65,8 @@ class Server:
         self.net = _free_loopback_net()
         self.addr = "%s.2" % self.net
         self.uri = "nfs://%s/export" % self.addr
+        self.uris = [self.uri]
+        self.ids = []  # not asked: these tests never route
         self.env = dict(os.environ, GANESHA_RUN=os.path.join(self.workdir, "ganesha"),
                         GANESHA_NET=self.net)
 
@@ -93,22 +95,13 @@ def server(efsmt_bin):
     assert not problems, problems
 
 
-class LaneMount:
+class LaneMount(Mount):
+    """conftest's Mount over the one server, and its address."""
+
     def __init__(self, server, daemon):
         self.server = server
-        self.daemon = daemon
-        self.mnt = daemon.mnt
         self.addr = server.addr
-
-    @property
-    def pid(self):
-        return self.daemon.pid
-
-    def m(self, *rel):
-        return os.path.join(self.mnt, *rel)
-
-    def b(self, *rel):
-        return os.path.join(self.server.backing, *rel)
+        super().__init__(server, daemon)
 
     def log(self):
         try:

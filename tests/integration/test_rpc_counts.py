@@ -15,13 +15,6 @@ import efsmt_testlib as lib
 DATA = b"r" * 4096
 
 
-def mount_with_socket(mount_efsmt):
-    sock = os.path.join(lib.make_workdir("efsmt-ctl."), "ctl.sock")
-    m = mount_efsmt(["-o", "control=" + sock])
-    m.sock = sock
-    return m
-
-
 def rpcs(sock):
     a = ctl.call(sock, {"cmd": "rpcs"})
     assert a["ok"], a
@@ -50,7 +43,7 @@ def files_rpcs(before, after):
 
 
 def test_small_file_rpcs_counted(mount_efsmt):
-    m = mount_with_socket(mount_efsmt)
+    m = lib.mount_with_control(mount_efsmt)
     nfs = [u.startswith("nfs://") for u in m.uris]
     first = rpcs(m.sock)
     assert [first[i]["rpcs"] is not None for i in m.ids] == nfs, first

@@ -37,15 +37,8 @@ def getxattr_requests(sock):
     return sum(t["ops"].get("getxattr", {}).get("count", 0) for t in a["targets"])
 
 
-def mount_with_stats(mount_efsmt):
-    sock = os.path.join(lib.make_workdir("efsmt-ctl."), "ctl.sock")
-    m = mount_efsmt(["-o", "control=" + sock])
-    m.sock = sock
-    return m
-
-
 def test_ls_l_asks_once_per_mount(mount_efsmt):
-    m = mount_with_stats(mount_efsmt)
+    m = lib.mount_with_control(mount_efsmt)
     os.mkdir(m.b("big"))
     for i in range(NFILES):
         lib.write_file(m.b("big", "f%03d" % i), b"")
