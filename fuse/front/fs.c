@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cred.h"
 #include "routing/health.h"
@@ -60,12 +61,30 @@ void fs_caller(fuse_req_t req, struct be_caller *c)
 	c->groups = NULL;
 }
 
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 double fs_attr_timeout(fuse_ino_t ino, const struct stat *st)
 {
 	int dir = S_ISDIR(st->st_mode);
 	double lo = dir ? fs.acdirmin : fs.acregmin, hi = dir ? fs.acdirmax : fs.acregmax;
-	/* Also what the kernel now holds, for close-to-open (op_open). */
-	return ino ? node_attr_timeout(ino, st, lo, hi) : lo;
+	/* Also what the kernel now holds, for close-to-open (op_open) and
+	 * fs_attr_cached. */
+	return ino ? node_attr_timeout(ino, st, lo, hi, op_guard_gen(), now_ms()) : lo;
+}
+
+int fs_attr_cached(fuse_ino_t ino, struct stat *st, double *left)
+{
+	unsigned gen;
+	long long until = node_attr_cached(ino, st, &gen), now = now_ms();
+	if (until <= now || !op_guard_unchanged(gen))
+		return 0;
+	*left = (double)(until - now) / 1000;
+	return 1;
 }
 
 void fs_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const struct stat *st)

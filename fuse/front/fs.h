@@ -31,6 +31,13 @@ extern struct efsmt_fs fs;
 /* How long the kernel may trust st, the attributes of ino (0: not known
  * yet, as for a name not learned). */
 double fs_attr_timeout(fuse_ino_t ino, const struct stat *st);
+/* The attributes the kernel was last given for ino, while they are still
+ * within the timeout it was given and nothing changed through this mount
+ * since they were read: 1 with *st and the seconds left, else 0. The
+ * kernel asks again after a READ (it drops its copy for the access time);
+ * the kernel NFS client answers such a stat from its cache, so efsmt
+ * does too, without a request to the target. */
+int fs_attr_cached(fuse_ino_t ino, struct stat *st, double *left);
 /* The FUSE session, for notifications (set before the loop starts). */
 extern struct fuse_session *fs_session;
 
@@ -117,6 +124,14 @@ void op_guard_note(struct target *t, int rc);
 void op_guard_bytes(uint64_t n);
 /* When the request this thread serves began (CLOCK_MONOTONIC, ms). */
 long long op_guard_started_ms(void);
+/* Changes through this mount: a generation that moves before and after
+ * every request that may change some file's attributes (write, setattr,
+ * create, unlink, rename, ...; op_guard_change() for an O_TRUNC open).
+ * op_guard_gen() is its value when this thread's request began;
+ * op_guard_unchanged(g) whether it still is g. */
+unsigned op_guard_gen(void);
+int op_guard_unchanged(unsigned gen);
+void op_guard_change(void);
 
 #define FS_HANDLE(fi) ((struct efsmt_handle *)(uintptr_t)(fi)->fh)
 

@@ -38,6 +38,11 @@ struct node {
 	off_t ac_size;
 	mode_t ac_mode;
 	double ac_timeout;
+	/* node_attr_cached: all of them, until when, read under which change
+	 * generation (op_guard_gen) */
+	struct stat ac_st;
+	long long ac_until_ms;
+	unsigned ac_gen;
 };
 
 struct hash {
@@ -569,7 +574,8 @@ int node_attr_changed(uint64_t id, const struct stat *st)
 	return changed;
 }
 
-double node_attr_timeout(uint64_t id, const struct stat *st, double lo, double hi)
+double node_attr_timeout(uint64_t id, const struct stat *st, double lo, double hi, unsigned gen,
+			 long long now_ms)
 {
 	pthread_mutex_lock(&lock);
 	struct node *n = by_id(id);
@@ -584,6 +590,29 @@ double node_attr_timeout(uint64_t id, const struct stat *st, double lo, double h
 	n->ac_mode = st->st_mode;
 	n->ac_mtime = st->st_mtim;
 	n->ac_ctime = st->st_ctim;
+	n->ac_st = *st;
+	n->ac_until_ms = now_ms + (long long)(t * 1000);
+	n->ac_gen = gen;
 	pthread_mutex_unlock(&lock);
 	return t;
+}
+
+void node_attr_drop(uint64_t id)
+{
+	pthread_mutex_lock(&lock);
+	by_id(id)->ac_until_ms = 0;
+	pthread_mutex_unlock(&lock);
+}
+
+long long node_attr_cached(uint64_t id, struct stat *st, unsigned *gen)
+{
+	pthread_mutex_lock(&lock);
+	struct node *n = by_id(id);
+	long long until = n->ac_mode ? n->ac_until_ms : 0;
+	if (until) {
+		*st = n->ac_st;
+		*gen = n->ac_gen;
+	}
+	pthread_mutex_unlock(&lock);
+	return until;
 }

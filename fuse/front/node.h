@@ -62,10 +62,18 @@ void node_remove_handle(uint64_t id, struct efsmt_handle *h);
 int node_handle_targets(uint64_t id, char *buf, size_t size);
 /* One of the node's open file handles, with a reference; NULL if none. */
 struct efsmt_handle *node_get_handle(uint64_t id);
-/* The attribute timeout for st, ino's attributes just read: lo after they
+/* The attribute timeout for st, ino's attributes just read (under change
+ * generation gen, at now_ms): lo after they
  * changed (or the first time), twice the last one, up to hi, while the
  * same (mode, size, mtime, ctime), as nfs(5)'s acregmin..acregmax. */
-double node_attr_timeout(uint64_t id, const struct stat *st, double lo, double hi);
+double node_attr_timeout(uint64_t id, const struct stat *st, double lo, double hi, unsigned gen,
+			 long long now_ms);
+/* The attributes last handed out for id (into *st, with the change
+ * generation they were read under): until when they were given (ms, the
+ * clock of now_ms above), 0 if none were. */
+long long node_attr_cached(uint64_t id, struct stat *st, unsigned *gen);
+/* Forget them: they are known to be stale. */
+void node_attr_drop(uint64_t id);
 /* Whether st (read from the server at an open) differs from the attributes
  * last handed to the kernel for id; 0 if none were. */
 int node_attr_changed(uint64_t id, const struct stat *st);

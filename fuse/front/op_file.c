@@ -155,8 +155,10 @@ static void cto_revalidate(fuse_ino_t ino, struct target *t, uint64_t bh)
 {
 	struct stat st;
 
-	if (t->ops->fgetattr(t, bh, &st) == 0 && node_attr_changed(ino, &st))
+	if (t->ops->fgetattr(t, bh, &st) == 0 && node_attr_changed(ino, &st)) {
+		node_attr_drop(ino);
 		fuse_lowlevel_notify_inval_inode(fs_session, ino, -1, 0);
+	}
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -168,7 +170,9 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fi->flags & O_TRUNC) {
 		/* Not again elsewhere: a server that comes back may still run
 		 * the truncation after writes made through another target. */
+		op_guard_change();
 		rc = t->ops->open(t, path, fi->flags, &bh);
+		op_guard_change();
 	} else {
 		FS_RETRY_ELSEWHERE(t, path, (size_t)path_len, rc,
 				   t->ops->open(t, path, fi->flags, &bh));

@@ -74,6 +74,11 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (!fi)
 			handle_put(h);
 	} else {
+		double left;
+		if (fs_attr_cached(ino, &st, &left)) {
+			fuse_reply_attr(req, &st, left);
+			return;
+		}
 		NODE_OR_REPLY(req, ino, path, t);
 		FS_RETRY_ELSEWHERE(t, path, (size_t)path_len, rc, t->ops->getattr(t, path, &st));
 		rc = fs_count(t, rc);

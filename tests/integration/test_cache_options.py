@@ -108,3 +108,29 @@ def test_nocto_keeps_pages_across_opens(mount_efsmt):
             time.sleep(1.0)  # past actimeo: the next read checks the attributes
             assert lib.read_file(m.m("f")) == new, "nocto: stale pages after a change"
         m.daemon.stop()
+
+
+def test_stat_after_a_read_is_answered_by_efsmt(mount_efsmt):
+    """A READ makes the kernel drop its copy of the attributes (for the
+    access time), so the next stat reaches efsmt; within the timeout the
+    kernel was given, efsmt answers it with the attributes it handed out,
+    not asking the target (the kernel NFS client answers from its cache).
+    A change through the mount is never answered from that copy."""
+    m = lib.mount_with_control(mount_efsmt, "actimeo=30")
+    lib.write_file(m.b("f"), b"0123456789")
+    assert os.stat(m.m("f")).st_size == 10
+    for _ in range(3):
+        assert lib.read_file(m.m("f")) == b"0123456789"
+        time.sleep(0.05)  # the RELEASE, and any GETATTR the read made, are done
+        asked = requests(m, "getattr") + requests(m, "lookup")
+        assert os.stat(m.m("f")).st_size == 10
+        assert requests(m, "getattr") + requests(m, "lookup") == asked, \
+            "a stat after a read asked the target"
+    # a change through this mount: the next stat asks, and sees it
+    with open(m.m("f"), "ab") as f:
+        f.write(b"abc")
+    assert lib.read_file(m.m("f")) == b"0123456789abc"
+    assert os.stat(m.m("f")).st_size == 13
+    os.truncate(m.m("f"), 4)
+    assert lib.read_file(m.m("f")) == b"0123"
+    assert os.stat(m.m("f")).st_size == 4
