@@ -42,6 +42,7 @@ struct nfs_file {
 	struct rpc_auth auth; /* the opener's */
 	int lane;   /* of the OPEN, and of CLOSE, COMMIT, locks; READ and WRITE use any */
 	int window; /* writes in flight at most (nfsb_wb_window) */
+	atomic_int reads; /* READs in flight */
 	int append; /* O_APPEND: each write goes to the server's end of file */
 	int direct; /* O_DIRECT: no prefetch; each write stable on the server before it returns */
 	struct stat open_attr;	/* from the OPEN, for an fgetattr right after it */
@@ -57,7 +58,7 @@ struct nfs_file {
 	int sync_first; /* empty at open, not written yet: see NFS_SYNC_FIRST_MAX */
 	/* Write-behind, under wb_lock: jobs queued, in flight or held, the first
 	 * error one of them met, and the held (gathering) one. */
-	int wb_jobs;
+	atomic_int wb_jobs; /* also read without the lock, by io_lane's callers */
 	int wb_err;
 	struct wb_job *held;
 	/* Kept, under wb_lock (nfs_wb.c): what write(2) accepted and the
@@ -82,12 +83,19 @@ static inline struct nfs_client *pick_lane(struct nfs_target *nt, int *lane)
 	return nt->lane[i];
 }
 
-/* The lane for the next READ or WRITE of f: every lane in turn, since the
- * lanes are one client and f's stateid is good on each of them. */
-static inline struct nfs_client *io_lane(struct nfs_target *nt, const struct nfs_file *f)
+/* READs and WRITEs at least this large go over every lane in turn. */
+#define NFS_SPREAD_MIN (128u << 10)
+
+/* The lane for a READ or WRITE of size bytes of f, busy: whether others
+ * of its kind are in flight. A small one alone goes over the lane that
+ * opened f: a small file's OPEN, WRITE and CLOSE follow one another on one
+ * connection (spreading them cost the small-file phases a tenth on
+ * loopback). Large or many go over every lane in turn, since the lanes are
+ * one client and f's stateid is good on each. */
+static inline struct nfs_client *io_lane(struct nfs_target *nt, const struct nfs_file *f,
+					 size_t size, int busy)
 {
-	(void)f;
-	return pick_lane(nt, NULL);
+	return busy || size >= NFS_SPREAD_MIN ? pick_lane(nt, NULL) : nt->lane[f->lane];
 }
 
 static inline void to_stat(const struct nfs_attr *a, struct stat *st)

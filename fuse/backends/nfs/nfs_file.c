@@ -280,11 +280,12 @@ ssize_t nfs_be_read_ref(struct target *t, uint64_t fh, size_t size, off_t off, c
 			}
 		}
 	}
-	struct nfs_client *cl = io_lane(NT(t), f);
+	struct nfs_client *cl = io_lane(NT(t), f, size, atomic_fetch_add(&f->reads, 1) > 0);
 	struct nfs_stateid sid;
 	unsigned gen = nfsb_file_sid(f, &sid);
 	const uint8_t **d = (const uint8_t **)data;
 	ssize_t n = nfs_read_ref(cl, &f->auth, &f->of.fh, &sid, size, (uint64_t)off, &eof, d, keep);
+	atomic_fetch_sub(&f->reads, 1);
 	if (n == -EBADF) {
 		int e = nfsb_file_reopen(cl, f, gen);
 		if (e)
@@ -302,7 +303,7 @@ ssize_t nfs_be_write(struct target *t, uint64_t fh, const char *buf, size_t size
 	struct nfs_file *f = (struct nfs_file *)(uintptr_t)fh;
 	if (off < 0)
 		return -EINVAL;
-	struct nfs_client *cl = io_lane(NT(t), f);
+	struct nfs_client *cl = io_lane(NT(t), f, size, atomic_load(&f->wb_jobs) > 0);
 	pthread_mutex_lock(&f->lock);
 	f->open_attr_ms = 0;
 	int sync = f->sync_first && off == 0 && size <= NFS_SYNC_FIRST_MAX &&
