@@ -68,7 +68,9 @@ static void init_once_fn(void)
 }
 
 /* TLS 1.3 sends tickets after the handshake, TLS 1.2 in it: keep the
- * newest per target for the next connection. */
+ * newest per target for the next connection. A copy: OpenSSL marks the
+ * session of a connection that fails (cut mid-record) not resumable, and
+ * the ticket in it is still good for the lanes that reconnect then. */
 static int new_session(SSL *ssl, SSL_SESSION *sess)
 {
 	struct tls_target *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), target_index);
@@ -77,13 +79,16 @@ static int new_session(SSL *ssl, SSL_SESSION *sess)
 	struct tls_conn *c = SSL_get_app_data(ssl);
 	if (c)
 		c->got_ticket = 1;
+	SSL_SESSION *copy = SSL_SESSION_dup(sess);
+	if (!copy)
+		return 0;
 	pthread_mutex_lock(&t->lock);
 	SSL_SESSION *old = t->sess;
-	t->sess = sess;
+	t->sess = copy;
 	t->sess_cert_gen = c ? c->cert_gen : 0;
 	pthread_mutex_unlock(&t->lock);
 	SSL_SESSION_free(old);
-	return 1; /* we keep the reference */
+	return 0; /* OpenSSL keeps (and drops) its own reference */
 }
 
 void tls_ssl_reason(char *buf, size_t len)
