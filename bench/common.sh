@@ -317,9 +317,32 @@ rate_mb_s() {
 		printf "%.*f", d, bytes / 1e6 }'
 }
 
-netns_check_root() {
+netns_preflight() {
+	# netns_preflight NEED_MIB TOOL...: root, FUSE, the iproute2 TOOLs,
+	# nfs-ganesha, tests/netns.sh, $EFSMT (made absolute) and NEED_MIB free
+	# below $TMP_BASE; else die saying what is missing
+	local need_mib=$1 t avail_mib
+	shift
 	[ "$(id -u)" -eq 0 ] || die "must run as root (network namespaces, FUSE mounts, nfs-ganesha, dropping the page cache)"
 	[ -w /proc/sys/vm/drop_caches ] || die "cannot write /proc/sys/vm/drop_caches"
+	[ -d "$TMP_BASE" ] || die "--tmpdir $TMP_BASE is not a directory"
+	[ -c /dev/fuse ] || die "/dev/fuse is missing (load the fuse module)"
+	command -v fusermount3 >/dev/null || die "fusermount3 is not installed (apt-get install fuse3)"
+	for t in "$@"; do
+		command -v "$t" >/dev/null || die "$t not found: install the iproute2 package (apt-get install -y iproute2)"
+	done
+	command -v ganesha.nfsd >/dev/null || die "ganesha.nfsd not found (apt-get install -y nfs-ganesha nfs-ganesha-vfs)"
+	[ -x "$NETNS_SH" ] || die "$NETNS_SH is missing"
+	[ -x "$EFSMT" ] || die "efsmt binary not found at $EFSMT (build it, or pass --efsmt PATH)"
+	EFSMT=$(cd "$(dirname "$EFSMT")" && pwd)/$(basename "$EFSMT")
+	avail_mib=$(df -Pm "$TMP_BASE" | awk 'NR == 2 { print $4 }')
+	[ "$avail_mib" -ge "$need_mib" ] ||
+		die "$TMP_BASE has $avail_mib MiB free, the files need $need_mib MiB (use smaller sizes or --tmpdir)"
+	WORK=""
+	BENCH_PID=""
+	DAEMON_PID=""
+	DAEMON_MNT=""
+	NETNS_STARTED=""
 }
 
 netns_check_servers() {

@@ -97,34 +97,14 @@ CAP=$(rate_mb_s "$PER_CONN" 2)
 
 # ---------------------------------------------------------------- checks
 
-netns_check_root
-[ -d "$TMP_BASE" ] || die "--tmpdir $TMP_BASE is not a directory"
-[ -c /dev/fuse ] || die "/dev/fuse is missing (load the fuse module)"
-command -v fusermount3 >/dev/null || die "fusermount3 is not installed (apt-get install fuse3)"
-for t in ip tc ss; do
-	command -v "$t" >/dev/null || die "$t not found: install the iproute2 package (apt-get install -y iproute2)"
-done
-command -v ganesha.nfsd >/dev/null || die "ganesha.nfsd not found (apt-get install -y nfs-ganesha nfs-ganesha-vfs)"
-[ -x "$NETNS_SH" ] || die "$NETNS_SH is missing"
 if [ "$MANY_TARGETS" -gt 0 ]; then
 	"$PYTHON" -c 'import xxhash' 2>/dev/null ||
 		die "$PYTHON with the xxhash module is needed to choose file names by efsmt's routing (apt-get install -y python3-xxhash)"
 fi
-[ -x "$EFSMT" ] || die "efsmt binary not found at $EFSMT (build it, or pass --efsmt PATH)"
-EFSMT=$(cd "$(dirname "$EFSMT")" && pwd)/$(basename "$EFSMT")
 need_mib=$((SIZE_MIB > MANY_FILES * MANY_MIB ? SIZE_MIB : MANY_FILES * MANY_MIB))
-need_mib=$((need_mib + 512))
-avail_mib=$(df -Pm "$TMP_BASE" | awk 'NR == 2 { print $4 }')
-[ "$avail_mib" -ge "$need_mib" ] ||
-	die "$TMP_BASE has $avail_mib MiB free, the files need $need_mib MiB (use smaller sizes or --tmpdir)"
+netns_preflight $((need_mib + 512)) ip tc ss
 
 # ---------------------------------------------------------------- state and cleanup
-
-WORK=""
-BENCH_PID=""
-DAEMON_PID=""
-DAEMON_MNT=""
-NETNS_STARTED=""
 
 cleanup() { netns_cleanup; }
 trap_cleanup
@@ -208,32 +188,24 @@ result_of() { # OUTFILE: the MB/s of the phase line
 	echo "$mbps"
 }
 
-one_file() { # LANES RUN
-	local lanes=$1 run=$2 f="$MNT/$LANES_DIR/one" mbps key="one.$1"
+one_file() { # LANES RUN: the file written on one mount, read back on a fresh one
+	local lanes=$1 run=$2 f="$MNT/$LANES_DIR/one" mbps key="one.$1" phase
 	netns_check_servers
-	mount_efsmt 1 "$lanes" "one-l$lanes-r$run-write"
-	mkdir -p "$MNT/$LANES_DIR"
-	stats_begin 1
-	run_bench "$WORK/out" "$SEQIO" "$f" -m "$SIZE_MIB" -b "$BLOCK_KIB" -p write ||
-		die "seqio -p write (lanes=$lanes, run $run) failed"
-	mbps=$(result_of "$WORK/out")
-	RES[$key.write]="${RES[$key.write]:-} $mbps"
-	CARRIED[$key.write]=$(stats_end 1 write)
-	note "  run $run one file lanes=$lanes write: $mbps MB/s; MB per connection: ${CARRIED[$key.write]}"
-	unmount_daemon
-	[ "$DAEMON_STATUS" -eq 0 ] || note "warning: efsmt exited with status $DAEMON_STATUS after unmount"
-	drop_caches
-	mount_efsmt 1 "$lanes" "one-l$lanes-r$run-read"
-	stats_begin 1
-	# seqio drops the page cache itself before it reads, and checks every block
-	run_bench "$WORK/out" "$SEQIO" "$f" -m "$SIZE_MIB" -b "$BLOCK_KIB" -p read ||
-		die "seqio -p read (lanes=$lanes, run $run) failed"
-	mbps=$(result_of "$WORK/out")
-	RES[$key.read]="${RES[$key.read]:-} $mbps"
-	CARRIED[$key.read]=$(stats_end 1 read)
-	note "  run $run one file lanes=$lanes read: $mbps MB/s; MB per connection: ${CARRIED[$key.read]}"
-	unmount_daemon
-	[ "$DAEMON_STATUS" -eq 0 ] || note "warning: efsmt exited with status $DAEMON_STATUS after unmount"
+	for phase in write read; do
+		[ "$phase" = write ] || drop_caches
+		mount_efsmt 1 "$lanes" "one-l$lanes-r$run-$phase"
+		mkdir -p "$MNT/$LANES_DIR"
+		stats_begin 1
+		# seqio drops the page cache itself before it reads, and checks every block
+		run_bench "$WORK/out" "$SEQIO" "$f" -m "$SIZE_MIB" -b "$BLOCK_KIB" -p "$phase" ||
+			die "seqio -p $phase (lanes=$lanes, run $run) failed"
+		mbps=$(result_of "$WORK/out")
+		RES[$key.$phase]="${RES[$key.$phase]:-} $mbps"
+		CARRIED[$key.$phase]=$(stats_end 1 "$phase")
+		note "  run $run one file lanes=$lanes $phase: $mbps MB/s; MB per connection: ${CARRIED[$key.$phase]}"
+		unmount_daemon
+		[ "$DAEMON_STATUS" -eq 0 ] || note "warning: efsmt exited with status $DAEMON_STATUS after unmount"
+	done
 	rm -rf "${WORK:?}/B/$LANES_DIR"
 }
 

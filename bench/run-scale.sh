@@ -86,31 +86,11 @@ done
 
 # ---------------------------------------------------------------- checks
 
-netns_check_root
-[ -d "$TMP_BASE" ] || die "--tmpdir $TMP_BASE is not a directory"
-[ -c /dev/fuse ] || die "/dev/fuse is missing (load the fuse module)"
-command -v fusermount3 >/dev/null || die "fusermount3 is not installed (apt-get install fuse3)"
-for t in ip tc; do
-	command -v "$t" >/dev/null || die "$t not found: install the iproute2 package (apt-get install -y iproute2)"
-done
-command -v ganesha.nfsd >/dev/null || die "ganesha.nfsd not found (apt-get install -y nfs-ganesha nfs-ganesha-vfs)"
-[ -x "$NETNS_SH" ] || die "$NETNS_SH is missing"
 "$PYTHON" -c 'import xxhash' 2>/dev/null ||
 	die "$PYTHON with the xxhash module is needed to choose file names by efsmt's routing (apt-get install -y python3-xxhash)"
-[ -x "$EFSMT" ] || die "efsmt binary not found at $EFSMT (build it, or pass --efsmt PATH)"
-EFSMT=$(cd "$(dirname "$EFSMT")" && pwd)/$(basename "$EFSMT")
-need_mib=$((SIZE_MIB * MAX_TARGETS + 512))
-avail_mib=$(df -Pm "$TMP_BASE" | awk 'NR == 2 { print $4 }')
-[ "$avail_mib" -ge "$need_mib" ] ||
-	die "$TMP_BASE has $avail_mib MiB free, the files need $need_mib MiB (use a smaller --size-mib or --tmpdir)"
+netns_preflight $((SIZE_MIB * MAX_TARGETS + 512)) ip tc
 
 # ---------------------------------------------------------------- state and cleanup
-
-WORK=""
-BENCH_PID=""
-DAEMON_PID=""
-DAEMON_MNT=""
-NETNS_STARTED=""
 
 cleanup() { netns_cleanup; }
 trap_cleanup

@@ -59,6 +59,11 @@ static void efsmt_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= conn->capable & FUSE_CAP_FLOCK_LOCKS;
 	else
 		conn->want &= ~(unsigned)FUSE_CAP_FLOCK_LOCKS;
+	unsigned bg = readahead_background();
+	if (bg > conn->max_background) {
+		conn->max_background = bg;
+		conn->congestion_threshold = bg * 3 / 4;
+	}
 	if (conn->max_write > EFSMT_MAX_WRITE)
 		conn->max_write = EFSMT_MAX_WRITE;
 	conn->time_gran = 1;

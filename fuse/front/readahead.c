@@ -9,13 +9,16 @@
 
 /* FUSE's INIT can only lower the default 128 KiB; with a window this size
  * sequential reads keep several 1 MiB READs in flight instead of one
- * 128 KiB READ at a time. Past two lanes, 2 MiB more per lane, so that
- * one file's READs keep every lane busy, up to EFSMT_READ_AHEAD_MAX_KB:
- * the kernel holds back more than 9 reads in flight (3/4 of FUSE's
- * default max_background of 12). */
+ * 128 KiB READ at a time. Past two lanes, 4 MiB more per lane, so that
+ * one file's READs keep every lane busy (bench/run-lanes.sh, 4 lanes: 2 MiB
+ * per lane read 0.83 of 4 lanes' worth, 3 MiB 0.87, 4 MiB 0.91), up to
+ * EFSMT_READ_AHEAD_MAX_KB. The
+ * kernel holds back reads past 3/4 of max_background (default 12), so
+ * INIT raises it to fit the window (readahead_background). */
 #define EFSMT_READ_AHEAD_KB	4096
-#define EFSMT_READ_AHEAD_LANE_KB 2048
-#define EFSMT_READ_AHEAD_MAX_KB	8192
+#define EFSMT_READ_AHEAD_LANE_KB 4096
+#define EFSMT_READ_AHEAD_MAX_KB	16384
+#define EFSMT_BACKGROUND_MIN	12 /* FUSE's default */
 
 static char readahead_path[64]; /* the mount's read_ahead_kb in sysfs */
 static int readahead_kb = EFSMT_READ_AHEAD_KB;
@@ -57,4 +60,11 @@ void readahead_raise(void)
 		ok = 0;
 	if (!ok)
 		log_debug("msg=readahead-unchanged path=%s", path);
+}
+
+unsigned readahead_background(void)
+{
+	/* the window's 1 MiB READs and room for writes and releases */
+	unsigned n = (unsigned)readahead_kb / 1024 + 8;
+	return n > EFSMT_BACKGROUND_MIN ? n : EFSMT_BACKGROUND_MIN;
 }

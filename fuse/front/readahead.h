@@ -10,5 +10,8 @@
 void readahead_find(const char *mountpoint, int lanes);
 /* Cheap once done: every request calls it. */
 void readahead_raise(void);
+/* The FUSE max_background that lets the window's READs all be in flight
+ * (for INIT; at least FUSE's default of 12). */
+unsigned readahead_background(void);
 
 #endif
