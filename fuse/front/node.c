@@ -33,14 +33,11 @@ struct node {
 	struct efsmt_handle *handles;
 	atomic_int locked;       /* a POSIX lock was asked on it (node_mark_locked) */
 	struct node *all_prev, *all_next; /* every node, for the final cleanup */
-	/* node_attr_timeout: the attributes last handed out and their timeout */
-	struct timespec ac_mtime, ac_ctime;
-	off_t ac_size;
-	mode_t ac_mode;
-	double ac_timeout;
-	/* node_attr_cached: all of them, until when, read under which change
-	 * generation (op_guard_gen) */
+	/* node_attr_timeout: the attributes last handed out (st_mode 0: none
+	 * yet), their timeout, until when, and the change generation
+	 * (op_guard_gen) they were read under */
 	struct stat ac_st;
+	double ac_timeout;
 	long long ac_until_ms;
 	unsigned ac_gen;
 };
@@ -559,17 +556,17 @@ int node_handle_targets(uint64_t id, char *buf, size_t size)
 /* n's attributes last handed out are st's; caller holds the lock. */
 static int ac_same(const struct node *n, const struct stat *st)
 {
-	return n->ac_size == st->st_size && n->ac_mode == st->st_mode &&
-	       n->ac_mtime.tv_sec == st->st_mtim.tv_sec &&
-	       n->ac_mtime.tv_nsec == st->st_mtim.tv_nsec &&
-	       n->ac_ctime.tv_sec == st->st_ctim.tv_sec && n->ac_ctime.tv_nsec == st->st_ctim.tv_nsec;
+	const struct stat *a = &n->ac_st;
+	return a->st_size == st->st_size && a->st_mode == st->st_mode &&
+	       a->st_mtim.tv_sec == st->st_mtim.tv_sec && a->st_mtim.tv_nsec == st->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == st->st_ctim.tv_sec && a->st_ctim.tv_nsec == st->st_ctim.tv_nsec;
 }
 
 int node_attr_changed(uint64_t id, const struct stat *st)
 {
 	pthread_mutex_lock(&lock);
 	struct node *n = by_id(id);
-	int changed = n->ac_mode && !ac_same(n, st);
+	int changed = n->ac_st.st_mode && !ac_same(n, st);
 	pthread_mutex_unlock(&lock);
 	return changed;
 }
@@ -586,10 +583,6 @@ double node_attr_timeout(uint64_t id, const struct stat *st, double lo, double h
 	if (t <= 0)
 		t = lo;
 	n->ac_timeout = t;
-	n->ac_size = st->st_size;
-	n->ac_mode = st->st_mode;
-	n->ac_mtime = st->st_mtim;
-	n->ac_ctime = st->st_ctim;
 	n->ac_st = *st;
 	n->ac_until_ms = now_ms + (long long)(t * 1000);
 	n->ac_gen = gen;
@@ -608,7 +601,7 @@ long long node_attr_cached(uint64_t id, struct stat *st, unsigned *gen)
 {
 	pthread_mutex_lock(&lock);
 	struct node *n = by_id(id);
-	long long until = n->ac_mode ? n->ac_until_ms : 0;
+	long long until = n->ac_st.st_mode ? n->ac_until_ms : 0;
 	if (until) {
 		*st = n->ac_st;
 		*gen = n->ac_gen;
